@@ -1,0 +1,412 @@
+"""Dataset loaders (FER2013 CSV, image folders, embedded synthetic) and the tf.data pipeline.
+
+Every source ends as the same thing: uint8 grayscale arrays in memory per split, int
+labels, and class names. From there one pipeline feeds every model.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from core.config import DataConfig, data_dir
+
+log = logging.getLogger(__name__)
+
+FER_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+FER_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".pgm", ".tif", ".tiff"}
+
+# Folder names other datasets (CK+, RAF-DB, AffectNet exports) use for the same emotions.
+_ALIASES = {
+    "anger": "angry", "angry": "angry", "mad": "angry",
+    "disgust": "disgust", "disgusted": "disgust",
+    "fear": "fear", "fearful": "fear", "afraid": "fear", "scared": "fear",
+    "happy": "happy", "happiness": "happy", "joy": "happy", "smile": "happy",
+    "sad": "sad", "sadness": "sad", "unhappy": "sad",
+    "surprise": "surprise", "surprised": "surprise",
+    "neutral": "neutral", "calm": "neutral",
+}
+
+# name -> (train, val, test) images per class, and the seed offsets keep splits disjoint.
+SYNTHETIC_SIZES: dict[str, tuple[int, int, int]] = {
+    "synthetic": (400, 60, 100),
+    "synthetic-small": (60, 20, 30),
+    "synthetic-tiny": (6, 3, 3),
+}
+SYNTHETIC_VERSION = 1
+
+
+class DatasetError(ValueError):
+    """A dataset could not be read; the message names the file, row or value."""
+
+
+@dataclass
+class Dataset:
+    """Images per split as uint8 (N, H, W) arrays with int64 labels."""
+
+    name: str
+    source: str
+    class_names: tuple[str, ...]
+    splits: dict[str, tuple[np.ndarray, np.ndarray]]
+    skipped: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.splits["train"][0].shape[1])
+
+    def counts(self) -> pd.DataFrame:
+        """Images per split and class: columns ``split, class_name, count``."""
+        rows = []
+        for split, (_, y) in self.splits.items():
+            counts = np.bincount(y, minlength=len(self.class_names))
+            rows += [{"split": split, "class_name": c, "count": int(n)} for c, n in zip(self.class_names, counts)]
+        return pd.DataFrame(rows, columns=["split", "class_name", "count"])
+
+    def fingerprint(self) -> str:
+        """Content hash of all images and labels: two runs on equal hashes saw equal data."""
+        h = hashlib.sha256()
+        for split in SPLITS:
+            x, y = self.splits[split]
+            h.update(split.encode())
+            h.update(np.ascontiguousarray(x).tobytes())
+            h.update(np.ascontiguousarray(y).tobytes())
+        h.update("|".join(self.class_names).encode())
+        return h.hexdigest()[:16]
+
+    def subset(self, max_train: int | None, max_eval: int | None, seed: int) -> "Dataset":
+        """A stratified, seeded subset (quick runs and smoke tests)."""
+        if not max_train and not max_eval:
+            return self
+        splits = {}
+        for split, (x, y) in self.splits.items():
+            cap = max_train if split == "train" else max_eval
+            splits[split] = (x, y) if not cap or cap >= len(y) else _stratified_take(x, y, cap, seed)
+        return Dataset(self.name, self.source, self.class_names, splits, self.skipped,
+                       self.notes + [f"subset: train<={max_train}, eval<={max_eval}"])
+
+
+def _stratified_take(x: np.ndarray, y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    classes = np.unique(y)
+    per_class = max(1, n // len(classes))
+    idx = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per_class] for c in classes])
+    idx = np.sort(idx)
+    return x[idx], y[idx]
+
+
+def _split_validation(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, where: str):
+    from sklearn.model_selection import train_test_split
+
+    counts = np.bincount(y)
+    stratify = y if counts[counts > 0].min() >= 2 else None
+    try:
+        xt, xv, yt, yv = train_test_split(x, y, test_size=fraction, random_state=seed, stratify=stratify)
+    except ValueError as exc:
+        raise DatasetError(f"{where}: cannot carve a validation split of {fraction:.0%} from {len(y)} images: {exc}")
+    return (xt, yt), (xv, yv)
+
+
+def _check_splits(ds: Dataset) -> Dataset:
+    for split in SPLITS:
+        if split not in ds.splits or len(ds.splits[split][1]) == 0:
+            extra = f" ({ds.skipped} unreadable images skipped)" if ds.skipped else ""
+            raise DatasetError(f"{ds.source}: split {split!r} is empty{extra}; every split needs at least one image")
+    return ds
+
+
+# ---------------------------------------------------------------- synthetic
+
+
+def load_synthetic(name: str = "synthetic", seed: int = 0) -> Dataset:
+    """The embedded offline dataset; generated on first use and cached under data/."""
+    from core import synthetic
+
+    if name not in SYNTHETIC_SIZES:
+        raise DatasetError(f"Unknown synthetic dataset {name!r}; expected one of {sorted(SYNTHETIC_SIZES)}")
+    sizes = SYNTHETIC_SIZES[name]
+    cache = data_dir() / f"{name}-v{SYNTHETIC_VERSION}-seed{seed}.npz"
+    if cache.is_file():
+        with np.load(cache) as z:
+            splits = {s: (z[f"x_{s}"], z[f"y_{s}"]) for s in SPLITS}
+    else:
+        # Distinct seeds per split: no test face is a copy of a training face.
+        splits = {s: synthetic.generate(n, seed=seed * 10 + i) for i, (s, n) in enumerate(zip(SPLITS, sizes))}
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.name + ".tmp.npz")
+        np.savez_compressed(tmp, **{f"{k}_{s}": v for s, xy in splits.items() for k, v in zip("xy", xy)})
+        tmp.replace(cache)
+    return _check_splits(Dataset(name, f"synthetic:{name}", tuple(synthetic.CLASS_NAMES), splits))
+
+
+# ---------------------------------------------------------------- FER2013 csv
+
+
+def load_fer_csv(path: str | Path, val_fraction: float = 0.1, seed: int = 42) -> Dataset:
+    """FER2013 ``emotion,pixels,Usage`` CSV. Without ``Usage``, val/test are carved from the rows."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found; expected a FER2013-style CSV (emotion,pixels,Usage)")
+    try:
+        df = pd.read_csv(path, dtype={"pixels": str}, keep_default_na=False)
+    except Exception as exc:
+        raise DatasetError(f"{path}: not a readable CSV file: {exc}") from exc
+    df.columns = [c.strip() for c in df.columns]
+    missing = [c for c in ("emotion", "pixels") if c not in df.columns]
+    if missing:
+        raise DatasetError(f"{path.name}: missing column(s) {missing}; expected columns emotion,pixels,Usage "
+                           f"(found {list(df.columns)})")
+    if df.empty:
+        raise DatasetError(f"{path.name}: no data rows")
+    labels = pd.to_numeric(df["emotion"], errors="coerce")
+    bad = labels.isna() | ~labels.isin(range(len(FER_CLASSES)))
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DatasetError(f"{path.name} row {i + 2}: emotion={df['emotion'].iloc[i]!r}; expected an integer 0-6 "
+                           f"({', '.join(f'{k} {c}' for k, c in enumerate(FER_CLASSES))})")
+    images = _parse_pixels(df["pixels"].tolist(), path.name)
+    y = labels.to_numpy(dtype=np.int64)
+    if "Usage" in df.columns:
+        usage = df["Usage"].astype(str).str.strip()
+        unknown = ~usage.isin(list(FER_USAGE))
+        if unknown.any():
+            i = int(np.flatnonzero(unknown.to_numpy())[0])
+            raise DatasetError(f"{path.name} row {i + 2}: Usage={usage.iloc[i]!r}; expected one of {list(FER_USAGE)}")
+        split_of = usage.map(FER_USAGE).to_numpy()
+        splits = {s: (images[split_of == s], y[split_of == s]) for s in SPLITS}
+    else:
+        rest, test = _split_validation(images, y, 0.1, seed, path.name)
+        train, val = _split_validation(*rest, val_fraction, seed, path.name)
+        splits = {"train": train, "val": val, "test": test}
+    return _check_splits(Dataset(path.stem, str(path), FER_CLASSES, splits))
+
+
+def _parse_pixels(strings: list[str], fname: str) -> np.ndarray:
+    first = np.array(strings[0].split(), dtype=np.int64) if strings else np.zeros(0)
+    side = int(round(np.sqrt(len(first))))
+    expected = side * side if side * side == len(first) and side >= 8 else 48 * 48
+    side = int(np.sqrt(expected))
+    out = np.empty((len(strings), side, side), dtype=np.uint8)
+    for i, s in enumerate(strings):
+        try:
+            values = np.array(s.split(), dtype=np.int64)
+        except ValueError:
+            raise DatasetError(f"{fname} row {i + 2}: pixels contains a non-integer value; "
+                               f"expected {expected} space-separated integers 0-255") from None
+        if values.size != expected:
+            raise DatasetError(f"{fname} row {i + 2}: pixels has {values.size} values; "
+                               f"expected {expected} ({side}x{side})")
+        if values.min() < 0 or values.max() > 255:
+            raise DatasetError(f"{fname} row {i + 2}: pixel value {int(values.max() if values.max() > 255 else values.min())} "
+                               f"is outside 0-255")
+        out[i] = values.reshape(side, side)
+    return out
+
+
+# ---------------------------------------------------------------- image folders
+
+
+def canonical_class(folder: str) -> str:
+    """Map a class folder name onto the FER2013 vocabulary where it matches; else keep it."""
+    key = re.sub(r"[^a-z]", "", folder.lower())
+    return _ALIASES.get(key, folder)
+
+
+def _class_folders(root: Path) -> dict[str, Path]:
+    folders = {}
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        name = canonical_class(d.name)
+        if name in folders:
+            raise DatasetError(f"{root}: folders {folders[name].name!r} and {d.name!r} both map to class {name!r}")
+        folders[name] = d
+    return folders
+
+
+def _read_folder_split(root: Path, classes: tuple[str, ...], size: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+    import cv2
+
+    images, labels, skipped = [], [], 0
+    folders = _class_folders(root)
+    for name, folder in folders.items():
+        if name not in classes:
+            raise DatasetError(f"{folder}: class folder {folder.name!r} matches no training class; "
+                               f"expected one of {list(classes)}")
+        for f in sorted(folder.iterdir()):
+            if f.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            img = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
+            if img is None or img.size == 0:
+                skipped += 1
+                log.warning("skipping unreadable image %s", f)
+                continue
+            size = size or img.shape[0]
+            if img.shape != (size, size):
+                img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+            images.append(img)
+            labels.append(classes.index(name))
+    x = np.stack(images) if images else np.zeros((0, size or 48, size or 48), np.uint8)
+    return x, np.asarray(labels, dtype=np.int64), skipped
+
+
+def load_image_folders(root: str | Path, val_fraction: float = 0.1, seed: int = 42) -> Dataset:
+    """``root/train/<class>/*.png`` and ``root/test/<class>/*.png`` (``val/`` optional)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: folder not found; expected train/ and test/ folders of class folders")
+    train_dir, test_dir = root / "train", root / "test"
+    for d in (train_dir, test_dir):
+        if not d.is_dir():
+            raise DatasetError(f"{root}: missing {d.name}/ folder; expected {root}/train/<class>/ and {root}/test/<class>/")
+    found = list(_class_folders(train_dir))
+    if not found:
+        raise DatasetError(f"{train_dir}: no class folders; expected one folder per emotion (e.g. angry/, happy/)")
+    # Canonical emotions keep the FER2013 order so label 3 means "happy" in every dataset.
+    classes = tuple([c for c in FER_CLASSES if c in found] + sorted(c for c in found if c not in FER_CLASSES))
+    x_train, y_train, skipped = _read_folder_split(train_dir, classes, None)
+    if len(y_train) == 0:
+        raise DatasetError(f"{train_dir}: no readable images in {list(found)} ({skipped} unreadable skipped)")
+    size = x_train.shape[1]
+    x_test, y_test, s2 = _read_folder_split(test_dir, classes, size)
+    skipped += s2
+    val_dir = next((root / n for n in ("val", "validation") if (root / n).is_dir()), None)
+    if val_dir is not None:
+        x_val, y_val, s3 = _read_folder_split(val_dir, classes, size)
+        skipped += s3
+        train = (x_train, y_train)
+        val = (x_val, y_val)
+    else:
+        train, val = _split_validation(x_train, y_train, val_fraction, seed, str(train_dir))
+    ds = Dataset(root.name, str(root), classes, {"train": train, "val": val, "test": (x_test, y_test)}, skipped)
+    if skipped:
+        ds.notes.append(f"{skipped} unreadable image(s) skipped")
+    return _check_splits(ds)
+
+
+# ---------------------------------------------------------------- discovery
+
+
+def resolve_source(name: str) -> tuple[str, Path | None]:
+    """``(kind, path)`` for a dataset name: a synthetic name, a CSV or a folder (absolute or under data/)."""
+    if name in SYNTHETIC_SIZES:
+        return "synthetic", None
+    for candidate in (Path(name), data_dir() / name, data_dir() / f"{name}.csv"):
+        if candidate.is_file() and candidate.suffix.lower() == ".csv":
+            return "csv", candidate
+        if candidate.is_dir():
+            return "folders", candidate
+    raise DatasetError(f"Unknown dataset {name!r}: not a synthetic set ({', '.join(SYNTHETIC_SIZES)}) and no CSV "
+                       f"file or image folder of that name (looked in . and {data_dir()})")
+
+
+def load_dataset(name: str, val_fraction: float = 0.1, seed: int = 42) -> Dataset:
+    """Load any supported source by name or path."""
+    kind, path = resolve_source(name)
+    if kind == "synthetic":
+        return load_synthetic(name)
+    if kind == "csv":
+        return load_fer_csv(path, val_fraction, seed)
+    return load_image_folders(path, val_fraction, seed)
+
+
+@lru_cache(maxsize=4)
+def _cached(name: str, val_fraction: float, seed: int, stamp: float) -> Dataset:
+    return load_dataset(name, val_fraction, seed)
+
+
+def load_for_run(cfg: DataConfig, seed: int) -> Dataset:
+    """Load (memoised per process: a worker decodes a dataset once for consecutive jobs) and subset."""
+    kind, path = resolve_source(cfg.dataset)
+    stamp = path.stat().st_mtime if path is not None else 0.0
+    ds = _cached(cfg.dataset, cfg.val_fraction, seed, stamp)
+    return ds.subset(cfg.max_train, cfg.max_eval, seed)
+
+
+def available_datasets() -> list[dict]:
+    """Datasets usable by name: synthetic sets plus CSVs and image folders under data/."""
+    out = [{"name": n, "kind": "synthetic", "path": ""} for n in SYNTHETIC_SIZES]
+    root = data_dir()
+    if root.is_dir():
+        for p in sorted(root.iterdir()):
+            if p.is_file() and p.suffix.lower() == ".csv":
+                out.append({"name": p.stem, "kind": "csv", "path": str(p)})
+            elif p.is_dir() and (p / "train").is_dir():
+                out.append({"name": p.name, "kind": "folders", "path": str(p)})
+    return out
+
+
+# ---------------------------------------------------------------- tf.data
+
+
+def class_weights(y: np.ndarray, num_classes: int) -> dict[int, float]:
+    """Balanced weights (n / (k * count)); absent classes get weight 0 rather than inf."""
+    counts = np.bincount(y, minlength=num_classes).astype(float)
+    weights = np.where(counts > 0, len(y) / (num_classes * np.maximum(counts, 1)), 0.0)
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def augmenter(strength: float, seed: int):
+    """Flip, small rotation/shift/zoom as Keras preprocessing layers (training only)."""
+    import keras
+
+    s = float(strength)
+    return keras.Sequential([
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomRotation(0.04 * s, fill_mode="nearest", seed=seed + 1),
+        keras.layers.RandomTranslation(0.08 * s, 0.08 * s, fill_mode="nearest", seed=seed + 2),
+        keras.layers.RandomZoom(0.1 * s, fill_mode="nearest", seed=seed + 3),
+    ], name="augment")
+
+
+def make_pipeline(x: np.ndarray, y: np.ndarray, *, arch: str, input_size: int, num_classes: int,
+                  batch_size: int, training: bool, augment: bool = True, augment_strength: float = 1.0,
+                  seed: int = 0):
+    """uint8 arrays -> batched, preprocessed tf.data.Dataset of (image, one-hot label)."""
+    import tensorflow as tf
+
+    from core.models import to_model_input
+
+    images = tf.data.Dataset.from_tensor_slices((x[..., None], tf.one_hot(y, num_classes)))
+    if not training:
+        # Evaluation data is identical every pass: preprocess once, then replay from memory.
+        return (images.batch(batch_size)
+                .map(lambda a, b: (to_model_input(a, arch, input_size), b), num_parallel_calls=tf.data.AUTOTUNE)
+                .cache().prefetch(tf.data.AUTOTUNE))
+    ds = images.shuffle(len(y), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    if augment and augment_strength > 0:
+        aug = augmenter(augment_strength, seed)
+        ds = ds.map(lambda a, b: (aug(tf.cast(a, tf.float32), training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda a, b: (to_model_input(a, arch, input_size), b), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def sample_grid(ds: Dataset, per_class: int = 6, split: str = "train", seed: int = 0) -> dict[str, np.ndarray]:
+    """A few images per class for previews: ``{class_name: (k, H, W) uint8}``."""
+    x, y = ds.splits[split]
+    rng = np.random.default_rng(seed)
+    return {c: x[rng.permutation(np.flatnonzero(y == i))[:per_class]] for i, c in enumerate(ds.class_names)}
+
+
+def describe(names: Iterable[str] | None = None) -> pd.DataFrame:
+    """Counts per split and class for each available dataset (the ``datasets`` CLI)."""
+    frames = []
+    for entry in available_datasets():
+        if names and entry["name"] not in names:
+            continue
+        try:
+            counts = load_dataset(entry["name"]).counts()
+        except DatasetError as exc:
+            log.warning("%s", exc)
+            continue
+        table = counts.pivot(index="class_name", columns="split", values="count").reset_index()
+        table.insert(0, "dataset", entry["name"])
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

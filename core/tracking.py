@@ -1,0 +1,269 @@
+"""The run store: MLflow behind a small interface.
+
+The dashboard and the job system read runs only through this module, so swapping the
+local SQLite store for a team server (``MLFLOW_TRACKING_URI``) changes nothing else.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.config import RunConfig, artifacts_dir
+
+EXPERIMENT = "emotion-lab"
+HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_time", "images_per_sec")
+RUN_COLUMNS = ["run_id", "label", "variant", "arch", "dataset", "status", "group", "start_time", "end_time",
+               "epochs", "epochs_done", "test_accuracy", "test_macro_f1", "test_loss", "best_val_accuracy",
+               "params_total", "train_time_s", "images_per_sec", "error"]
+
+
+def default_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else a SQLite store under artifacts/."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{artifacts_dir() / 'mlflow.db'}"
+
+
+class RunNotFound(KeyError):
+    """No run with that id in the store."""
+
+
+class RunStore:
+    """Create, log and read runs. Cheap to construct; the MLflow client is created lazily."""
+
+    def __init__(self, uri: str | None = None):
+        self.uri = uri or default_uri()
+        self._client = None
+        self._experiment_id: str | None = None
+
+    # ----------------------------------------------------------- plumbing
+    @property
+    def client(self):
+        if self._client is None:
+            import logging
+
+            from mlflow.tracking import MlflowClient
+
+            # MLflow logs alembic migrations at INFO on first use; users need not see them.
+            logging.getLogger("alembic").setLevel(logging.WARNING)
+            if self.uri.startswith("sqlite:///"):
+                Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
+
+    @property
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            exp = self.client.get_experiment_by_name(EXPERIMENT)
+            if exp is None:
+                location = None
+                if self.uri.startswith("sqlite:///"):
+                    location = (artifacts_dir() / "mlruns").as_uri()
+                try:
+                    self._experiment_id = self.client.create_experiment(EXPERIMENT, artifact_location=location)
+                except Exception:  # another process created it first
+                    self._experiment_id = self.client.get_experiment_by_name(EXPERIMENT).experiment_id
+            else:
+                self._experiment_id = exp.experiment_id
+        return self._experiment_id
+
+    def _get(self, run_id: str):
+        try:
+            return self.client.get_run(run_id)
+        except Exception as exc:
+            raise RunNotFound(f"No run {run_id!r} in the store at {self.uri}") from exc
+
+    # ----------------------------------------------------------- writing
+    def create_run(self, cfg: RunConfig, dataset: dict[str, Any], extra_tags: dict[str, str] | None = None) -> str:
+        """Open a run with its resolved config, dataset identity, versions and device. Returns its id."""
+        tags = {
+            "variant": cfg.variant, "arch": cfg.model.arch, "dataset": cfg.data.dataset, "group": cfg.group,
+            "label": f"{cfg.model.arch}/{cfg.variant}",
+            **{f"dataset.{k}": str(v) for k, v in dataset.items()},
+            **(extra_tags or {}),
+        }
+        run = self.client.create_run(self.experiment_id, tags=tags, run_name=tags["label"])
+        run_id = run.info.run_id
+        for key, value in cfg.flat().items():
+            self.client.log_param(run_id, key, "" if value is None else str(value))
+        self.log_json(run_id, "config.json", cfg.to_dict())
+        self.log_json(run_id, "environment.json", environment())
+        return run_id
+
+    def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        for k, v in tags.items():
+            self.client.set_tag(run_id, k, str(v))
+
+    def log_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None:
+        """Per-epoch metrics with step = epoch (1-based)."""
+        from mlflow.entities import Metric
+
+        import time
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, int(epoch)) for k, v in metrics.items() if v is not None and np.isfinite(v)]
+        self.client.log_batch(run_id, metrics=batch)
+
+    def logged_epochs(self, run_id: str) -> list[int]:
+        """Epochs already in the metric history (used to resume without duplicates)."""
+        return sorted({m.step for m in self.client.get_metric_history(run_id, "loss")})
+
+    def log_json(self, run_id: str, name: str, obj: Any) -> None:
+        self.client.log_text(run_id, json.dumps(obj, indent=2, default=_json_default), name)
+
+    def log_file(self, run_id: str, path: str | Path, artifact_dir: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(path), artifact_dir)
+
+    def log_arrays(self, run_id: str, name: str, **arrays: np.ndarray) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            p = Path(tmp) / name
+            np.savez_compressed(p, **arrays)
+            self.client.log_artifact(run_id, str(p))
+
+    def log_summary(self, run_id: str, metrics: dict[str, float]) -> None:
+        """Run-level numbers (test accuracy, parameter count, ...)."""
+        from mlflow.entities import Metric
+
+        import time
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+
+    def finish(self, run_id: str, status: str = "FINISHED", error: str | None = None) -> None:
+        """Close the run: FINISHED, FAILED or KILLED (cancelled)."""
+        if error:
+            self.client.set_tag(run_id, "error", error[-5000:])
+        self.client.set_terminated(run_id, status)
+
+    def reopen(self, run_id: str) -> None:
+        """Mark a previously interrupted run as running again (resume)."""
+        self.client.update_run(run_id, status="RUNNING")
+
+    def delete(self, run_id: str) -> None:
+        self.client.delete_run(run_id)
+
+    # ----------------------------------------------------------- reading
+    def list_runs(self, max_results: int = 1000) -> pd.DataFrame:
+        """One row per run, newest first, with the columns in ``RUN_COLUMNS``."""
+        runs = self.client.search_runs([self.experiment_id], max_results=max_results, order_by=["attributes.start_time DESC"])
+        rows = []
+        for r in runs:
+            t, m, p = r.data.tags, r.data.metrics, r.data.params
+            rows.append({
+                "run_id": r.info.run_id, "label": t.get("label", r.info.run_name), "variant": t.get("variant", ""),
+                "arch": t.get("arch", ""), "dataset": t.get("dataset", ""), "status": r.info.status,
+                "group": t.get("group", ""),
+                "start_time": pd.to_datetime(r.info.start_time, unit="ms", utc=True) if r.info.start_time else pd.NaT,
+                "end_time": pd.to_datetime(r.info.end_time, unit="ms", utc=True) if r.info.end_time else pd.NaT,
+                "epochs": int(p["train.epochs"]) if "train.epochs" in p else None,
+                "epochs_done": int(t.get("epochs_done", 0)),
+                "test_accuracy": m.get("test_accuracy"), "test_macro_f1": m.get("test_macro_f1"),
+                "test_loss": m.get("test_loss"), "best_val_accuracy": m.get("best_val_accuracy"),
+                "params_total": m.get("params_total"), "train_time_s": m.get("train_time_s"),
+                "images_per_sec": m.get("mean_images_per_sec"), "error": t.get("error", ""),
+            })
+        return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+    def history(self, run_id: str) -> pd.DataFrame:
+        """Per-epoch metrics: ``epoch`` plus ``HISTORY_METRICS`` columns (last value per epoch)."""
+        frames = {}
+        for key in HISTORY_METRICS:
+            hist = self.client.get_metric_history(run_id, key)
+            if hist:
+                frames[key] = pd.Series({m.step: m.value for m in sorted(hist, key=lambda m: m.timestamp)})
+        if not frames:
+            return pd.DataFrame(columns=["epoch", *HISTORY_METRICS])
+        df = pd.DataFrame(frames).sort_index()
+        df.index.name = "epoch"
+        return df.reset_index().reindex(columns=["epoch", *HISTORY_METRICS])
+
+    def _artifact_path(self, run_id: str, name: str) -> Path | None:
+        from urllib.parse import unquote, urlparse
+
+        root = self._get(run_id).info.artifact_uri
+        if root.startswith("file:") or "://" not in root:
+            # Local store: read in place rather than copying (models are ~100 MB).
+            local = Path(unquote(urlparse(root).path) if root.startswith("file:") else root) / name
+            return local if local.exists() else None
+        from mlflow.artifacts import download_artifacts
+
+        cache = artifacts_dir() / "cache" / "runs" / run_id
+        if (cache / name).exists():
+            return cache / name
+        try:
+            return Path(download_artifacts(run_id=run_id, artifact_path=name, dst_path=str(cache),
+                                           tracking_uri=self.uri))
+        except Exception:
+            return None
+
+    def read_json(self, run_id: str, name: str) -> Any | None:
+        path = self._artifact_path(run_id, name)
+        return json.loads(path.read_text()) if path else None
+
+    def config(self, run_id: str) -> RunConfig:
+        """The resolved config the run was trained with."""
+        d = self.read_json(run_id, "config.json")
+        if d is None:
+            raise RunNotFound(f"Run {run_id!r} has no config.json")
+        return RunConfig.from_dict(d)
+
+    def report(self, run_id: str) -> dict | None:
+        """The test report (see ``core.evaluation.evaluate``), or None before evaluation."""
+        return self.read_json(run_id, "report.json")
+
+    def predictions(self, run_id: str) -> dict[str, np.ndarray] | None:
+        """Per-sample ``y_true``, ``y_pred``, ``probs`` on the test split."""
+        path = self._artifact_path(run_id, "predictions.npz")
+        if path is None:
+            return None
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+
+    def model_path(self, run_id: str) -> Path | None:
+        """Local path of the run's saved model (downloaded once into the cache)."""
+        return self._artifact_path(run_id, "model/model.keras")
+
+    def load_model(self, run_id: str):
+        """The trained Keras model of a finished run (from this store only)."""
+        path = self.model_path(run_id)
+        if path is None:
+            raise RunNotFound(f"Run {run_id!r} has no saved model (not finished, or failed)")
+        return _load_keras(str(path), path.stat().st_mtime)
+
+
+@lru_cache(maxsize=8)
+def _load_keras(path: str, mtime: float):
+    import keras
+
+    # safe_mode stays on: our models have no Lambda layers, and files come only from our store.
+    return keras.models.load_model(path, compile=False)
+
+
+def environment() -> dict[str, str]:
+    """Package versions and device, saved with every run."""
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("tensorflow", "keras", "numpy", "mlflow", "scikit-learn", "opencv-python-headless"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def _json_default(o: Any):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (Path, io.IOBase)):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

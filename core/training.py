@@ -1,0 +1,240 @@
+"""train(config) -> result. The loop knows nothing of the UI, the job queue or the GA.
+
+Users hook in through Keras callbacks and a ``should_stop`` predicate. Every epoch is
+checkpointed before it is logged, so a killed run resumes with each epoch logged once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import keras
+import numpy as np
+import pandas as pd
+
+from core import datasets, evaluation, models
+from core.config import RunConfig, artifacts_dir
+from core.tracking import RunStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or cancelled) run left behind."""
+
+    run_id: str
+    status: str  # FINISHED or KILLED (cancelled)
+    history: pd.DataFrame
+    report: dict | None
+
+
+def checkpoint_dir(run_id: str) -> Path:
+    """Where a run's resumable state lives while it trains."""
+    return artifacts_dir() / "checkpoints" / run_id
+
+
+def accelerator() -> dict:
+    """The device training runs on, and whether mixed precision / XLA are worth it there."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return {"device": "CPU", "gpu": False, "bf16": False}
+    details = tf.config.experimental.get_device_details(gpus[0])
+    cc = details.get("compute_capability") or (0, 0)
+    return {"device": details.get("device_name", "GPU"), "gpu": True, "bf16": tuple(cc) >= (8, 0)}
+
+
+def _resolve_toggle(value: str, default: bool) -> bool:
+    return default if value == "auto" else value == "on"
+
+
+def dataset_identity(ds: datasets.Dataset) -> dict:
+    """What a run records about its data: source, sizes and a content hash."""
+    counts = ds.counts().groupby("split")["count"].sum().to_dict()
+    return {"name": ds.name, "source": ds.source, "fingerprint": ds.fingerprint(), "image_size": ds.image_size,
+            "classes": ",".join(ds.class_names), **{f"n_{k}": v for k, v in counts.items()}}
+
+
+class _EpochRecorder(keras.callbacks.Callback):
+    """Checkpoint, then log, each epoch; measure throughput; honour cancel."""
+
+    def __init__(self, store: RunStore, run_id: str, ckpt: Path, n_train: int, history: list[dict],
+                 should_stop: Callable[[], bool] | None):
+        super().__init__()
+        self.store, self.run_id, self.ckpt, self.n_train = store, run_id, ckpt, n_train
+        self.records, self.should_stop = history, should_stop
+        self.cancelled = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.t0 = time.perf_counter()
+        self.t_train = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.should_stop is not None and self.should_stop():
+            self.cancelled = True
+            self.model.stop_training = True
+
+    def on_test_begin(self, logs=None):
+        if self.t_train is None:
+            self.t_train = time.perf_counter() - self.t0
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.cancelled:
+            return  # a partial epoch is not an epoch
+        elapsed = time.perf_counter() - self.t0
+        train_time = self.t_train or elapsed
+        lr = self.model.optimizer.learning_rate
+        record = {k: float(v) for k, v in (logs or {}).items() if k in
+                  ("loss", "accuracy", "val_loss", "val_accuracy")}
+        record.update(epoch=epoch + 1, learning_rate=float(np.asarray(lr)), epoch_time=elapsed,
+                      images_per_sec=self.n_train / max(train_time, 1e-9))
+        self.records.append(record)
+        _save_checkpoint(self.model, self.ckpt, self.records)
+        self.store.log_epoch(self.run_id, epoch + 1, {k: v for k, v in record.items() if k != "epoch"})
+        self.store.set_tags(self.run_id, {"epochs_done": epoch + 1})
+
+
+def _save_checkpoint(model, ckpt: Path, records: list[dict]) -> None:
+    ckpt.mkdir(parents=True, exist_ok=True)
+    epoch = records[-1]["epoch"]
+    model_file = f"model-{epoch:04d}.keras"
+    model.save(ckpt / model_file)
+    # state.json is replaced atomically and names its model file: a kill at any point
+    # leaves a consistent (model, history) pair from this epoch or the previous one.
+    tmp = ckpt / "state.tmp.json"
+    tmp.write_text(json.dumps({"epoch": epoch, "model_file": model_file, "history": records}))
+    tmp.replace(ckpt / "state.json")
+    for old in ckpt.glob("model-*.keras"):
+        if old.name != model_file:
+            old.unlink(missing_ok=True)
+
+
+def _load_checkpoint(ckpt: Path):
+    state_file = ckpt / "state.json"
+    if not state_file.is_file():
+        return None, []
+    state = json.loads(state_file.read_text())
+    return keras.models.load_model(ckpt / state["model_file"]), state["history"]
+
+
+def train(cfg: RunConfig, *, run_id: str | None = None, store: RunStore | None = None,
+          callbacks: Sequence = (), should_stop: Callable[[], bool] | None = None,
+          dataset: datasets.Dataset | None = None, verbose: int = 0) -> TrainResult:
+    """Train, evaluate on the test split, and record everything in the run store.
+
+    Pass the ``run_id`` of an interrupted run to resume it from its last checkpoint.
+    ``should_stop`` is polled after every batch; when it returns True the run stops and
+    is recorded as KILLED (cancelled).
+    """
+    cfg.validate()
+    store = store or RunStore()
+    models.resolve_weights(cfg.model)  # fail before any work if weights are missing
+    ds = dataset or datasets.load_for_run(cfg.data, cfg.train.seed)
+    if run_id is None:
+        run_id = store.create_run(cfg, dataset_identity(ds))
+    else:
+        store.reopen(run_id)
+    ckpt = checkpoint_dir(run_id)
+    try:
+        return _train(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbose)
+    except BaseException as exc:
+        # The checkpoint stays: a retry resumes from it.
+        store.finish(run_id, "FAILED", error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def _train(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbose) -> TrainResult:
+    acc = accelerator()
+    mixed = _resolve_toggle(cfg.train.mixed_precision, acc["gpu"])
+    xla = _resolve_toggle(cfg.train.xla, acc["gpu"])
+    if mixed:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16" if acc["bf16"] else "mixed_float16")
+    keras.utils.set_random_seed(cfg.train.seed)
+    k = len(ds.class_names)
+    common = dict(arch=cfg.model.arch, input_size=cfg.model.input_size, num_classes=k,
+                  batch_size=cfg.train.batch_size, seed=cfg.train.seed)
+    train_ds = datasets.make_pipeline(*ds.splits["train"], training=True, augment=cfg.data.augment,
+                                      augment_strength=cfg.data.augment_strength, **common)
+    val_ds = datasets.make_pipeline(*ds.splits["val"], training=False, **common)
+
+    model, records = _load_checkpoint(ckpt)
+    if model is None:
+        model = models.build_model(cfg.model, k, seed=cfg.train.seed)
+        model.compile(
+            optimizer=models.make_optimizer(cfg.optimizer),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
+            metrics=["accuracy"],
+            jit_compile=xla,
+        )
+    else:
+        log.info("resuming run %s after epoch %d", run_id, records[-1]["epoch"])
+        logged = set(store.logged_epochs(run_id))
+        for r in records:  # epochs checkpointed but killed before they were logged
+            if r["epoch"] not in logged:
+                store.log_epoch(run_id, r["epoch"], {k: v for k, v in r.items() if k != "epoch"})
+    store.set_tags(run_id, {"device": acc["device"], "mixed_precision": mixed, "xla": xla,
+                            "epochs_done": len(records)})
+
+    recorder = _EpochRecorder(store, run_id, ckpt, len(ds.splits["train"][1]), records, should_stop)
+    cbs = [recorder, *callbacks]
+    if cfg.train.early_stopping_patience:
+        cbs.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.early_stopping_patience,
+                                                 restore_best_weights=True))
+    class_weight = datasets.class_weights(ds.splits["train"][1], k) if cfg.data.class_weights else None
+    t0 = time.perf_counter()
+    if len(records) < cfg.train.epochs:
+        model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, initial_epoch=len(records),
+                  callbacks=cbs, class_weight=class_weight, verbose=verbose)
+    history = pd.DataFrame(records)
+    if recorder.cancelled:
+        store.finish(run_id, "KILLED", error="cancelled by user")
+        shutil.rmtree(ckpt, ignore_errors=True)
+        return TrainResult(run_id, "KILLED", history, None)
+
+    report = evaluate_and_log(model, cfg, ds, run_id, store)
+    train_time = float(history["epoch_time"].sum()) if len(history) else time.perf_counter() - t0
+    store.log_summary(run_id, {
+        "best_val_accuracy": float(history["val_accuracy"].max()) if len(history) else float("nan"),
+        "train_time_s": train_time,
+        "mean_images_per_sec": float(history["images_per_sec"].mean()) if len(history) else float("nan"),
+        **models.count_params(model),
+    })
+    store.finish(run_id, "FINISHED")
+    shutil.rmtree(ckpt, ignore_errors=True)
+    return TrainResult(run_id, "FINISHED", history, report)
+
+
+def evaluate_and_log(model, cfg: RunConfig, ds: datasets.Dataset, run_id: str, store: RunStore) -> dict:
+    """Test-split report, per-sample predictions and the model file, into the store."""
+    x_test, y_test = ds.splits["test"]
+    test_ds = datasets.make_pipeline(x_test, y_test, arch=cfg.model.arch, input_size=cfg.model.input_size,
+                                     num_classes=len(ds.class_names), batch_size=cfg.train.batch_size,
+                                     training=False)
+    t0 = time.perf_counter()
+    probs = evaluation.predict_probs(model, test_ds)
+    eval_time = time.perf_counter() - t0
+    report = evaluation.classification_report(y_test, probs, ds.class_names)
+    y_pred = probs.argmax(axis=1)
+    low, high = evaluation.bootstrap_ci(y_test, y_pred, seed=cfg.train.seed)
+    report.update(accuracy_ci=[low, high], eval_images_per_sec=len(y_test) / max(eval_time, 1e-9))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.keras"
+        model.save(path)
+        report["model_size_mb"] = path.stat().st_size / 2**20
+        store.log_file(run_id, path, "model")
+    store.log_json(run_id, "report.json", report)
+    store.log_arrays(run_id, "predictions.npz", y_true=y_test, y_pred=y_pred, probs=probs)
+    store.log_summary(run_id, {"test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"],
+                               "test_loss": report["loss"], "test_acc_ci_low": low, "test_acc_ci_high": high,
+                               "model_size_mb": report["model_size_mb"]})
+    return report
