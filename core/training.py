@@ -10,7 +10,7 @@ import logging
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -238,3 +238,33 @@ def evaluate_and_log(model, cfg: RunConfig, ds: datasets.Dataset, run_id: str, s
                                "test_loss": report["loss"], "test_acc_ci_low": low, "test_acc_ci_high": high,
                                "model_size_mb": report["model_size_mb"]})
     return report
+
+
+def evaluate_stored(run_id: str, dataset: str, store: RunStore | None = None) -> tuple[str, dict]:
+    """Evaluate a stored run's model on another dataset's test split, recorded as a new run.
+
+    Classes are matched by name, so a model trained on FER2013 can be scored on any
+    folder dataset whose class folders map onto the same emotions.
+    """
+    store = store or RunStore()
+    cfg = store.config(run_id)
+    model = store.load_model(run_id)
+    target = datasets.load_for_run(replace(cfg.data, dataset=dataset, max_train=None), cfg.train.seed)
+    source_classes = list(store.report(run_id)["class_names"])
+    missing = [c for c in target.class_names if c not in source_classes]
+    if missing:
+        raise datasets.DatasetError(f"{dataset}: classes {missing} are unknown to run {run_id} "
+                                    f"(it knows {source_classes})")
+    x, y = target.splits["test"]
+    y = np.array([source_classes.index(target.class_names[i]) for i in y], dtype=np.int64)
+    ds = datasets.Dataset(target.name, target.source, tuple(source_classes),
+                          {"train": target.splits["train"], "val": target.splits["val"], "test": (x, y)})
+    new_cfg = replace(cfg, data=replace(cfg.data, dataset=dataset))
+    new_id = store.create_run(new_cfg, dataset_identity(ds), {"evaluated_from": run_id, "kind": "evaluation"})
+    try:
+        report = evaluate_and_log(model, new_cfg, ds, new_id, store)
+    except BaseException as exc:
+        store.finish(new_id, "FAILED", error=f"{type(exc).__name__}: {exc}")
+        raise
+    store.finish(new_id, "FINISHED")
+    return new_id, report
