@@ -1,7 +1,6 @@
 """Evaluation on the test split: numbers and arrays only (plots live in the dashboard)."""
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
@@ -93,15 +92,3 @@ def describe_mcnemar(name_a: str, name_b: str, result: dict, alpha: float = 0.05
 def predict_probs(model, dataset) -> np.ndarray:
     """Softmax outputs for a batched tf.data dataset of (image, label)."""
     return np.asarray(model.predict(dataset, verbose=0), dtype=np.float32)
-
-
-def model_size_bytes(path: str) -> int:
-    """Size of a saved model file."""
-    import os
-
-    return os.path.getsize(path)
-
-
-def safe_float(x: float) -> float | None:
-    """NaN/inf -> None, for JSON."""
-    return None if x is None or not math.isfinite(x) else float(x)
