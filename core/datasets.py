@@ -108,11 +108,15 @@ def _split_validation(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, 
     from sklearn.model_selection import train_test_split
 
     counts = np.bincount(y)
-    stratify = y if counts[counts > 0].min() >= 2 else None
-    try:
-        xt, xv, yt, yv = train_test_split(x, y, test_size=fraction, random_state=seed, stratify=stratify)
-    except ValueError as exc:
-        raise DatasetError(f"{where}: cannot carve a validation split of {fraction:.0%} from {len(y)} images: {exc}")
+    n_classes = int(np.sum(counts > 0))
+    n_val = max(1, int(round(fraction * len(y))))
+    # Stratify whenever every class can appear on both sides; tiny sets fall back to random.
+    stratify = None
+    if counts[counts > 0].min() >= 2 and len(y) - n_classes >= n_classes:
+        stratify, n_val = y, max(n_val, n_classes)
+    if n_val >= len(y):
+        raise DatasetError(f"{where}: cannot carve a validation split of {fraction:.0%} from {len(y)} images")
+    xt, xv, yt, yv = train_test_split(x, y, test_size=n_val, random_state=seed, stratify=stratify)
     return (xt, yt), (xv, yv)
 
 
@@ -157,7 +161,7 @@ def load_fer_csv(path: str | Path, val_fraction: float = 0.1, seed: int = 42) ->
     if not path.is_file():
         raise DatasetError(f"{path}: file not found; expected a FER2013-style CSV (emotion,pixels,Usage)")
     try:
-        df = pd.read_csv(path, dtype={"pixels": str}, keep_default_na=False)
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except Exception as exc:
         raise DatasetError(f"{path}: not a readable CSV file: {exc}") from exc
     df.columns = [c.strip() for c in df.columns]
