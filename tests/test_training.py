@@ -1,0 +1,94 @@
+"""A real one-epoch run through train(), the run store, resume after a crash, and re-evaluation."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import keras
+import numpy as np
+import pytest
+from conftest import tiny_config
+
+from core import training
+from core.tracking import RunStore
+
+
+@pytest.fixture(scope="module")
+def finished_run():
+    cfg = tiny_config("vgg16", "scratch-adam")
+    result = training.train(cfg)
+    return cfg, result
+
+
+def test_train_records_everything_in_the_store(finished_run):
+    cfg, result = finished_run
+    store = RunStore()
+    assert result.status == "FINISHED"
+    runs = store.list_runs().set_index("run_id")
+    row = runs.loc[result.run_id]
+    assert (row.status, row.variant, row.arch, row.dataset) == ("FINISHED", "scratch-adam", "vgg16", "synthetic-tiny")
+    assert 0.0 <= row.test_accuracy <= 1.0 and row.params_total > 1e6
+    hist = store.history(result.run_id)
+    assert hist.epoch.tolist() == [1]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "images_per_sec", "epoch_time"} <= set(hist.columns)
+    assert hist.images_per_sec.iloc[0] > 0
+    report = store.report(result.run_id)
+    cm = np.array(report["confusion_matrix"])
+    assert cm.shape == (7, 7) and cm.sum() == 21  # 3 test faces per class
+    assert report["class_names"][3] == "happy"
+    preds = store.predictions(result.run_id)
+    assert preds["probs"].shape == (21, 7)
+    np.testing.assert_allclose(preds["probs"].sum(axis=1), 1.0, atol=1e-4)
+    assert store.config(result.run_id) == cfg
+    model = store.load_model(result.run_id)
+    assert model.input_shape == (None, 32, 32, 3)
+
+
+def test_evaluate_stored_model_on_another_dataset(finished_run):
+    _, result = finished_run
+    new_id, report = training.evaluate_stored(result.run_id, "synthetic-small")
+    store = RunStore()
+    assert store.list_runs().set_index("run_id").loc[new_id, "dataset"] == "synthetic-small"
+    assert sum(map(sum, report["confusion_matrix"])) == 7 * 30
+
+
+class CrashAtEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            raise RuntimeError("simulated power loss")
+
+
+def test_interrupted_run_resumes_without_duplicated_epochs():
+    cfg = tiny_config("resnet50", "scratch-rmsprop", epochs=3)
+    cfg = replace(cfg, data=replace(cfg.data, max_train=14, max_eval=7))
+    store = RunStore()
+    with pytest.raises(RuntimeError, match="simulated power loss"):
+        training.train(cfg, callbacks=[CrashAtEpoch(3)])
+    crashed = store.list_runs().iloc[0]
+    assert crashed.status == "FAILED" and "simulated power loss" in crashed.error
+    assert training.checkpoint_dir(crashed.run_id).joinpath("state.json").is_file()
+
+    result = training.train(cfg, run_id=crashed.run_id)
+    assert result.status == "FINISHED"
+    assert store.history(result.run_id).epoch.tolist() == [1, 2, 3]
+    raw = store.client.get_metric_history(result.run_id, "loss")
+    assert sorted(m.step for m in raw) == [1, 2, 3]
+    assert not training.checkpoint_dir(result.run_id).exists()
+
+
+def test_cancel_stops_within_a_batch_and_is_recorded():
+    cfg = tiny_config("vgg16", "scratch-adam", epochs=2)
+    calls = []
+
+    def should_stop():
+        calls.append(1)
+        return len(calls) >= 2
+
+    result = training.train(cfg, should_stop=should_stop)
+    assert result.status == "KILLED"
+    assert len(calls) == 2  # stopped after the second batch
+    row = RunStore().list_runs().set_index("run_id").loc[result.run_id]
+    assert row.status == "KILLED" and row.epochs_done == 0
