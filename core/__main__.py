@@ -19,10 +19,9 @@ def _base_from_args(args, arch: str):
     return replace(base, data=data, model=model, group=getattr(args, "group", "") or "")
 
 
-QUICK = dict(epochs=2, max_train=210, max_eval=70, input_size=48, batch_size=16)
-
-
 def _add_run_options(p: argparse.ArgumentParser) -> None:
+    from core import presets
+
     p.add_argument("--dataset", default="synthetic", help="synthetic | synthetic-small | a CSV or folder under data/")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
@@ -33,12 +32,14 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--class-weights", action="store_true", help="balance rare classes (FER2013's disgust)")
     p.add_argument("--quick", action="store_true",
-                   help=f"a few minutes on a laptop CPU: {', '.join(f'{k}={v}' for k, v in QUICK.items())}")
+                   help="a few minutes on a laptop CPU: " + ", ".join(f"{k}={v}" for k, v in presets.QUICK.items()))
 
 
 def _apply_quick(args) -> None:
+    from core import presets
+
     if args.quick:
-        for k, v in QUICK.items():
+        for k, v in presets.QUICK.items():
             setattr(args, k, v)
 
 

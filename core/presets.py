@@ -15,6 +15,9 @@ PRETRAINED_LR = 1e-4
 # Random init has nothing to preserve; 1e-3 is Adam's and RMSprop's standard rate.
 SCRATCH_LR = 1e-3
 
+# A comparison that finishes in minutes on a laptop CPU: few epochs on a stratified subset.
+QUICK: dict[str, int] = dict(epochs=2, max_train=210, max_eval=70, input_size=48, batch_size=16)
+
 CONFIG_IDS: tuple[str, ...] = (
     "imagenet-adam",
     "imagenet-rmsprop",
