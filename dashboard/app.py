@@ -1,0 +1,26 @@
+"""Streamlit entrypoint: ``streamlit run dashboard/app.py``."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run` puts dashboard/ on sys.path, not the project root that holds `core`.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import streamlit as st  # noqa: E402
+
+from dashboard import services  # noqa: E402
+
+st.set_page_config(page_title="Emotion recognition lab", page_icon=":material/mood:", layout="wide")
+
+if "worker_checked" not in st.session_state:
+    # Training never runs in this server process: a detached worker does it, and outlives us.
+    services.ensure_worker()
+    st.session_state.worker_checked = True
+
+pages = [
+    st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
+]
+st.navigation(pages).run()

@@ -1,0 +1,105 @@
+"""Train: configure runs, submit them to the worker, and watch them live."""
+from __future__ import annotations
+
+import json
+import uuid
+
+import streamlit as st
+
+from dashboard import charts, services
+
+st.title("Train")
+
+with st.form("train_form"):
+    names = services.dataset_names()
+    dataset = st.selectbox("Dataset", names, key="train_dataset")
+    c1, c2 = st.columns(2)
+    archs = c1.multiselect("Architectures", ["resnet50", "vgg16"], default=["resnet50"], key="train_archs")
+    config_ids = c2.multiselect("Configurations", list(services.CONFIG_IDS), default=list(services.CONFIG_IDS),
+                                format_func=lambda c: f"{c} — {services.DESCRIPTIONS[c]}", key="train_configs")
+    c1, c2, c3 = st.columns(3)
+    epochs = c1.number_input("Epochs", 1, 200, 5, key="train_epochs")
+    input_size = c2.select_slider("Input size (px)", [32, 48, 64, 96, 128, 160, 224], 48, key="train_size")
+    batch_size = c3.select_slider("Batch size", [8, 16, 32, 64, 128, 256], 32, key="train_batch")
+    with st.expander("Advanced"):
+        a1, a2 = st.columns(2)
+        max_train = a1.number_input("Cap training images (0 = all)", 0, 1_000_000, 0, step=100, key="train_max")
+        max_eval = a2.number_input("Cap validation/test images (0 = all)", 0, 1_000_000, 0, step=100,
+                                   key="train_max_eval")
+        augment = a1.checkbox("Augmentation (flip, rotation, shift, zoom)", True, key="train_augment")
+        class_weights = a2.checkbox("Class weights (rare classes such as disgust count more)", False,
+                                    key="train_cw")
+        early = a1.number_input("Early stopping patience (0 = off)", 0, 50, 0, key="train_early")
+        seed = a2.number_input("Seed", 0, 2**31 - 1, 42, key="train_seed")
+    planned = st.form_submit_button("Estimate")
+    submitted = st.form_submit_button("Start training", type="primary")
+
+configs = []
+if archs and config_ids:
+    configs = services.build_configs(dataset, archs, config_ids, epochs=int(epochs), batch_size=int(batch_size),
+                                     input_size=int(input_size), max_train=int(max_train) or None,
+                                     max_eval=int(max_eval) or None, augment=augment,
+                                     class_weights=class_weights, early_stopping=int(early), seed=int(seed))
+    missing = services.missing_weights(configs)
+    if missing:
+        st.warning(f"ImageNet weights are not cached for {', '.join(missing)}: those runs will fail. Run "
+                   "`python -m core fetch-weights` on a machine with internet, or pick `scratch-*` configurations.",
+                   icon=":material/warning:")
+    st.caption(f"{len(configs)} run(s); estimated time on this machine: "
+               f"**{services.format_duration(services.estimate_seconds(configs))}**.")
+else:
+    st.caption("Pick at least one architecture and one configuration.")
+
+if submitted and configs:
+    group = f"grid-{uuid.uuid4().hex[:6]}"
+    ids = services.submit(configs, group=group,
+                          key=json.dumps([c.to_dict() for c in configs], sort_keys=True) + st.session_state.get(
+                              "train_nonce", ""))
+    st.session_state.train_nonce = uuid.uuid4().hex
+    st.success(f"Queued {len(ids)} job(s) as group {group}.", icon=":material/check:")
+
+
+@st.fragment(run_every=2)
+def live_jobs() -> None:
+    st.subheader("Jobs")
+    table = services.job_table()
+    if table.empty:
+        st.info("No jobs yet. Configure runs above and press **Start training**.")
+        return
+    worker = services.worker_status()
+    active = table[table.state.isin(["queued", "running", "interrupted"])]
+    if len(active) and not worker.get("alive"):
+        st.warning("Jobs are waiting but no worker is running.")
+        if st.button("Start worker", key="jobs_start_worker"):
+            services.ensure_worker()
+    for job in table.head(12).itertuples():
+        with st.container(border=True):
+            head, action = st.columns([5, 1])
+            head.markdown(f"**#{job.id} {job.label}** · {job.state}" + (f" · group {job.group}" if job.group else ""))
+            if job.state in ("queued", "running", "interrupted"):
+                if action.button("Cancel", key=f"cancel_{job.id}"):
+                    services.cancel(int(job.id))
+            if job.state == "running":
+                epochs = max(int(job.epochs or 1), 1)
+                batches = max(int(job.batches or 1), 1)
+                done = (int(job.epoch or 0) + int(job.batch or 0) / batches) / epochs
+                eta = f", about {services.format_duration(job.eta_s)} left" if job.eta_s == job.eta_s and job.eta_s else ""
+                st.progress(min(done, 1.0), text=f"epoch {int(job.epoch or 0) + 1}/{epochs}, "
+                                                  f"batch {int(job.batch or 0)}/{batches}{eta}")
+                metrics = json.loads(job.metrics) if isinstance(job.metrics, str) and job.metrics else {}
+                if metrics:
+                    cols = st.columns(len(metrics))
+                    for col, (k, v) in zip(cols, metrics.items()):
+                        col.metric(k, f"{v:.3f}")
+            if job.run_id and job.state in ("running", "done", "interrupted"):
+                hist = services.history(job.run_id)
+                if len(hist):
+                    st.plotly_chart(charts.curves_figure({job.label: hist}, "accuracy"), key=f"curve_{job.id}")
+            if job.state == "failed":
+                st.error(job.error or "failed", icon=":material/error:")
+                if job.log_tail:
+                    with st.expander("Log tail"):
+                        st.code(job.log_tail)
+
+
+live_jobs()
