@@ -105,6 +105,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     mixed_precision: str = "auto"
     xla: str = "auto"
+    # With frozen blocks and no augmentation in front of them, their output never changes:
+    # compute it once and train only the rest (same result, a fraction of the compute).
+    cache_frozen_features: bool = True
 
     def validate(self) -> None:
         _check(isinstance(self.epochs, int) and 1 <= self.epochs <= 1000, "epochs", self.epochs, "an integer in [1, 1000]")

@@ -45,6 +45,12 @@ def accelerator() -> dict:
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        try:
+            # Grow on demand so several jobs (or a job and the dashboard's predictor) share a GPU.
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:
+            pass  # the GPU was already initialised by earlier work in this process
     if not gpus:
         return {"device": "CPU", "gpu": False, "bf16": False}
     details = tf.config.experimental.get_device_details(gpus[0])
@@ -67,8 +73,11 @@ class _EpochRecorder(keras.callbacks.Callback):
     """Checkpoint, then log, each epoch; measure throughput; honour cancel."""
 
     def __init__(self, store: RunStore, run_id: str, ckpt: Path, n_train: int, history: list[dict],
-                 should_stop: Callable[[], bool] | None):
+                 should_stop: Callable[[], bool] | None, full_model):
         super().__init__()
+        # The model being fit may be only the trainable top (frozen-feature cache); the
+        # checkpoint is always the whole model.
+        self.full_model = full_model
         self.store, self.run_id, self.ckpt, self.n_train = store, run_id, ckpt, n_train
         self.records, self.should_stop = history, should_stop
         self.cancelled = False
@@ -97,7 +106,7 @@ class _EpochRecorder(keras.callbacks.Callback):
         record.update(epoch=epoch + 1, learning_rate=float(np.asarray(lr)), epoch_time=elapsed,
                       images_per_sec=self.n_train / max(train_time, 1e-9))
         self.records.append(record)
-        _save_checkpoint(self.model, self.ckpt, self.records)
+        _save_checkpoint(self.full_model, self.ckpt, self.records)
         self.store.log_epoch(self.run_id, epoch + 1, {k: v for k, v in record.items() if k != "epoch"})
         self.store.set_tags(self.run_id, {"epochs_done": epoch + 1})
 
@@ -163,29 +172,29 @@ def _train(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbose) -> Tra
     k = len(ds.class_names)
     common = dict(arch=cfg.model.arch, input_size=cfg.model.input_size, num_classes=k,
                   batch_size=cfg.train.batch_size, seed=cfg.train.seed)
-    train_ds = datasets.make_pipeline(*ds.splits["train"], training=True, augment=cfg.data.augment,
-                                      augment_strength=cfg.data.augment_strength, **common)
-    val_ds = datasets.make_pipeline(*ds.splits["val"], training=False, **common)
-
     model, records = _load_checkpoint(ckpt)
     if model is None:
         model = models.build_model(cfg.model, k, seed=cfg.train.seed)
-        model.compile(
-            optimizer=models.make_optimizer(cfg.optimizer),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
-            metrics=["accuracy"],
-            jit_compile=xla,
-        )
+        model.compile(optimizer=models.make_optimizer(cfg.optimizer), loss=_loss(cfg), metrics=["accuracy"],
+                      jit_compile=xla, steps_per_execution=_steps_per_execution(acc))
     else:
         log.info("resuming run %s after epoch %d", run_id, records[-1]["epoch"])
         logged = set(store.logged_epochs(run_id))
         for r in records:  # epochs checkpointed but killed before they were logged
             if r["epoch"] not in logged:
                 store.log_epoch(run_id, r["epoch"], {k: v for k, v in r.items() if k != "epoch"})
+    cached = can_cache_features(cfg)
     store.set_tags(run_id, {"device": acc["device"], "mixed_precision": mixed, "xla": xla,
-                            "epochs_done": len(records)})
+                            "epochs_done": len(records), "frozen_feature_cache": cached})
+    if cached:
+        fit_model, train_ds, val_ds = _frozen_feature_setup(model, cfg, ds, common, xla, acc)
+    else:
+        fit_model = model
+        train_ds = datasets.make_pipeline(*ds.splits["train"], training=True, augment=cfg.data.augment,
+                                          augment_strength=cfg.data.augment_strength, **common)
+        val_ds = datasets.make_pipeline(*ds.splits["val"], training=False, **common)
 
-    recorder = _EpochRecorder(store, run_id, ckpt, len(ds.splits["train"][1]), records, should_stop)
+    recorder = _EpochRecorder(store, run_id, ckpt, len(ds.splits["train"][1]), records, should_stop, model)
     cbs = [recorder, *callbacks]
     if cfg.train.early_stopping_patience:
         cbs.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.early_stopping_patience,
@@ -193,7 +202,7 @@ def _train(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbose) -> Tra
     class_weight = datasets.class_weights(ds.splits["train"][1], k) if cfg.data.class_weights else None
     t0 = time.perf_counter()
     if len(records) < cfg.train.epochs:
-        model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, initial_epoch=len(records),
+        fit_model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, initial_epoch=len(records),
                   callbacks=cbs, class_weight=class_weight, verbose=verbose)
     history = pd.DataFrame(records)
     if recorder.cancelled:
@@ -212,6 +221,64 @@ def _train(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbose) -> Tra
     store.finish(run_id, "FINISHED")
     shutil.rmtree(ckpt, ignore_errors=True)
     return TrainResult(run_id, "FINISHED", history, report)
+
+
+def _loss(cfg: RunConfig):
+    return keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing)
+
+
+def _steps_per_execution(acc: dict) -> int:
+    # On a GPU, per-step Python dispatch is a real cost at small input sizes; on a CPU it is noise.
+    return 16 if acc["gpu"] else 1
+
+
+def can_cache_features(cfg: RunConfig) -> bool:
+    """True when the frozen part of the backbone sees the same input every epoch."""
+    augmented = cfg.data.augment and cfg.data.augment_strength > 0
+    return cfg.train.cache_frozen_features and cfg.model.frozen_blocks > 0 and not augmented
+
+
+def split_frozen(model, cfg: RunConfig):
+    """``(frozen_prefix, trainable_top)`` sharing the full model's layers and weights.
+
+    The top maps the frozen part's output to class probabilities, so training it trains
+    the full model.
+    """
+    spec = models.get_spec(cfg.model.arch)
+    backbone = model.get_layer(cfg.model.arch)
+    if cfg.model.frozen_blocks >= len(spec.blocks):
+        cut, suffix = backbone.output, None
+    else:
+        first = next(l for l in backbone.layers if l.name.startswith(spec.blocks[cfg.model.frozen_blocks]))
+        cut = first.input
+        suffix = keras.Model(cut, backbone.output, name="trainable_blocks")
+    prefix = keras.Model(backbone.input, cut, name="frozen_blocks")
+    features = keras.Input(tuple(cut.shape[1:]), name="frozen_features")
+    # Same inference-mode BatchNorm as the full model, whose backbone runs with training=False.
+    h = suffix(features, training=False) if suffix is not None else features
+    for name in ("head_pool", "head_dense", "head_dropout", "head_logits"):
+        if any(l.name == name for l in model.layers):
+            h = model.get_layer(name)(h)
+    return prefix, keras.Model(features, h, name="trainable_top")
+
+
+def _frozen_feature_setup(model, cfg: RunConfig, ds: datasets.Dataset, common: dict, xla: bool, acc: dict):
+    import tensorflow as tf
+
+    prefix, top = split_frozen(model, cfg)
+    top.compile(optimizer=models.make_optimizer(cfg.optimizer), loss=_loss(cfg), metrics=["accuracy"],
+                jit_compile=xla, steps_per_execution=_steps_per_execution(acc))
+    k = common["num_classes"]
+
+    def features(split: str, training: bool):
+        x, y = ds.splits[split]
+        f = prefix.predict(datasets.make_pipeline(x, y, training=False, **common), verbose=0)
+        data = tf.data.Dataset.from_tensor_slices((f, tf.one_hot(y, k)))
+        if training:
+            data = data.shuffle(len(y), seed=cfg.train.seed, reshuffle_each_iteration=True)
+        return data.batch(cfg.train.batch_size).prefetch(tf.data.AUTOTUNE)
+
+    return top, features("train", True), features("val", False)
 
 
 def evaluate_and_log(model, cfg: RunConfig, ds: datasets.Dataset, run_id: str, store: RunStore) -> dict:

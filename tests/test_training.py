@@ -92,3 +92,22 @@ def test_cancel_stops_within_a_batch_and_is_recorded():
     assert len(calls) == 2  # stopped after the second batch
     row = RunStore().list_runs().set_index("run_id").loc[result.run_id]
     assert row.status == "KILLED" and row.epochs_done == 0
+
+
+def test_frozen_feature_cache_trains_the_full_model():
+    from core import models
+
+    cfg = tiny_config("resnet50", "imagenet-frozen-adam")
+    cfg = replace(cfg, model=replace(cfg.model, weights="none"), data=replace(cfg.data, augment=False))
+    assert training.can_cache_features(cfg)
+    result = training.train(cfg)
+    store = RunStore()
+    assert store.client.get_run(result.run_id).data.tags["frozen_feature_cache"] == "True"
+    trained = store.load_model(result.run_id).get_layer("resnet50")
+    fresh = models.build_model(cfg.model, 7, seed=cfg.train.seed).get_layer("resnet50")
+    # Frozen stem untouched, last block and head trained: the cache trained the real model.
+    np.testing.assert_array_equal(trained.get_layer("conv1_conv").get_weights()[0],
+                                  fresh.get_layer("conv1_conv").get_weights()[0])
+    assert not np.allclose(trained.get_layer("conv5_block3_3_conv").get_weights()[0],
+                           fresh.get_layer("conv5_block3_3_conv").get_weights()[0])
+    assert store.report(result.run_id)["n"] == 21
