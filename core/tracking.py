@@ -53,6 +53,7 @@ class RunStore:
 
             # MLflow logs alembic migrations at INFO on first use; users need not see them.
             logging.getLogger("alembic").setLevel(logging.WARNING)
+            logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
             if self.uri.startswith("sqlite:///"):
                 Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             self._client = MlflowClient(tracking_uri=self.uri)

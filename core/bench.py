@@ -1,0 +1,247 @@
+"""``python -m core bench``: where training time goes, measured in one process so ratios are fair.
+
+Every number comes from timing real work on this machine; nothing is extrapolated
+except where a row says so.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from core import datasets, models, presets, training
+from core.config import RunConfig
+
+
+def _timed_epochs(fit_one_epoch: Callable[[], None], epochs: int) -> list[float]:
+    times = []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        fit_one_epoch()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def matmul_flops(n: int = 2048, seconds: float = 1.0) -> float:
+    """Sustained float32 matmul FLOP/s: the hardware ceiling training is compared against."""
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    tf.linalg.matmul(a, b).numpy()  # warm-up
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        tf.linalg.matmul(a, b).numpy()
+        reps += 1
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
+
+
+def forward_flops(model) -> float:
+    """Multiply-adds x2 of every Conv2D and Dense layer for one image (nested models included)."""
+    import keras
+
+    total = 0.0
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            kh, kw = layer.kernel_size
+            total += 2.0 * h * w * c_out * kh * kw * layer.input.shape[-1]
+        elif isinstance(layer, keras.layers.Dense):
+            total += 2.0 * layer.input.shape[-1] * layer.units
+    return total
+
+
+def _compiled(cfg: RunConfig, num_classes: int, **compile_kw):
+    import keras
+
+    model = models.build_model(cfg.model, num_classes, seed=cfg.train.seed)
+    model.compile(optimizer=models.make_optimizer(cfg.optimizer), loss="categorical_crossentropy",
+                  metrics=["accuracy"], **compile_kw)
+    return model
+
+
+def bench_training(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size: int, epochs: int,
+                   num_classes: int) -> dict:
+    """images/s of the project pipeline vs a bare in-memory fit vs ImageDataGenerator over PNGs."""
+    import keras
+    from tensorflow.keras.preprocessing.image import ImageDataGenerator
+
+    cfg = presets.preset("scratch-adam", presets.base_config(arch, "bench", batch_size=batch_size))
+    cfg = replace(cfg, model=replace(cfg.model, input_size=size))
+    n = len(y)
+    out: dict = {"arch": arch, "size": size, "images": n, "batch_size": batch_size}
+
+    def measure(name: str, make_data, **compile_kw):
+        keras.backend.clear_session()
+        t0 = time.perf_counter()
+        model = _compiled(cfg, num_classes, **compile_kw)
+        data = make_data()
+        fit = (lambda: model.fit(data, epochs=1, verbose=0)) if not isinstance(data, tuple) else \
+            (lambda: model.fit(data[0], data[1], batch_size=batch_size, epochs=1, verbose=0, shuffle=True))
+        times = _timed_epochs(fit, epochs)
+        steady = float(np.mean(times[1:])) if len(times) > 1 else times[0]
+        out[name] = {"first_epoch_s": time.perf_counter() - t0 - sum(times[1:]), "epoch_s": steady,
+                     "images_per_sec": n / steady}
+        return model
+
+    kw = dict(arch=arch, input_size=size, num_classes=num_classes, batch_size=batch_size, seed=0)
+    model = measure("pipeline", lambda: datasets.make_pipeline(x, y, training=True, augment=False, **kw))
+    measure("pipeline_augmented", lambda: datasets.make_pipeline(x, y, training=True, augment=True, **kw))
+    measure("bare_fit", lambda: (models.preprocess(arch, x, size), np.eye(num_classes, dtype="float32")[y]))
+    with tempfile.TemporaryDirectory() as tmp:
+        import cv2
+
+        for i, (img, label) in enumerate(zip(x, y)):
+            d = Path(tmp) / f"class{label}"
+            d.mkdir(exist_ok=True)
+            cv2.imwrite(str(d / f"{i}.png"), img)
+        gen = ImageDataGenerator(preprocessing_function=models.get_spec(arch).preprocess_fn(), horizontal_flip=True)
+        measure("notebook_flow_from_directory",
+                lambda: gen.flow_from_directory(tmp, target_size=(size, size), color_mode="rgb",
+                                                batch_size=batch_size, class_mode="categorical", seed=0))
+    flops = forward_flops(model)
+    out["train_gflop_per_image"] = 3 * flops / 1e9  # backward pass ~2x forward
+    out["ratio_pipeline_vs_bare"] = out["pipeline"]["images_per_sec"] / out["bare_fit"]["images_per_sec"]
+    out["ratio_pipeline_vs_notebook"] = (out["pipeline"]["images_per_sec"]
+                                         / out["notebook_flow_from_directory"]["images_per_sec"])
+    out["achieved_gflops"] = out["train_gflop_per_image"] * out["pipeline"]["images_per_sec"]
+    return out
+
+
+@contextmanager
+def _scratch_store():
+    """A throwaway run store, so benchmark runs never mix with real results."""
+    import os
+
+    from core.tracking import RunStore
+
+    old = os.environ.get("EMOTION_LAB_ARTIFACTS")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["EMOTION_LAB_ARTIFACTS"] = tmp
+        try:
+            yield RunStore(f"sqlite:///{tmp}/bench.db")
+        finally:
+            if old is None:
+                os.environ.pop("EMOTION_LAB_ARTIFACTS", None)
+            else:
+                os.environ["EMOTION_LAB_ARTIFACTS"] = old
+
+
+def bench_frozen_features(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size: int, epochs: int,
+                          num_classes: int) -> dict:
+    """The frozen configuration without augmentation: full forward each step vs cached frozen features."""
+    import keras
+
+    base = presets.base_config(arch, "bench", batch_size=batch_size, epochs=epochs)
+    cfg = presets.preset("imagenet-frozen-adam", base)
+    cfg = replace(cfg, model=replace(cfg.model, weights="none", input_size=size),
+                  data=replace(cfg.data, augment=False))
+    ds = datasets.Dataset("bench", "bench", tuple(str(i) for i in range(num_classes)),
+                          {"train": (x, y), "val": (x[:batch_size], y[:batch_size]),
+                           "test": (x[:batch_size], y[:batch_size])})
+    result = {}
+    with _scratch_store() as store:
+        for name, cache in (("full_forward", False), ("cached_features", True)):
+            keras.backend.clear_session()
+            run_cfg = replace(cfg, train=replace(cfg.train, cache_frozen_features=cache))
+            t0 = time.perf_counter()
+            hist = training.train(run_cfg, dataset=ds, store=store).history
+            result[name] = {"total_s": time.perf_counter() - t0,
+                            "epoch_s": float(hist.epoch_time.iloc[1:].mean() if epochs > 1 else hist.epoch_time.iloc[0])}
+    result["speedup_total"] = result["full_forward"]["total_s"] / result["cached_features"]["total_s"]
+    result["speedup_epoch"] = result["full_forward"]["epoch_s"] / result["cached_features"]["epoch_s"]
+    return result
+
+
+def environment_summary() -> dict:
+    """Device, versions and the settings the numbers were measured with."""
+    import tensorflow as tf
+
+    acc = training.accelerator()
+    return {"device": acc["device"], "platform": platform.platform(), "python": platform.python_version(),
+            "tensorflow": tf.__version__, "keras": __import__("keras").__version__,
+            "mixed_precision": "on" if acc["gpu"] else "off (CPU)", "xla": "on" if acc["gpu"] else "off (CPU)",
+            "cpu_threads": tf.config.threading.get_inter_op_parallelism_threads() or "default"}
+
+
+def run_benchmark(archs=("resnet50", "vgg16"), sizes=(48, 96), n_images: int = 96, batch_size: int = 32,
+                  epochs: int = 3, out: Path | None = None, progress: Callable[[str], None] = print) -> dict:
+    """Measure everything, print a table, write JSON; returns the results."""
+    x, y = _bench_data(n_images)
+    k = int(y.max()) + 1
+    results: dict = {"environment": environment_summary(), "settings": {
+        "images": n_images, "batch_size": batch_size, "epochs": epochs}}
+    progress(f"matmul ceiling on {results['environment']['device']}…")
+    results["matmul_gflops"] = matmul_flops() / 1e9
+    results["training"] = []
+    for arch in archs:
+        for size in sizes:
+            progress(f"training throughput: {arch} at {size}px…")
+            row = bench_training(arch, size, x, y, batch_size, epochs, k)
+            row["fraction_of_matmul_peak"] = row["achieved_gflops"] / results["matmul_gflops"]
+            results["training"].append(row)
+    progress(f"frozen backbone feature caching: {archs[0]} at {sizes[0]}px…")
+    results["frozen_features"] = bench_frozen_features(archs[0], sizes[0], x, y, batch_size, epochs, k)
+    progress("dataset decode, first use vs held in memory…")
+    results["dataset_cache"] = bench_dataset_cache()
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2))
+    return results
+
+
+def _bench_data(n_images: int) -> tuple[np.ndarray, np.ndarray]:
+    from core import synthetic
+
+    per_class = max(1, n_images // len(synthetic.CLASS_NAMES))
+    return synthetic.generate(per_class, seed=123)
+
+
+def bench_dataset_cache() -> dict:
+    """Loading the synthetic set: first load in this process vs the per-process memo."""
+    from core.config import DataConfig
+
+    datasets._cached.cache_clear()
+    t0 = time.perf_counter()
+    datasets.load_for_run(DataConfig(dataset="synthetic"), seed=0)
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    datasets.load_for_run(DataConfig(dataset="synthetic"), seed=0)
+    return {"first_load_s": first, "cached_load_s": time.perf_counter() - t0}
+
+
+def format_table(results: dict) -> str:
+    """The human-readable summary printed by the CLI."""
+    env = results["environment"]
+    lines = [f"device: {env['device']} | TF {env['tensorflow']} / Keras {env['keras']} | "
+             f"mixed precision {env['mixed_precision']} | XLA {env['xla']} | "
+             f"batch {results['settings']['batch_size']}, {results['settings']['images']} images, "
+             f"{results['settings']['epochs']} epochs (first = warm-up)",
+             f"matmul ceiling: {results['matmul_gflops']:.1f} GFLOP/s", "",
+             f"{'model':<14}{'pipeline img/s':>15}{'bare fit':>10}{'notebook':>10}{'vs bare':>9}"
+             f"{'vs notebook':>13}{'aug img/s':>11}{'1st epoch s':>13}{'epoch s':>9}{'% peak':>8}"]
+    for r in results["training"]:
+        lines.append(
+            f"{r['arch'] + '@' + str(r['size']):<14}{r['pipeline']['images_per_sec']:>15.1f}"
+            f"{r['bare_fit']['images_per_sec']:>10.1f}{r['notebook_flow_from_directory']['images_per_sec']:>10.1f}"
+            f"{r['ratio_pipeline_vs_bare']:>9.2f}{r['ratio_pipeline_vs_notebook']:>13.2f}"
+            f"{r['pipeline_augmented']['images_per_sec']:>11.1f}{r['pipeline']['first_epoch_s']:>13.1f}"
+            f"{r['pipeline']['epoch_s']:>9.2f}{100 * r['fraction_of_matmul_peak']:>8.1f}")
+    f = results["frozen_features"]
+    lines += ["", f"frozen backbone, no augmentation (whole run incl. start-up and test): full forward "
+                  f"{f['full_forward']['total_s']:.1f} s, cached features {f['cached_features']['total_s']:.1f} s "
+                  f"(x{f['speedup_total']:.2f}); steady epoch x{f['speedup_epoch']:.2f}"]
+    d = results["dataset_cache"]
+    lines.append(f"synthetic dataset: first load {d['first_load_s']:.2f} s, held in memory {d['cached_load_s'] * 1000:.1f} ms")
+    for key, label in (("predict_latency_ms", "prediction per face"), ("ga_individual_s", "GA individual")):
+        if key in results:
+            lines.append(f"{label}: {results[key]}")
+    return "\n".join(lines)
+
