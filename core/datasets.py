@@ -312,13 +312,48 @@ def resolve_source(name: str) -> tuple[str, Path | None]:
 
 
 def load_dataset(name: str, val_fraction: float = 0.1, seed: int = 42) -> Dataset:
-    """Load any supported source by name or path."""
+    """Load any supported source by name or path.
+
+    Decoded CSVs and folders are cached as .npz under artifacts/cache/, keyed by the
+    source's path and modification times, so each job process decodes a dataset once.
+    """
     kind, path = resolve_source(name)
     if kind == "synthetic":
         return load_synthetic(name)
-    if kind == "csv":
-        return load_fer_csv(path, val_fraction, seed)
-    return load_image_folders(path, val_fraction, seed)
+    cache = _decoded_cache_path(path, val_fraction, seed)
+    if cache.is_file():
+        try:
+            return _read_decoded(cache)
+        except Exception:  # a damaged cache is only a cache: decode again
+            log.warning("ignoring unreadable dataset cache %s", cache)
+    ds = load_fer_csv(path, val_fraction, seed) if kind == "csv" else load_image_folders(path, val_fraction, seed)
+    _write_decoded(ds, cache)
+    return ds
+
+
+def _decoded_cache_path(path: Path, val_fraction: float, seed: int) -> Path:
+    from core.config import artifacts_dir
+
+    stats = [path] if path.is_file() else [path, *sorted(p for p in path.glob("*/*") if p.is_dir())]
+    key = "|".join(f"{p.resolve()}:{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in stats)
+    digest = hashlib.sha256(f"{key}|{val_fraction}|{seed}".encode()).hexdigest()[:16]
+    return artifacts_dir() / "cache" / "datasets" / f"{path.stem}-{digest}.npz"
+
+
+def _write_decoded(ds: Dataset, cache: Path) -> None:
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(cache.name + ".tmp.npz")
+    arrays = {f"{k}_{s}": v for s, xy in ds.splits.items() for k, v in zip("xy", xy)}
+    meta = np.array([ds.name, ds.source, "|".join(ds.class_names), str(ds.skipped), "\n".join(ds.notes)])
+    np.savez(tmp, meta=meta, **arrays)
+    tmp.replace(cache)
+
+
+def _read_decoded(cache: Path) -> Dataset:
+    with np.load(cache) as z:
+        name, source, classes, skipped, notes = z["meta"].tolist()
+        splits = {s: (z[f"x_{s}"], z[f"y_{s}"]) for s in SPLITS}
+    return Dataset(name, source, tuple(classes.split("|")), splits, int(skipped), [n for n in notes.split("\n") if n])
 
 
 @lru_cache(maxsize=4)

@@ -182,3 +182,20 @@ def test_class_weights_balance_rare_classes():
     w = datasets.class_weights(y, 3)
     assert w[1] == pytest.approx(9 * w[0])
     assert w[2] == 0.0
+
+
+def test_decoded_datasets_are_cached_and_invalidated_on_change(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOTION_LAB_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("EMOTION_LAB_ARTIFACTS", str(tmp_path / "artifacts"))
+    (tmp_path / "data").mkdir()
+    path = write_fer_csv(tmp_path / "data" / "fer2013.csv")
+    first = datasets.load_dataset("fer2013")
+    caches = list((tmp_path / "artifacts" / "cache" / "datasets").glob("*.npz"))
+    assert len(caches) == 1
+    again = datasets.load_dataset("fer2013")
+    assert again.fingerprint() == first.fingerprint() and again.class_names == first.class_names
+    # Editing the CSV gives a new key: stale decoded data is never served.
+    import os
+    write_fer_csv(path, rows_per_usage=8)
+    os.utime(path, ns=(1, 1))
+    assert len(datasets.load_dataset("fer2013").splits["train"][1]) == 8
