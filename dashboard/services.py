@@ -264,3 +264,14 @@ def worker_status() -> dict:
 
 def ensure_worker() -> int | None:
     return jobs.ensure_worker()
+
+
+# ------------------------------------------------------------------ compare page
+def misclassified_or_error(run_id: str, limit: int = 24) -> dict[str, Any]:
+    """``misclassified``, or ``{"error": message}`` when the run's dataset can no longer be loaded."""
+    from core.tracking import RunNotFound
+
+    try:
+        return misclassified(run_id, limit)
+    except (datasets.DatasetError, RunNotFound) as exc:
+        return {"error": str(exc)}
