@@ -133,6 +133,158 @@ def cmd_fetch_weights(args) -> int:
     return 0
 
 
+def cmd_worker(args) -> int:
+    from core import jobs
+
+    return jobs.run_worker(max_jobs=args.max_jobs, exit_when_idle=args.exit_when_idle, slots=args.slots)
+
+
+def cmd_submit(args) -> int:
+    import uuid
+
+    from core import jobs, presets
+
+    if args.evaluate:
+        ids = [jobs.submit_evaluate(args.evaluate, args.dataset)]
+    else:
+        _apply_quick(args)
+        configs = [presets.preset(cid, _base_from_args(args, arch)) for arch in args.arch for cid in args.configs]
+        if len(configs) == 1:
+            ids = [jobs.submit_train(configs[0])]
+        else:
+            ids = jobs.submit_grid(configs, args.group or f"grid-{uuid.uuid4().hex[:8]}")
+    print(f"Queued job(s) {', '.join(map(str, ids))}.")
+    if not args.no_worker:
+        pid = jobs.ensure_worker()
+        status = jobs.worker_status()
+        print(f"Started worker (pid {pid})." if pid else f"Worker already running (pid {status['pid']}).")
+    print("Follow with: python -m core jobs")
+    return 0
+
+
+def cmd_jobs(args) -> int:
+    from core import jobs
+
+    if args.id is not None:
+        job = jobs.get_job(args.id)
+        for key in ("id", "kind", "label", "group", "state", "note", "run_id", "attempts", "epoch", "epochs",
+                    "batch", "batches", "metrics", "eta_s", "heartbeat_age_s", "error", "result", "log_path"):
+            if job.get(key) not in (None, "", {}):
+                print(f"{key:>16}: {job[key]}")
+        if job["log_tail"]:
+            print("\n" + job["log_tail"])
+        return 0
+    table = jobs.list_jobs(args.limit, group=args.group)
+    if table.empty:
+        print("No jobs yet. Try: python -m core submit --arch resnet50 --configs scratch-adam --quick")
+        return 0
+
+    def progress(j) -> str:
+        if j.state != "running" or not j.epochs:
+            return ""
+        eta = f" eta {j.eta_s:.0f}s" if j.eta_s == j.eta_s and j.eta_s is not None else ""
+        return f"epoch {int(j.epoch or 0)}/{int(j.epochs)} batch {int(j.batch or 0)}/{int(j.batches or 0)}{eta}"
+
+    table["progress"] = [progress(j) for j in table.itertuples()]
+    table["info"] = [(j.error or j.note)[:70] for j in table.itertuples()]
+    print(table[["id", "kind", "state", "label", "group", "progress", "attempts", "info"]].to_string(index=False))
+    status = jobs.worker_status()
+    print(f"\nWorker: {'running (pid %s)' % status['pid'] if status['alive'] else 'none running'}")
+    return 0
+
+
+def cmd_cancel(args) -> int:
+    from core import jobs
+
+    state = jobs.cancel(args.id, grace_s=0.0 if args.force else jobs.CANCEL_GRACE_S)
+    if state == "running":
+        print(f"Job {args.id}: cancel requested; it stops at its next batch "
+              f"(or is killed {'now' if args.force else f'after {jobs.CANCEL_GRACE_S:.0f} s'}).")
+    else:
+        print(f"Job {args.id}: {state}.")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from pathlib import Path
+
+    import cv2
+
+    from core import inference
+    from core.faces import ImageError, load_image
+    from core.tracking import RunNotFound
+
+    predictors = inference.list_predictors()
+    try:
+        ids = inference.match_predictors(args.runs, predictors) if args.runs else [p["id"] for p in predictors]
+    except RunNotFound as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 2
+    if not ids:
+        print("No finished runs or reference models yet. Train one (python -m core train --config scratch-adam "
+              "--quick) or register one (python -m core register-model --help).")
+        return 1
+    labels = {p["id"]: p["label"] for p in predictors}
+    status = 0
+    for path in args.images:
+        try:
+            rgb = load_image(path)
+            result = inference.predict_faces(rgb, ids, detector=args.detector, margin=args.margin,
+                                             gradcam=bool(args.gradcam_dir), yunet_model=args.yunet_model)
+        except ImageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        except (ValueError, FileNotFoundError) as exc:  # detector problems, e.g. a missing YuNet file
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        name = Path(path).name
+        faces = result["faces"]
+        if not faces:
+            print(f"{name}: no face found; if the photo is already a cropped face, try --detector whole")
+            continue
+        t = result["timings"]
+        loading = sum(m["load_ms"] for m in t["models"].values())
+        print(f"{name}: {len(faces)} face(s), {args.detector} detector, {t['total_ms'] - loading:.0f} ms"
+              + (f" (+{loading:.0f} ms loading models)" if loading else ""))
+        width = max(len("model"), *(len(labels[pid]) for pid in ids))
+        for face in faces:
+            x, y, w, h = face["box"]
+            print(f"\n  face {face['index'] + 1} at x={x} y={y} ({w}x{h}): {face['agreement']} of "
+                  f"{face['n_models']} model(s) say {face['majority_label']}")
+            print(f"    {'model':<{width}}  {'top label':<10}  probability")
+            for pid, v in face["predictions"].items():
+                print(f"    {labels[pid]:<{width}}  {v['top_label']:<10}  {v['probability']:11.3f}")
+            for pid, cam in face["gradcam"].items():
+                out = Path(args.gradcam_dir) / f"{Path(path).stem}_face{face['index'] + 1}_{pid.replace(':', '-')}.png"
+                out.parent.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(out), cv2.cvtColor(cam["overlay"], cv2.COLOR_RGB2BGR))
+                print(f"    Grad-CAM {labels[pid]}: {out}")
+        print()
+    return status
+
+
+def cmd_register_model(args) -> int:
+    from core import inference
+
+    entry = inference.register_reference(args.name, args.path, args.labels, args.input_size, args.channels,
+                                         args.scaling, replace=args.replace)
+    cam = f"Grad-CAM at layer {entry['gradcam_layer']}" if entry["gradcam_layer"] else "no Grad-CAM (no conv layer)"
+    print(f"registered reference model {args.name!r} as {inference.REFERENCE_PREFIX}{args.name}: "
+          f"{entry['input_size']}x{entry['input_size']}x{entry['channels']}, scaling {entry['scaling']}, "
+          f"outputs {entry['outputs']}, {cam}\n  labels: {', '.join(entry['labels'])}\n  file: {entry['path']}")
+    return 0
+
+
+def cmd_evaluate_reference(args) -> int:
+    from core import inference
+
+    new_id, report = inference.evaluate_reference(args.name, args.dataset, max_eval=args.max_eval)
+    print(f"reference {args.name} on {args.dataset}: accuracy {report['accuracy']:.3f}, "
+          f"macro-F1 {report['macro_f1']:.3f} (recorded as run {new_id})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from core.config import ARCHITECTURES
     from core.presets import CONFIG_IDS
@@ -169,6 +321,61 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fetch-weights", help="download ImageNet weights into the Keras cache (needs internet)")
     p.add_argument("--arch", choices=ARCHITECTURES, nargs="+", default=list(ARCHITECTURES))
     p.set_defaults(fn=cmd_fetch_weights)
+
+    p = sub.add_parser("predict", help="detect faces in photos and print every model's emotion for each")
+    p.add_argument("images", nargs="+", help="JPEG, PNG, WebP or BMP files")
+    p.add_argument("--runs", nargs="+", default=None, metavar="ID",
+                   help="run ids (or unique prefixes) and ref:NAME; default: every finished run and reference")
+    p.add_argument("--detector", choices=("haar", "whole", "yunet"), default="haar",
+                   help="'whole' treats each image as one cropped face")
+    p.add_argument("--yunet-model", default=None, help="path to a YuNet .onnx file (for --detector yunet)")
+    p.add_argument("--margin", type=float, default=0.2, help="extra border around each face, as a fraction")
+    p.add_argument("--gradcam-dir", default=None, help="save Grad-CAM overlays (PNG) into this folder")
+    p.set_defaults(fn=cmd_predict)
+
+    p = sub.add_parser("register-model", help="register a trusted local Keras model as a reference predictor")
+    p.add_argument("name")
+    p.add_argument("path", help=".keras or .h5 file")
+    p.add_argument("--labels", required=True, help="output classes in order, comma-separated")
+    p.add_argument("--input-size", type=int, required=True)
+    p.add_argument("--channels", type=int, default=1, help="1 (grayscale) or 3 (RGB)")
+    p.add_argument("--scaling", default="0-1", help="0-1 | -1-1 | caffe | none")
+    p.add_argument("--replace", action="store_true", help="overwrite a registration of the same name")
+    p.set_defaults(fn=cmd_register_model)
+
+    p = sub.add_parser("evaluate-reference", help="score a reference model on a dataset's test split")
+    p.add_argument("name")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--max-eval", type=int, default=None, help="cap on test images")
+    p.set_defaults(fn=cmd_evaluate_reference)
+
+    p = sub.add_parser("worker", help="run queued jobs one at a time (started for you by submit and the dashboard)")
+    p.add_argument("--max-jobs", type=int, default=None, help="exit after this many jobs")
+    p.add_argument("--exit-when-idle", type=float, default=None, metavar="SECONDS",
+                   help="exit after this long with nothing to do (default: wait forever)")
+    p.add_argument("--slots", type=int, default=1,
+                   help="workers allowed on this machine at once (one per accelerator; default 1)")
+    p.set_defaults(fn=cmd_worker)
+
+    p = sub.add_parser("submit", help="queue training (one job per architecture x configuration) or an evaluation")
+    p.add_argument("--arch", choices=ARCHITECTURES, nargs="+", default=["resnet50"])
+    p.add_argument("--configs", choices=CONFIG_IDS, nargs="+", default=["imagenet-adam"])
+    p.add_argument("--group", default="", help="name for a grid of several jobs (default: generated)")
+    p.add_argument("--evaluate", metavar="RUN_ID", help="instead: evaluate this run's model on --dataset")
+    p.add_argument("--no-worker", action="store_true", help="only queue; do not start a worker")
+    _add_run_options(p)
+    p.set_defaults(fn=cmd_submit)
+
+    p = sub.add_parser("jobs", help="list jobs, or show one job with its log tail")
+    p.add_argument("id", type=int, nargs="?")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--group", default=None)
+    p.set_defaults(fn=cmd_jobs)
+
+    p = sub.add_parser("cancel", help="cancel a job (a running one stops at its next batch)")
+    p.add_argument("id", type=int)
+    p.add_argument("--force", action="store_true", help="kill the job's process now instead of after a grace period")
+    p.set_defaults(fn=cmd_cancel)
     return parser
 
 
