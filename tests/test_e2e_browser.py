@@ -1,0 +1,107 @@
+"""End to end in a real browser: Overview -> start a tiny run on Train -> watch it finish -> Compare.
+
+Starts `streamlit run` on a free loopback port (the app starts its own worker), drives
+Debian's chromium with Playwright, and saves screenshots under the session's artifacts.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason="Debian's chromium is not installed (.ci/run installs it)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def dashboard(tmp_path):
+    port = free_port()
+    env = {**os.environ, "EMOTION_LAB_ARTIFACTS": str(tmp_path / "artifacts"),
+           "EMOTION_LAB_DATA": str(tmp_path / "data"), "KERAS_HOME": str(tmp_path / "keras")}
+    log = open(tmp_path / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/_stcore/health", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start: " + (tmp_path / "streamlit.log").read_text()[-2000:])
+    yield url, env, tmp_path
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=20)
+    _stop_worker(env)
+
+
+def _stop_worker(env: dict) -> None:
+    """The app's worker is detached on purpose; the test must stop it itself."""
+    code = "from core import jobs; s = jobs.worker_status(); print(s.get('pid') or '')"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True).stdout
+    if out.strip().isdigit():
+        try:
+            os.killpg(int(out.strip()), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def test_start_a_run_watch_it_and_compare(dashboard):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, env, tmp_path = dashboard
+    shots = ROOT / "artifacts" / "e2e-screenshots"  # git-ignored; kept for people to look at
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+
+        page.goto(url)
+        expect(page.get_by_text("Quick comparison", exact=True)).to_be_visible()
+        expect(page.get_by_text("Samples per class")).to_be_visible()
+        page.screenshot(path=str(shots / "1-overview.png"), full_page=True)
+
+        page.goto(f"{url}/train?dataset=synthetic-tiny&archs=vgg16&configs=scratch-adam&epochs=1&size=32&batch=8")
+        expect(page.get_by_text("1 run(s); estimated time")).to_be_visible()
+        page.get_by_role("button", name="Start training").click()
+        expect(page.get_by_text("Queued 1 job(s)")).to_be_visible()
+        page.screenshot(path=str(shots / "2-train-submitted.png"), full_page=True)
+        # The live panel polls; the tiny run finishes within a few minutes on 2 CPU cores.
+        expect(page.get_by_text("vgg16/scratch-adam").first).to_be_visible()
+        expect(page.get_by_text("· done").first).to_be_visible(timeout=420_000)
+        page.screenshot(path=str(shots / "3-train-done.png"), full_page=True)
+
+        page.goto(f"{url}/compare")
+        expect(page.get_by_text("vgg16/scratch-adam").first).to_be_visible()
+        expect(page.locator(".js-plotly-plot").first).to_be_visible()
+        expect(page.get_by_text("Confusion matri", exact=False).first).to_be_visible()
+        # Curves and the confusion matrix are real plotly charts with data in them.
+        assert page.locator(".js-plotly-plot").count() >= 2
+        assert page.locator(".js-plotly-plot .heatmaplayer, .js-plotly-plot .hm").count() >= 1
+        page.screenshot(path=str(shots / "4-compare.png"), full_page=True)
+        browser.close()

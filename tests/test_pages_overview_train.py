@@ -1,0 +1,113 @@
+"""Overview and Train pages under AppTest, against a real run store and job queue.
+
+The detached worker is replaced by a recorder here: these tests check what the pages
+queue and show; tests/test_jobs.py and the browser test run real workers.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+
+
+@pytest.fixture(autouse=True)
+def no_worker(fresh_artifacts, monkeypatch):
+    from core import jobs
+
+    started = []
+    monkeypatch.setattr(jobs, "ensure_worker", lambda **kw: started.append(1))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield started
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def run_page(name: str, **query) -> AppTest:
+    """Run the real entrypoint (navigation, page switching) and open page ``name``."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.run()
+    return at if name == "overview.py" else at.switch_page(f"pages/{name}").run()
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [m.value for m in at.caption] + [e.value for e in at.info]
+    parts += [e.value for e in at.warning] + [e.value for e in at.success] + [e.value for e in at.error]
+    return "\n".join(map(str, parts))
+
+
+def test_overview_on_an_empty_store(monkeypatch):
+    at = run_page("overview.py")
+    assert not at.exception
+    page = texts(at)
+    assert "No runs yet" in page
+    assert "Estimated time on this machine" in page
+    # Offline: no ImageNet weights, so the quick comparison runs the scratch configurations only.
+    assert "scratch-adam, scratch-rmsprop" in page and "imagenet-adam" not in page.split("Estimated")[0]
+    assert "ImageNet configurations are left out" in page
+    weights = at.dataframe[0].value
+    assert list(weights.architecture) == ["resnet50", "vgg16"] and not weights.cached.any()
+    # Dataset overview: counts per split and a sample strip per class.
+    assert [m.value for m in at.metric][:3] == ["2800", "420", "700"]
+    assert len(at.get("image")) == 7
+
+
+def test_overview_quick_comparison_queues_jobs(no_worker):
+    from core import jobs
+
+    at = run_page("overview.py")
+    at.button(key="quick_start").click().run()
+    queued = jobs.list_jobs()
+    assert sorted(queued.label) == ["resnet50/scratch-adam on synthetic", "resnet50/scratch-rmsprop on synthetic"]
+    assert (queued.state == "queued").all() and queued.group.nunique() == 1
+    payload = jobs.get_job(int(queued.id.iloc[0]))["payload"]
+    assert payload["config"]["train"]["epochs"] == 2 and payload["config"]["data"]["dataset"] == "synthetic"
+    assert no_worker  # a worker was asked for
+    assert at.title[0].value == "Train"  # and the user is taken to watch the jobs
+
+
+def test_train_form_prefilled_from_link_submits_one_job(no_worker):
+    from core import jobs
+
+    at = run_page("train.py", dataset="synthetic-tiny", archs="vgg16", configs="scratch-adam", epochs="1",
+                  size="32", batch="8")
+    assert at.selectbox(key="train_dataset").value == "synthetic-tiny"
+    assert at.multiselect(key="train_configs").value == ["scratch-adam"]
+    assert "1 run(s); estimated time" in texts(at)
+    assert "No jobs yet" in texts(at)
+    at.button[1].click().run()  # "Start training"
+    assert "Queued 1 job(s)" in texts(at)
+    job = jobs.get_job(int(jobs.list_jobs().id.iloc[0]))
+    cfg = job["payload"]["config"]
+    assert (cfg["model"]["arch"], cfg["variant"], cfg["train"]["epochs"], cfg["model"]["input_size"],
+            cfg["train"]["batch_size"], cfg["data"]["dataset"]) == ("vgg16", "scratch-adam", 1, 32, 8, "synthetic-tiny")
+    # The live panel lists it with a cancel button; cancelling marks it cancelled.
+    at.run()
+    assert "vgg16/scratch-adam" in texts(at)
+    cancel = [b for b in at.button if b.key and b.key.startswith("cancel_")]
+    cancel[0].click().run()
+    assert jobs.list_jobs().state.iloc[0] == "cancelled"
+
+
+def test_train_warns_when_imagenet_weights_are_missing():
+    at = run_page("train.py", dataset="synthetic-tiny", configs="imagenet-adam")
+    assert any("ImageNet weights are not cached for resnet50" in w.value for w in at.warning)
+
+
+def test_train_shows_failed_job_with_its_error():
+    from core import jobs
+
+    job_id = jobs.submit("evaluate", {"run_id": "does-not-exist", "dataset": "synthetic-tiny"})
+    # Run the real worker in this process for exactly that job: it fails, the queue records why.
+    jobs.run_worker(max_jobs=1, exit_when_idle=0, echo=lambda line: None)
+    assert jobs.get_job(job_id)["state"] == "failed"
+    at = run_page("train.py")
+    errors = [e.value for e in at.error]
+    assert any("does-not-exist" in e for e in errors), errors
