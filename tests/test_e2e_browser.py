@@ -80,6 +80,7 @@ def test_start_a_run_watch_it_and_compare(dashboard):
             "--disable-sync", "--no-first-run"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(60_000)
+        expect.set_options(timeout=90_000)  # first loads generate the synthetic set and import TF in the worker
 
         page.goto(url)
         expect(page.get_by_text("Quick comparison", exact=True)).to_be_visible()
