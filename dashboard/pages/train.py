@@ -106,9 +106,11 @@ def live_jobs() -> None:
                 epochs = max(int(job.epochs or 1), 1)
                 batches = max(int(job.batches or 1), 1)
                 done = (int(job.epoch or 0) + int(job.batch or 0) / batches) / epochs
+                epoch = int(job.epoch or 0)
                 eta = f", about {services.format_duration(job.eta_s)} left" if job.eta_s == job.eta_s and job.eta_s else ""
-                st.progress(min(done, 1.0), text=f"epoch {int(job.epoch or 0) + 1}/{epochs}, "
-                                                  f"batch {int(job.batch or 0)}/{batches}{eta}")
+                text = (f"epoch {epoch + 1}/{epochs}, batch {int(job.batch or 0)}/{batches}{eta}" if epoch < epochs
+                        else "all epochs done; evaluating on the test split")
+                st.progress(min(done, 1.0), text=text)
                 metrics = json.loads(job.metrics) if isinstance(job.metrics, str) and job.metrics else {}
                 if metrics:
                     cols = st.columns(len(metrics))
@@ -118,6 +120,12 @@ def live_jobs() -> None:
                 hist = services.history(job.run_id)
                 if len(hist):
                     st.plotly_chart(charts.curves_figure({job.label: hist}, "accuracy"), key=f"curve_{job.id}")
+            if job.state == "done" and job.run_id:
+                finished = services.runs().set_index("run_id")
+                if job.run_id in finished.index and finished.loc[job.run_id, "test_accuracy"] == finished.loc[
+                        job.run_id, "test_accuracy"]:
+                    st.caption(f"Test accuracy {finished.loc[job.run_id, 'test_accuracy']:.1%}: "
+                               "see it beside the others on **Compare**.")
             if job.state == "failed":
                 st.error(job.error or "failed", icon=":material/error:")
                 if job.log_tail:
