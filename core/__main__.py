@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from dataclasses import replace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up chatter buries the useful output
@@ -285,6 +286,21 @@ def cmd_evaluate_reference(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from pathlib import Path
+
+    from core import bench
+    from core.config import artifacts_dir
+
+    out = Path(args.out) if args.out else artifacts_dir() / "bench" / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    results = bench.run_benchmark(archs=tuple(args.arch), sizes=tuple(args.sizes), n_images=args.images,
+                                  batch_size=args.batch_size, epochs=args.epochs, out=out)
+    print()
+    print(bench.format_table(results))
+    print(f"\nJSON: {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from core.config import ARCHITECTURES
     from core.presets import CONFIG_IDS
@@ -376,6 +392,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", type=int)
     p.add_argument("--force", action="store_true", help="kill the job's process now instead of after a grace period")
     p.set_defaults(fn=cmd_cancel)
+    p = sub.add_parser("bench", help="measure training/inference speed: pipeline vs baselines, FLOP/s vs peak")
+    p.add_argument("--arch", choices=ARCHITECTURES, nargs="+", default=list(ARCHITECTURES))
+    p.add_argument("--sizes", type=int, nargs="+", default=[48, 96])
+    p.add_argument("--images", type=int, default=112, help="training images per measurement")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=3, help="epochs per measurement; the first is warm-up")
+    p.add_argument("--out", default="", help="JSON path (default: artifacts/bench/bench-<time>.json)")
+    p.set_defaults(fn=cmd_bench)
     return parser
 
 
