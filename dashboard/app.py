@@ -22,5 +22,6 @@ pages = [
     st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
+    st.Page("pages/predict.py", title="Predict", icon=":material/face:"),
 ]
 st.navigation(pages).run()

@@ -281,7 +281,8 @@ def misclassified_or_error(run_id: str, limit: int = 24) -> dict[str, Any]:
 # ------------------------------------------------------------------ predict page
 YUNET_ENV = "EMOTION_LAB_YUNET_MODEL"  # path to a YuNet .onnx file; the operator's choice, never the browser's
 DEFAULT_PREDICTORS = 4
-_SHOW_MAX_SIDE = 1600  # the photo with its boxes is shown at most this large (crops keep full resolution)
+_SHOW_MAX_SIDE = 1600  # the photo with its boxes is shown at most this large
+_THUMB_SIDE = 320  # face crops and Grad-CAM overlays are shown about half this size; sharp on HiDPI screens
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -326,7 +327,8 @@ def analyse_photo(data: bytes, name: str, predictor_ids: list[str], detector: st
     """Every face in an uploaded photo scored by every chosen model, or ``{"error": message}``.
 
     The result is ``core.inference.predict_faces``'s, plus ``name`` and ``annotated`` (the
-    photo, at most 1600 px wide or high, with numbered face boxes). An unreadable file, a
+    photo, at most 1600 px wide or high, with numbered face boxes); crops and Grad-CAM
+    overlays are display-sized (at most 320 px) and raw heatmaps are left out. An unreadable file, a
     model that disappeared or a broken detector file is an error message naming what went
     wrong, so one bad upload never hides the others.
     """
@@ -358,7 +360,22 @@ def _analyse_photo(data: bytes, name: str, predictor_ids: tuple[str, ...], detec
                                      yunet_model=yunet, store=store())
     result["name"] = name
     result["annotated"] = draw_faces(image, [f["box"] for f in result["faces"]])
+    # Only what the page shows is kept (this result is cached): display-sized crops and overlays.
+    for face in result["faces"]:
+        face["crop"] = _thumbnail(face["crop"])
+        face["gradcam"] = {pid: {"overlay": _thumbnail(c["overlay"]), "resolution": c["resolution"]}
+                           for pid, c in face["gradcam"].items()}
     return result
+
+
+def _thumbnail(image: np.ndarray, side: int = _THUMB_SIDE) -> np.ndarray:
+    import cv2
+
+    scale = side / max(image.shape[:2])
+    if scale >= 1.0:
+        return image
+    return cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
+                      interpolation=cv2.INTER_AREA)
 
 
 def draw_faces(image: np.ndarray, boxes: list[tuple[int, int, int, int]],

@@ -1,0 +1,223 @@
+"""Predict: upload photos (or take one), and see what every chosen model says about every face,
+side by side, with Grad-CAM showing where each model looked."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if (_root := str(Path(__file__).resolve().parents[2])) not in sys.path:
+    sys.path.insert(0, _root)  # lets the page run standalone (`streamlit run`, AppTest)
+
+import math
+import re
+from datetime import datetime
+
+import streamlit as st
+
+from dashboard import charts, services
+
+TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
+DETECTORS = {"haar": "Haar cascade (finds faces)", "yunet": "YuNet (finds faces, more robust)",
+             "whole": "Whole image is one face (pre-cropped faces)"}
+MAX_MODELS = 8  # core.inference keeps 8 models in memory; more would reload models on every photo
+COARSE_CAM = 4  # Grad-CAM maps with fewer cells per side than this say little about *where*
+
+
+def md(text: str) -> str:
+    """Escape the Markdown that can occur mid-line, so file names and messages render literally."""
+    return re.sub(r"([\\`*_\[\]<>|~$#])", r"\\\1", str(text))
+
+
+def keep_valid(key: str, options: list) -> None:
+    """Forget remembered models that are no longer on offer (run deleted, reference unregistered)."""
+    if isinstance(value := st.session_state.get(key), list):
+        st.session_state[key] = [v for v in value if v in options]
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def set_whole(file_id: str, on: bool) -> None:
+    st.session_state.predict_whole = (st.session_state.predict_whole | {file_id}) if on \
+        else (st.session_state.predict_whole - {file_id})
+
+
+def probability_chart(face: dict, key: str) -> None:
+    # Models trained on different datasets may know different classes: a class a model
+    # does not know gets no bar (NaN) rather than a made-up 0%.
+    classes = list(dict.fromkeys(c for p in face["predictions"].values() for c in p["probs"]))
+    probs = {labels[pid]: [p["probs"].get(c, math.nan) for c in classes] for pid, p in face["predictions"].items()}
+    fig = charts.probability_figure(probs, classes, colors)
+    fig.update_layout(height=140 + len(classes) * (8 + 10 * len(probs)), margin=dict(t=10, b=10, l=10, r=10),
+                      legend=dict(orientation="h", yanchor="top", y=-0.2, x=0, title=None))
+    st.plotly_chart(fig, key=key)
+
+
+def grad_cams(face: dict) -> None:
+    cams = face["gradcam"]
+    if not cams:
+        st.caption("Grad-CAM is switched off above." if not gradcam else
+                   "None of these models has a convolutional layer for Grad-CAM to explain.")
+        return
+    st.image([c["overlay"] for c in cams.values()], width=150, caption=[
+        f"{labels[pid]}: {face['predictions'][pid]['top_label']}" for pid in cams])
+    coarse = []
+    for pid, c in cams.items():
+        h, w = c["resolution"]
+        if min(h, w) < COARSE_CAM:
+            coarse.append(f"**{md(labels[pid])}**: " + ("1×1, a single cell that cannot show where the model looked"
+                                                        if h * w == 1 else f"{h}×{w}, which part of the face at most"))
+    if coarse:
+        st.warning("Coarse heatmaps: " + "; ".join(coarse) + ". Models trained at a larger input size give finer "
+                   "maps.", icon=":material/blur_on:")
+    if missing := [labels[pid] for pid in face["predictions"] if pid not in cams]:
+        st.caption(f"No Grad-CAM for {', '.join(missing)}: no convolutional layer to explain.")
+
+
+def show_photo(i: int, file_id: str, result: dict) -> None:
+    name = result["name"]
+    if "error" in result:
+        st.error(md(result["error"]), icon=":material/broken_image:")
+        return
+    faces = result["faces"]
+    whole = result["detector"] == "whole"
+    with st.container(border=True):
+        st.subheader(md(name), anchor=False)
+        height, width = result["image_shape"]
+        st.caption(f"{plural(len(faces), 'face')} · {DETECTORS[result['detector']]} · {width}×{height} px")
+        if not faces:
+            st.warning(f"No face found in **{md(name)}**. If the photo is a face already cropped (like FER2013 "
+                       "images), score the whole image as one face.", icon=":material/face_retouching_off:")
+            st.button("Score the whole image as one face", key=f"predict_whole_{i}", on_click=set_whole,
+                      args=(file_id, True), icon=":material/crop_free:")
+            st.image(result["annotated"], width=360)
+            return
+        if file_id in st.session_state.predict_whole:
+            st.button("Detect faces again", key=f"predict_detect_{i}", on_click=set_whole,
+                      args=(file_id, False), icon=":material/face:")
+        verdicts = [services.agreement(face, labels) for face in faces]
+        if not whole:
+            photo_col, summary_col = st.columns([3, 2])
+            photo_col.image(result["annotated"], width=min(560, result["annotated"].shape[1]),
+                            caption="Faces are numbered left to right.")
+            with summary_col:
+                for face, (head, _) in zip(faces, verdicts):
+                    st.markdown(f"**Face {face['index'] + 1}: {md(head)}**  \n" + "  \n".join(
+                        f"{md(labels[pid])}: {p['top_label']} ({p['probability']:.0%})"
+                        for pid, p in face["predictions"].items()))
+        for face, (head, others) in zip(faces, verdicts):
+            n = face["index"] + 1
+            x, y, w, h = face["box"]
+            st.markdown(f"#### Face {n}: {md(head)}")
+            # Next to a photo, the summary already says what each model says.
+            if note := " · ".join(md(line) for line in others) if whole else f"Box x={x}, y={y}, {w}×{h} px":
+                st.caption(note)
+            crop_col, chart_col, cam_col = st.columns([1, 3, 3])
+            crop_col.image(face["crop"], width=150)
+            with chart_col:
+                probability_chart(face, key=f"predict_probs_{i}_{n}")
+            with cam_col:
+                grad_cams(face)
+
+
+def show_table(results: list[dict]) -> None:
+    table = services.predictions_table(results, labels)
+    if table.empty:
+        return
+    st.subheader("All predictions", anchor=False)
+    percent = st.column_config.NumberColumn(format="percent")
+    st.dataframe(table, hide_index=True, key="predict_table", column_config={
+        "probability": percent, "model id": None, **{c: percent for c in table.columns if c.startswith("p(")}})
+    stamp = datetime.now().strftime("%Y%m%d-%H%M")
+    st.download_button("Download predictions (CSV)", table.to_csv(index=False), file_name=f"predictions-{stamp}.csv",
+                       mime="text/csv", icon=":material/download:", key="predict_csv", on_click="ignore")
+
+
+st.set_page_config(layout="wide")
+st.title("Predict")
+st.caption("Upload photos: every face is found and scored by each model you choose, side by side, with "
+           "Grad-CAM heatmaps showing which part of the face drove each answer.")
+
+available, registry_error = services.predictors()
+if registry_error:
+    st.error(md(registry_error), icon=":material/error:")
+if not available:
+    table = services.runs()
+    busy = int(table.status.isin(["RUNNING", "SCHEDULED"]).sum()) if not table.empty else 0
+    st.info("No trained models yet. Train some on the **Train** page, or start the one-click **quick comparison** "
+            "on the **Overview** page: every finished run appears here as a model to predict with."
+            + (f" {plural(busy, 'run')} {'is' if busy == 1 else 'are'} training now." if busy else ""),
+            icon=":material/model_training:")
+    st.stop()
+
+names = {p["id"]: p["label"] for p in available}  # the full label, with the training dataset
+# Short labels for legends, captions and the table: architecture/configuration plus the run id.
+labels = {p["id"]: p["label"].split(" (")[0] + (f" · {p['id'][:6]}" if p["kind"] == "run" else "") for p in available}
+accuracy = {p["id"]: p["test_accuracy"] for p in available}
+colors = charts.run_colors(list(labels.values()))
+st.session_state.setdefault("predict_whole", frozenset())
+
+# ------------------------------------------------------------------ settings
+model_col, detector_col, cam_col = st.columns([4, 2, 1], vertical_alignment="bottom")
+keep_valid("predict_models", list(labels))
+if "predict_models" not in st.session_state:
+    st.session_state.predict_models = services.default_predictors(available)
+chosen = model_col.multiselect(
+    "Models", list(labels), key="predict_models", max_selections=MAX_MODELS, persist_state="session",
+    format_func=lambda pid: names[pid] + (f" · test {accuracy[pid]:.0%}" if accuracy[pid] is not None else ""),
+    help="Finished runs and registered reference models. By default, the best run of each architecture and "
+         "configuration.")
+detectors = [d for d in DETECTORS if d != "yunet" or services.yunet_model()]
+detector = detector_col.selectbox("Face detector", detectors, format_func=DETECTORS.get, key="predict_detector",
+                                 persist_state="session")
+gradcam = cam_col.toggle("Grad-CAM", value=True, key="predict_gradcam", persist_state="session",
+                         help="Heatmaps of where each model looked; takes a little longer.")
+
+# ------------------------------------------------------------------ input
+files = st.file_uploader("Photos", type=TYPES, accept_multiple_files=True, key="predict_upload",
+                         help="JPEG, PNG, WebP or BMP, up to 20 MB each.") or []
+uploads = [(f, f.name) for f in files]
+# Behind a toggle, so the browser asks for the camera only when someone wants it.
+if st.toggle("Take a photo with the camera", key="predict_use_camera"):
+    if shot := st.camera_input("Camera", key="predict_camera"):
+        uploads.append((shot, "camera photo"))
+if not chosen:
+    st.info("Choose at least one model above.", icon=":material/arrow_upward:")
+    st.stop()
+if not uploads:
+    st.info("Upload one or more photos above (or switch the camera on and take one). Each face is found, "
+            "numbered and scored by every chosen model. For photos that are already face crops, choose "
+            "**Whole image is one face** as the detector.", icon=":material/add_a_photo:")
+    st.stop()
+
+# ------------------------------------------------------------------ results
+results = []
+progress = st.progress(0.0) if len(uploads) > 1 else None
+for n, (upload, name) in enumerate(uploads):
+    with st.spinner(f"Analysing {name}…"):
+        results.append(services.analyse_photo(
+            upload.getvalue(), name, chosen,
+            "whole" if upload.file_id in st.session_state.predict_whole else detector, gradcam))
+    if progress:
+        progress.progress((n + 1) / len(uploads), text=f"Analysed {n + 1} of {len(uploads)} photos")
+if progress:
+    progress.empty()
+
+done = [r for r in results if "error" not in r]
+n_faces = sum(len(r["faces"]) for r in done)
+st.markdown(f"**{plural(len(uploads), 'photo')}, {plural(n_faces, 'face')} found**, each scored by "
+            f"{plural(len(chosen), 'model')}." + (f" {plural(len(results) - len(done), 'file')} could not be "
+                                                   "analysed." if len(done) < len(results) else ""))
+if len(uploads) > 1:
+    show_table(done)
+for n, ((upload, _), result) in enumerate(zip(uploads, results)):
+    show_photo(n, upload.file_id, result)
+if len(uploads) == 1:
+    show_table(done)
+if done:
+    with st.expander("Timings", icon=":material/timer:"):
+        st.dataframe(services.timings_table(done, labels).round(1), hide_index=True, key="predict_timings")
+        st.caption("Milliseconds, measured when each photo was first analysed with these settings (results are "
+                   "reused until a setting changes). Detection runs once per photo; loading happens once per "
+                   "model and server.")

@@ -1,0 +1,209 @@
+"""The Predict page, run headless with AppTest against a store holding two real saved models.
+
+The models are stored the way training stores them (see ``test_inference._stored_run``),
+without the training epochs; the photos are scikit-image's real ones.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import streamlit as st
+from PIL import Image
+from skimage import data as skdata
+from streamlit.testing.v1 import AppTest
+
+from dashboard import services
+
+PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "pages" / "predict.py")
+ASTRONAUT_FACE = (177, 65, 95, 95)  # checked by eye (see test_faces.py)
+
+
+def png(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """ResNet50 at 32 px (a 1x1 Grad-CAM map) and VGG16 at 48 px (3x3), both finished runs."""
+    from test_inference import _stored_run
+
+    from core.tracking import RunStore
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EMOTION_LAB_ARTIFACTS", str(tmp_path_factory.mktemp("predict") / "artifacts"))
+        store = RunStore()
+        resnet, vgg = _stored_run(store, "resnet50", 32), _stored_run(store, "vgg16", 48)
+        yield {resnet: f"resnet50/scratch-adam · {resnet[:6]}", vgg: f"vgg16/scratch-adam · {vgg[:6]}"}
+
+
+@pytest.fixture(autouse=True)
+def clear_caches():
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """What each download button would hand the browser, by key."""
+    seen = {}
+    original = st.download_button
+
+    def spy(label, data, *args, **kwargs):
+        seen[kwargs.get("key")] = data
+        return original(label, data, *args, **kwargs)
+
+    monkeypatch.setattr(st, "download_button", spy)
+    return seen
+
+
+def run_page() -> AppTest:
+    # The first photo loads both models and traces their graphs: slow on a shared 2-core CPU.
+    at = AppTest.from_file(PAGE, default_timeout=240)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
+    at.file_uploader(key="predict_upload").set_value([(name, data, "image/png") for name, data in files])
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def array(value) -> np.ndarray:
+    """A plotly JSON array: a plain list, or the typed-array form numpy data is sent in."""
+    if isinstance(value, dict) and "bdata" in value:
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+    return np.asarray(value)
+
+
+def predictions_table(at: AppTest) -> pd.DataFrame:
+    (table,) = [el.value for el in at.dataframe if "top label" in el.value.columns]
+    return table
+
+
+def test_astronaut_is_scored_by_both_models_and_a_broken_file_is_named(lab, downloads):
+    at = run_page()
+    assert "Upload one or more photos" in at.info[0].value
+    assert sorted(at.multiselect(key="predict_models").value) == sorted(lab)  # best run of each arch/config
+    assert at.selectbox(key="predict_detector").options == ["Haar cascade (finds faces)",
+                                                            "Whole image is one face (pre-cropped faces)"]
+
+    upload(at, ("x.png", b"just some text, not a picture"), ("astronaut.png", png(skdata.astronaut())))
+    # The broken file is named, and the good photo next to it is still analysed.
+    assert [e.value for e in at.error] == ["x.png: not a recognized image file; expected JPEG, PNG, WebP or BMP"]
+    assert at.markdown[0].value.startswith("**2 photos, 1 face found**")
+    assert "1 file could not be analysed" in at.markdown[0].value
+
+    (chart,) = at.get("plotly_chart")
+    traces = json.loads(chart.proto.spec)["data"]
+    assert [t["name"] for t in traces] == list(lab.values())
+    for t in traces:
+        assert t["y"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+        assert array(t["x"]).sum() == pytest.approx(1.0, abs=1e-4)
+    headings = [m.value for m in at.markdown if m.value.startswith("#### Face 1: ")]
+    assert len(headings) == 1 and "models" in headings[0]
+
+    (cams,) = [im for im in at.get("image") if len(im.proto.imgs) == 2]
+    captions = [img.caption for img in cams.proto.imgs]
+    assert [c.split(":")[0] for c in captions] == list(lab.values())
+    coarse = [w.value for w in at.warning if w.value.startswith("Coarse heatmaps")]
+    assert len(coarse) == 1 and "1×1" in coarse[0] and "3×3" in coarse[0]
+
+    table = predictions_table(at)
+    assert len(table) == 2 and set(table["model id"]) == set(lab)
+    assert (table.photo == "astronaut.png").all() and (table.face == 1).all()
+    box = tuple(table.iloc[0][["x", "y", "width", "height"]])
+    assert np.allclose(box, ASTRONAUT_FACE, atol=8)
+    csv = pd.read_csv(io.StringIO(downloads["predict_csv"]))
+    assert len(csv) == 2 and list(csv["model"]) == [lab[i] for i in csv["model id"]]
+    np.testing.assert_allclose(csv.probability, table.probability)
+    for _, row in csv.iterrows():
+        assert row.probability == pytest.approx(row[f"p({row['top label']})"])
+
+
+def test_photo_without_a_face_offers_the_whole_image(lab):
+    at = upload(run_page(), ("coffee.png", png(skdata.coffee())))
+    assert at.warning[0].value.startswith("No face found in **coffee.png**")
+    assert not at.get("plotly_chart")
+
+    at.button(key="predict_whole_0").click().run()
+    assert not at.exception, at.exception
+    assert at.markdown[0].value.startswith("**1 photo, 1 face found**")
+    assert any("Whole image is one face" in c.value for c in at.caption)
+    table = predictions_table(at)
+    assert len(table) == 2
+    assert (table[["x", "y", "width", "height"]].to_numpy() == [0, 0, 600, 400]).all()
+
+
+def test_yunet_is_offered_only_when_configured_and_a_bad_model_file_is_an_error(lab, tmp_path, monkeypatch):
+    onnx = tmp_path / "face_detection_yunet.onnx"
+    onnx.write_bytes(b"not an onnx model")
+    monkeypatch.setenv(services.YUNET_ENV, str(onnx))
+    at = run_page()
+    detector = at.selectbox(key="predict_detector")
+    assert "YuNet (finds faces, more robust)" in detector.options
+    detector.set_value("yunet")
+    upload(at, ("astronaut.png", png(skdata.astronaut())))
+    (error,) = at.error
+    assert error.value.startswith("astronaut.png: ") and "not a valid YuNet ONNX model" in error.value
+
+
+def test_empty_store_points_to_training(fresh_artifacts):
+    at = run_page()
+    assert "No trained models yet" in at.info[0].value and "**Train**" in at.info[0].value
+    assert not at.file_uploader
+
+
+def test_default_models_are_the_best_run_of_each_architecture_and_configuration(monkeypatch):
+    def run(rid, arch, acc):
+        return {"id": rid, "kind": "run", "arch": arch, "label": rid, "test_accuracy": acc}
+
+    available = [run("a1", "resnet50", 0.50), run("a2", "resnet50", 0.60), run("b", "resnet50", 0.55),
+                 run("c", "vgg16", 0.40), run("d", "vgg16", None),
+                 {"id": "ref:fer", "kind": "reference", "arch": "reference", "label": "reference/fer",
+                  "test_accuracy": None}]
+    variants = {"a1": "scratch-adam", "a2": "scratch-adam", "b": "scratch-rmsprop", "c": "scratch-adam",
+                "d": "scratch-rmsprop"}
+    monkeypatch.setattr(services, "runs", lambda: pd.DataFrame({"run_id": list(variants),
+                                                                "variant": list(variants.values())}))
+    assert services.default_predictors(available) == ["a2", "b", "c", "d"]
+    assert services.default_predictors(available[:3]) == ["a2", "b"]
+    assert services.default_predictors(available[2:], limit=3) == ["b", "c", "d"]
+    assert services.default_predictors([available[-1]]) == ["ref:fer"]
+
+
+def test_agreement_in_words():
+    def face(*tops):
+        return {"n_models": len(tops), "predictions": {f"m{i}": {"top_label": t, "probability": 0.5}
+                                                       for i, t in enumerate(tops)},
+                "majority_label": max(set(tops), key=tops.count), "agreement": max(tops.count(t) for t in tops)}
+
+    names = {"m0": "A", "m1": "B", "m2": "C", "m3": "D"}
+    assert services.agreement(face("happy", "happy", "sad", "happy"), names) == \
+        ("3 of 4 models say happy.", ["C: sad (50%)"])
+    assert services.agreement(face("happy", "happy"), names) == ("Both models say happy.", [])
+    assert services.agreement(face("sad", "sad", "sad"), names) == ("All 3 models say sad.", [])
+    assert services.agreement(face("fear"), names) == ("The model says fear (50%).", [])
+    assert services.agreement(face("fear", "sad"), names)[0] == "The 2 models disagree."
+
+
+def test_boxes_are_drawn_and_numbered():
+    image = np.zeros((200, 300, 3), np.uint8)
+    out = services.draw_faces(image, [(50, 60, 40, 40), (200, 0, 50, 50)])
+    assert out.shape == image.shape and not image.any()  # the input is left alone
+    assert tuple(out[80, 50]) == (255, 221, 0) and not out[80, 70].any()  # outline, untouched inside
+    assert out[40:58, 50:70].any()  # the number's label sits above the first box
+    assert out[2:20, 202:220].any()  # and inside the second, which touches the top edge
+    big = services.draw_faces(np.zeros((2000, 4000, 3), np.uint8), [(1000, 1000, 400, 400)])
+    assert big.shape == (800, 1600, 3) and tuple(big[480, 400]) == (255, 221, 0)  # shrunk with its boxes
