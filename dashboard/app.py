@@ -18,10 +18,12 @@ if "worker_checked" not in st.session_state:
     services.ensure_worker()
     st.session_state.worker_checked = True
 
+# Page scripts live in views/, not pages/: a pages/ folder next to the entrypoint makes
+# Streamlit show its automatic page list on direct links instead of this navigation.
 pages = [
-    st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
-    st.Page("pages/predict.py", title="Predict", icon=":material/face:"),
+    st.Page("views/overview.py", title="Overview", icon=":material/home:", default=True),
+    st.Page("views/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
+    st.Page("views/predict.py", title="Predict", icon=":material/face:"),
 ]
 st.navigation(pages).run()

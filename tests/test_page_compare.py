@@ -20,7 +20,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "pages" / "compare.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "compare.py")
 GRID = "grid-1"
 OOM = "ResourceExhaustedError: OOM when allocating tensor with shape [8,512,3,3]"
 

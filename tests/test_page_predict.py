@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import services
 
-PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "pages" / "predict.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "predict.py")
 ASTRONAUT_FACE = (177, 65, 95, 95)  # checked by eye (see test_faces.py)
 
 

@@ -34,7 +34,7 @@ def run_page(name: str, **query) -> AppTest:
     for k, v in query.items():
         at.query_params[k] = v
     at.run()
-    return at if name == "overview.py" else at.switch_page(f"pages/{name}").run()
+    return at if name == "overview.py" else at.switch_page(f"views/{name}").run()
 
 
 def texts(at: AppTest) -> str:

@@ -28,7 +28,7 @@ with st.container(border=True):
         group = f"quick-{uuid.uuid4().hex[:6]}"
         services.submit(quick, group=group, key=st.session_state.setdefault("quick_key", uuid.uuid4().hex))
         st.session_state.pop("quick_key")
-        st.switch_page("pages/train.py")
+        st.switch_page("views/train.py")
 
 # ---------------------------------------------------------------- worker, runs, jobs
 left, right = st.columns(2)
