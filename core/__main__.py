@@ -63,6 +63,7 @@ def cmd_train(args) -> int:
     from core import presets, training
 
     _apply_quick(args)
+    _apply_distribute(args)
     cfg = presets.preset(args.config, _base_from_args(args, args.arch))
     result = training.train(cfg, verbose=_verbose())
     _print_result(cfg, result)
@@ -137,7 +138,26 @@ def cmd_fetch_weights(args) -> int:
 def cmd_worker(args) -> int:
     from core import jobs
 
+    _apply_distribute(args)  # job processes inherit it
+    if args.ray is not None:
+        from core import cluster
+
+        return cluster.run_ray_worker(args.ray, gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task,
+                                      max_parallel=args.max_parallel, max_jobs=args.max_jobs,
+                                      exit_when_idle=args.exit_when_idle, slots=args.slots)
     return jobs.run_worker(max_jobs=args.max_jobs, exit_when_idle=args.exit_when_idle, slots=args.slots)
+
+
+def _add_distribute_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--distribute", choices=("none", "mirrored"), default=None,
+                   help="mirrored: one run on every visible GPU (tf.distribute.MirroredStrategy)")
+
+
+def _apply_distribute(args) -> None:
+    if args.distribute is not None:
+        from core.cluster import DISTRIBUTE_ENV
+
+        os.environ[DISTRIBUTE_ENV] = args.distribute
 
 
 def cmd_submit(args) -> int:
@@ -301,6 +321,58 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_evolve(args) -> int:
+    import logging
+
+    from tqdm import tqdm
+
+    from core import evolution
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices: one per individual
+    bar = tqdm(desc="evolve", unit="slot")
+
+    def progress(p) -> None:
+        bar.total, bar.n = p.total, p.done
+        bar.set_postfix(generation=p.generation, best="-" if p.best is None else f"{p.best:.3f}", refresh=False)
+        bar.refresh()
+
+    try:
+        if args.resume:
+            search_id = evolution.resume_search(args.resume, progress=progress)
+        else:
+            _apply_quick(args)
+            budget = evolution.Budget(epochs=args.eval_epochs, max_train=args.eval_max_train,
+                                      max_eval=args.eval_max_eval, long_epochs=args.long_epochs)
+            search_id = args.name or evolution.new_search_id(args.strategy, args.mode)
+            tqdm.write(f"search {search_id}: resume with `python -m core evolve --resume {search_id}`")
+            evolution.run_search(args.dataset, args.population, args.generations, args.strategy, args.mode,
+                                 budget=budget, base=_base_from_args(args, "resnet50"),
+                                 fixed=evolution.parse_fixed(args.fix), seed=args.seed,
+                                 retrain_best=not args.no_final, search_id=search_id, progress=progress)
+    finally:
+        bar.close()
+    state = evolution.search_state(search_id)
+    for note in state["notes"]:
+        print(f"note: {note}")
+    if state["mode"] == "head":
+        curves = state["curves"]
+        last = curves.sort_values("step").groupby("method").tail(1).set_index("method")
+        start = curves[curves.step == 0].groupby("method")["val_accuracy"].first()
+        for method, row in last.iterrows():
+            print(f"{method:8s} val accuracy {start[method]:.3f} -> {row.val_accuracy:.3f} "
+                  f"after {int(row.step)} steps ({int(row.forward_passes)} forward passes)")
+    else:
+        cost, best = state["cost"], state["best"]
+        print(f"search {search_id}: {state['status']}, {cost['evaluations']} trainings, "
+              f"{cost['cache_hits']} cache hits, {cost['seconds']:.0f} s")
+        if best:
+            print(f"best genome (val accuracy {best['fitness']:.3f}): "
+                  + ", ".join(f"{k}={v}" for k, v in best["genes"].items()))
+        if state["final_test_accuracy"] is not None:
+            print(f"ga-{search_id}: test accuracy {state['final_test_accuracy']:.3f} (run {state['final_run_id']})")
+    return 0 if state["status"] == "finished" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     from core.config import ARCHITECTURES
     from core.presets import CONFIG_IDS
@@ -316,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", choices=ARCHITECTURES, default="resnet50")
     p.add_argument("--config", choices=CONFIG_IDS, default="imagenet-adam")
     _add_run_options(p)
+    _add_distribute_option(p)
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("compare", help="train the five configurations on one or both architectures")
@@ -371,6 +444,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit after this long with nothing to do (default: wait forever)")
     p.add_argument("--slots", type=int, default=1,
                    help="workers allowed on this machine at once (one per accelerator; default 1)")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run jobs as Ray tasks, several at once: on a new local Ray instance, or on the cluster at "
+                        "ADDRESS ('auto' or HEAD:6379)")
+    p.add_argument("--gpus-per-task", type=float, default=1.0,
+                   help="with --ray: GPUs per job, a fraction to share one (default 1)")
+    p.add_argument("--cpus-per-task", type=float, default=1.0,
+                   help="with --ray: CPUs per job (on a cluster without GPUs, the share each job gets; default 1)")
+    p.add_argument("--max-parallel", type=int, default=None,
+                   help="with --ray: at most this many jobs at once (default: as many as the cluster has room for)")
+    _add_distribute_option(p)
     p.set_defaults(fn=cmd_worker)
 
     p = sub.add_parser("submit", help="queue training (one job per architecture x configuration) or an evaluation")
@@ -400,6 +483,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=3, help="epochs per measurement; the first is warm-up")
     p.add_argument("--out", default="", help="JSON path (default: artifacts/bench/bench-<time>.json)")
     p.set_defaults(fn=cmd_bench)
+
+    p = sub.add_parser("evolve", help="genetic search over hyperparameters (or a head's weights) with PyGAD",
+                       description="--eval-* set each individual's short budget; --epochs, --max-train and "
+                                   "--max-eval set the final retrain of the best genome, as for compare.")
+    p.add_argument("--population", type=int, default=8)
+    p.add_argument("--generations", type=int, default=5)
+    p.add_argument("--strategy", choices=("ga", "random"), default="ga",
+                   help="random: the same budget spent on random genomes (a baseline for the GA)")
+    p.add_argument("--mode", choices=("hyper", "head"), default="hyper",
+                   help="hyper: evolve training settings; head: evolve a dense head's weights vs Adam/RMSprop")
+    p.add_argument("--fix", nargs="*", default=[], metavar="GENE=VALUE",
+                   help="pin genes, e.g. arch=vgg16 input_size=48 (genes: arch, weights, optimizer, learning_rate, "
+                        "batch_size, frozen_blocks, dropout, dense_units, label_smoothing, augment_strength, "
+                        "input_size)")
+    p.add_argument("--eval-epochs", type=int, default=2, help="epochs per individual (fitness budget)")
+    p.add_argument("--eval-max-train", type=int, default=1000, help="training images per individual")
+    p.add_argument("--eval-max-eval", type=int, default=300, help="validation images per individual")
+    p.add_argument("--long-epochs", type=int, default=0,
+                   help="multi-fidelity: retrain the best third of each generation for this many epochs")
+    p.add_argument("--no-final", action="store_true", help="skip retraining the best genome with the full budget")
+    p.add_argument("--name", default="", help="search id (default: generated)")
+    p.add_argument("--resume", default="", metavar="SEARCH_ID", help="continue a stopped or killed search")
+    _add_run_options(p)
+    p.set_defaults(fn=cmd_evolve)
     return parser
 
 

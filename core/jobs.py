@@ -173,9 +173,13 @@ CREATE TABLE IF NOT EXISTS workers (
 _READY: set[str] = set()
 
 
+JOBS_DB_ENV = "EMOTION_LAB_JOBS_DB"  # overrides db_path(): core.cluster runs a job against a scratch copy of its row
+
+
 def db_path() -> Path:
-    """The queue's SQLite file, next to the MLflow store."""
-    return artifacts_dir() / "jobs.db"
+    """The queue's SQLite file, next to the MLflow store (or ``EMOTION_LAB_JOBS_DB``)."""
+    override = os.environ.get(JOBS_DB_ENV)
+    return Path(override) if override else artifacts_dir() / "jobs.db"
 
 
 def _connect() -> sqlite3.Connection:

@@ -189,9 +189,11 @@ class RunStore:
         from urllib.parse import unquote, urlparse
 
         root = self._get(run_id).info.artifact_uri
-        if root.startswith("file:") or "://" not in root:
+        # By scheme, not by "://": a tracking server's proxied root is "mlflow-artifacts:/1/<run>/artifacts".
+        scheme = urlparse(root).scheme
+        if scheme in ("", "file"):
             # Local store: read in place rather than copying (models are ~100 MB).
-            local = Path(unquote(urlparse(root).path) if root.startswith("file:") else root) / name
+            local = Path(unquote(urlparse(root).path) if scheme == "file" else root) / name
             return local if local.exists() else None
         from mlflow.artifacts import download_artifacts
 

@@ -163,6 +163,15 @@ def train(cfg: RunConfig, *, run_id: str | None = None, store: RunStore | None =
 
 
 def _train(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbose) -> TrainResult:
+    from core.cluster import distribution_scope
+
+    # EMOTION_LAB_DISTRIBUTE=mirrored: the model and optimizer are created in a
+    # MirroredStrategy's scope, so this one run trains on every visible GPU.
+    with distribution_scope(store, run_id):
+        return _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbose)
+
+
+def _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbose) -> TrainResult:
     acc = accelerator()
     mixed = _resolve_toggle(cfg.train.mixed_precision, acc["gpu"])
     xla = _resolve_toggle(cfg.train.xla, acc["gpu"])
