@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -35,7 +36,7 @@ import threading
 import time
 import traceback
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -958,5 +959,208 @@ def execute_evaluate(ctx: JobContext) -> dict:
     return {"run_id": new_id, "test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"]}
 
 
+# ------------------------------------------------------------------ evolve (core.evolution searches)
+
+EVOLVE_ACTIONS: tuple[str, ...] = ("start", "resume", "retrain")
+_SEARCH_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def _search_exists(search_id: str) -> dict | None:
+    from core import evolution
+
+    try:
+        return evolution.search_state(search_id)
+    except evolution.SearchNotFound:
+        return None
+
+
+def _validate_evolve(payload: Any) -> tuple[dict, str]:
+    """``{"search_id", "action": "start", "dataset", "population", ...}``, or ``{"search_id", "action": "resume"
+    | "retrain"}`` for a saved search. Settings are checked here so a bad one fails at submit, not in the worker."""
+    from core import evolution, models, presets
+
+    if not isinstance(payload, dict):
+        raise JobError(f"evolve payload: expected a dict. Received: payload={payload!r}")
+    sid, action = payload.get("search_id"), payload.get("action", "start")
+    # The id names a folder under artifacts/searches: no separators, no "..".
+    if not (isinstance(sid, str) and sid and set(sid) <= _SEARCH_ID_CHARS and not sid.startswith(".")):
+        raise JobError(f"evolve payload: search_id must be letters, digits, '-', '_' or '.'. Received: search_id={sid!r}")
+    if action not in EVOLVE_ACTIONS:
+        raise JobError(f"evolve payload: action must be one of {EVOLVE_ACTIONS}. Received: action={action!r}")
+    if action != "start":
+        state = _search_exists(sid)
+        if state is None:
+            raise JobError(f"evolve payload: no saved search {sid!r} to {action}")
+        if action == "retrain" and state["mode"] != "hyper":
+            raise JobError(f"search {sid!r} evolves a head's weights: it has no genome to retrain")
+        if action == "retrain" and state["best"] is None:
+            raise JobError(f"search {sid!r} has no finished genome to retrain yet")
+        return {"search_id": sid, "action": action}, \
+            (f"retrain best of {sid}" if action == "retrain" else f"resume search {sid}")
+
+    if _search_exists(sid) is not None:
+        raise JobError(f"search {sid!r} already exists; resume it instead (action='resume')")
+    dataset, strategy, mode = payload.get("dataset"), payload.get("strategy", "ga"), payload.get("mode", "hyper")
+    population, generations, seed = payload.get("population", 8), payload.get("generations", 5), payload.get("seed", 42)
+    retrain_best, fixed = payload.get("retrain_best", True), payload.get("fixed") or {}
+    if not isinstance(dataset, str) or not dataset:
+        raise JobError(f"evolve payload: dataset must be a non-empty string. Received: dataset={dataset!r}")
+    if strategy not in evolution.STRATEGIES or mode not in evolution.MODES:
+        raise JobError(f"evolve payload: expected strategy in {evolution.STRATEGIES} and mode in {evolution.MODES}. "
+                       f"Received: strategy={strategy!r}, mode={mode!r}")
+    for name, value, least in (("population", population, 2), ("generations", generations, 1), ("seed", seed, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise JobError(f"evolve payload: {name} must be an integer >= {least}. Received: {name}={value!r}")
+    if not isinstance(retrain_best, bool) or not isinstance(fixed, dict):
+        raise JobError(f"evolve payload: retrain_best must be a bool and fixed a dict. "
+                       f"Received: retrain_best={retrain_best!r}, fixed={fixed!r}")
+    try:
+        budget = evolution.Budget(**(payload.get("budget") or {})).validate()
+    except TypeError as exc:
+        raise JobError(f"evolve payload: budget takes {list(evolution.Budget.__dataclass_fields__)}. {exc}") from None
+    base = payload.get("base")
+    base = RunConfig.from_dict(base) if base else presets.base_config(dataset=dataset, seed=seed)
+    base = replace(base, data=replace(base.data, dataset=dataset)).validate()
+    genes = {g.name: g for g in evolution.GENE_SPACE}
+    for name, value in fixed.items():
+        if name not in genes or value not in genes[name].choices:
+            raise JobError(f"evolve payload: fixed gene {name}={value!r} is not in the search space "
+                           f"({ {g: list(v.choices) for g, v in genes.items()} })")
+    if mode == "head":
+        if strategy != "ga" or not set(fixed) <= set(evolution.HEAD_GENES):
+            raise JobError(f"mode head evolves a head's weights with the GA and can fix only {evolution.HEAD_GENES}. "
+                           f"Received: strategy={strategy!r}, fixed={sorted(fixed)}")
+        retrain_best = False
+    try:  # ImageNet weights pinned but not on this machine, or a pinned value the base cannot take
+        if mode == "head" and fixed.get("weights") == "imagenet":
+            models.resolve_weights(replace(base.model, arch=fixed.get("arch", base.model.arch), weights="imagenet"))
+        elif mode == "hyper":
+            space, _ = evolution.resolve_space(fixed)
+            evolution.decode([0] * len(space), base, space)
+    except models.WeightsMissingError as exc:
+        raise JobError(str(exc)) from None
+    normalised = {"search_id": sid, "action": "start", "dataset": dataset, "strategy": strategy, "mode": mode,
+                  "population": population, "generations": generations, "seed": seed, "retrain_best": retrain_best,
+                  "fixed": dict(fixed), "budget": asdict(budget), "base": base.to_dict()}
+    what = "head weights" if mode == "head" else ("GA" if strategy == "ga" else "random search")
+    return normalised, (f"{what} {sid} on {dataset}: population {population}, "
+                        f"{generations} generation{'s' if generations != 1 else ''}")
+
+
+def submit_evolve(dataset: str, *, population: int = 8, generations: int = 5, strategy: str = "ga",
+                  mode: str = "hyper", budget: Any = None, fixed: dict | None = None, seed: int = 42,
+                  retrain_best: bool = True, base: RunConfig | None = None, search_id: str | None = None,
+                  key: str | None = None) -> tuple[int, str]:
+    """Queue a search (``core.evolution.run_search`` in the worker); return ``(job_id, search_id)``.
+
+    The search id is chosen here, so the caller can follow the search before the worker
+    starts it; the job's group is the search id, as is the group of the search's runs.
+    """
+    from core import evolution
+
+    sid = search_id or evolution.new_search_id(strategy, mode)
+    budget = asdict(budget) if isinstance(budget, evolution.Budget) else budget
+    payload = {"search_id": sid, "action": "start", "dataset": dataset, "population": population,
+               "generations": generations, "strategy": strategy, "mode": mode, "budget": budget,
+               "fixed": dict(fixed or {}), "seed": seed, "retrain_best": retrain_best,
+               "base": base.to_dict() if base is not None else None}
+    return submit("evolve", payload, group=sid, key=key), sid
+
+
+def submit_search_action(search_id: str, action: str, key: str | None = None) -> int:
+    """Queue ``resume`` (continue a stopped or failed search) or ``retrain`` (retrain its best genome with
+    the full budget as variant ``ga-<search_id>``, for a search started with ``retrain_best=False``)."""
+    if action not in ("resume", "retrain"):
+        raise JobError(f"action must be 'resume' or 'retrain'. Received: action={action!r}")
+    return submit("evolve", {"search_id": search_id, "action": action}, group=search_id, key=key)
+
+
+def _enable_retrain(search_id: str) -> None:
+    # core.evolution retrains the best genome only at the end of a run with retrain_best=True;
+    # turning the flag on in the saved state makes resume_search do exactly that step (its
+    # generations are all scored, so nothing else runs). Uses evolution's own load/save.
+    from core import evolution
+
+    state = evolution._load(search_id)
+    if state["retrain_best"] and state["status"] != "finished":
+        return
+    if state.get("final") and state["final"].get("status") == "FINISHED":
+        return
+    state["retrain_best"] = True
+    if state["status"] == "finished":
+        state["status"] = "stopped"  # resume_search leaves finished searches alone
+    evolution._save(state)
+
+
+def execute_evolve(ctx: JobContext) -> dict:
+    """Run, resume or finish a search; a retried job resumes the search it started (same search id)."""
+    from core import evolution
+
+    payload, sid = ctx.payload, ctx.payload["search_id"]
+    action = payload.get("action", "start")
+    ctx.check_cancelled()
+    existing = _search_exists(sid)
+    settings = existing["settings"] if existing else payload
+    population, generations = settings["population"], settings["generations"]
+    mode = existing["mode"] if existing else payload["mode"]
+    long_epochs = (settings.get("budget") or {}).get("long_epochs") or 0
+    per_generation = population + (math.ceil(population / 3) if long_epochs else 0)
+    means: dict[int, float] = {}
+    started = {"t": time.monotonic(), "done": None}
+
+    def progress(p: "evolution.Progress") -> None:
+        if started["done"] is None:
+            started["done"] = p.done - 1  # slots already scored before this attempt
+        if mode == "head":
+            fields = {"epoch": p.done, "epochs": p.total, "batch": 0, "batches": 1}
+        else:
+            # epoch = generations fully scored (of generations + 1, counting generation 0),
+            # batch = slots scored in the generation in progress.
+            rounds = generations + 1
+            epoch = min(p.done // per_generation, rounds)
+            fields = {"epoch": epoch, "epochs": rounds, "batches": per_generation,
+                      "batch": p.done - epoch * per_generation if epoch < rounds else 0}
+            if max(means, default=-1) < p.generation - 1 or p.done == p.total:  # a generation was saved since
+                table = evolution.search_state(sid)["generations"]
+                means.update(zip(table["generation"], table["mean"]))
+        # Head mode reports the validation accuracy of the method at work (see the progress message).
+        metrics = {("val_accuracy" if mode == "head" else "best_fitness"): float(p.best)} if p.best is not None else {}
+        if means:  # the latest fully scored generation
+            metrics["mean_fitness"] = float(means[max(means)])
+        done_now = p.done - started["done"]
+        eta = (time.monotonic() - started["t"]) / done_now * (p.total - p.done) if done_now > 0 else None
+        ctx.progress(**fields, metrics=metrics, eta_s=eta, force=p.done == p.total)
+
+    def should_stop() -> bool:
+        # Training polls this after every batch: counting those lets a cancel say how promptly it stopped.
+        ctx.batch_ended()
+        return ctx.should_stop()
+
+    if action == "retrain":
+        _enable_retrain(sid)
+    if existing is None and action == "start":
+        evolution.run_search(
+            payload["dataset"], population, generations, payload["strategy"], mode,
+            budget=evolution.Budget(**payload["budget"]), base=RunConfig.from_dict(payload["base"]),
+            fixed=payload["fixed"], seed=payload["seed"], retrain_best=payload["retrain_best"], search_id=sid,
+            progress=progress, should_stop=should_stop)
+    else:  # resume, retrain, or this job's earlier attempt died mid-search
+        evolution.resume_search(sid, progress=progress, should_stop=should_stop)
+    state = evolution.search_state(sid)
+    if state["status"] == "stopped":
+        raise JobCancelled()
+    best, gens = state["best"], state["generations"]
+    if best is not None and len(gens):  # the last generation is saved after its last progress report
+        ctx.progress(metrics={"best_fitness": best["fitness"], "mean_fitness": float(gens["mean"].iloc[-1])},
+                     force=True)
+    if state["mode"] == "head":  # the GA's best validation accuracy; Adam's and RMSprop's are in the curves
+        ga = state["curves"][state["curves"].method == "ga"].val_accuracy
+        best = {"fitness": float(ga.max())} if len(ga) else None
+    return {"search_id": sid, "status": state["status"], "best_fitness": best["fitness"] if best else None,
+            "final_run_id": state["final_run_id"], "final_test_accuracy": state["final_test_accuracy"],
+            **state["cost"]}
+
+
 register_kind("train", execute_train, _validate_train)
 register_kind("evaluate", execute_evaluate, _validate_evaluate)
+register_kind("evolve", execute_evolve, _validate_evolve)

@@ -24,6 +24,7 @@ pages = [
     st.Page("views/overview.py", title="Overview", icon=":material/home:", default=True),
     st.Page("views/train.py", title="Train", icon=":material/model_training:"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
+    st.Page("views/evolve.py", title="Evolve", icon=":material/genetics:"),
     st.Page("views/predict.py", title="Predict", icon=":material/face:"),
 ]
 st.navigation(pages).run()
