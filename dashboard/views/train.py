@@ -85,7 +85,9 @@ if submitted and configs:
 @st.fragment(run_every=2)
 def live_jobs() -> None:
     st.subheader("Jobs")
+    # Evolve jobs are searches, not single runs: the Evolve page shows their progress.
     table = services.job_table()
+    table = table[table.kind != "evolve"]
     if table.empty:
         st.info("No jobs yet. Configure runs above and press **Start training**.")
         return
