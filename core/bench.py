@@ -59,8 +59,6 @@ def forward_flops(model) -> float:
 
 
 def _compiled(cfg: RunConfig, num_classes: int, **compile_kw):
-    import keras
-
     model = models.build_model(cfg.model, num_classes, seed=cfg.train.seed)
     model.compile(optimizer=models.make_optimizer(cfg.optimizer), loss="categorical_crossentropy",
                   metrics=["accuracy"], **compile_kw)

@@ -52,3 +52,70 @@ def tiny_config(arch: str = "resnet50", config_id: str = "scratch-adam", **train
     base = presets.base_config(arch, "synthetic-tiny", **{"epochs": 1, "batch_size": 8, **train})
     base = replace(base, model=replace(base.model, input_size=32))
     return presets.preset(config_id, base)
+
+
+# ---------------------------------------------------------------- dashboard (AppTest) helpers
+@pytest.fixture
+def st_clean():
+    """Streamlit caches are process-global: every page test starts and ends with them empty."""
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def no_worker(fresh_artifacts, monkeypatch, st_clean):
+    """Record worker start-ups instead of detaching a real worker from the test process."""
+    from core import jobs
+
+    started = []
+    monkeypatch.setattr(jobs, "ensure_worker", lambda **kw: started.append(1))
+    return started
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """What each download button would hand the browser, by key."""
+    import streamlit as st
+
+    seen = {}
+    original = st.download_button
+
+    def spy(label, data, *args, **kwargs):
+        seen[kwargs.get("key")] = data
+        return original(label, data, *args, **kwargs)
+
+    monkeypatch.setattr(st, "download_button", spy)
+    return seen
+
+
+def texts(at) -> str:
+    """Everything a user reads on the page: markdown, captions and alerts."""
+    parts = [m.value for m in at.markdown] + [m.value for m in at.caption] + [e.value for e in at.info]
+    parts += [e.value for e in at.warning] + [e.value for e in at.success] + [e.value for e in at.error]
+    return "\n".join(map(str, parts))
+
+
+def figure(at, key: str) -> dict:
+    """The plotly figure the browser would draw for the chart with this key."""
+    import json
+
+    charts = [el for el in at.get("plotly_chart") if el.proto.id.endswith(key)]
+    assert len(charts) == 1, [el.proto.id for el in at.get("plotly_chart")]
+    return json.loads(charts[0].proto.spec)
+
+
+def array(value):
+    """A plotly JSON array: a plain list, or the typed-array form numpy data is sent in."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(value, dict) and "bdata" in value:
+        out = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        return out.reshape([int(n) for n in value["shape"].split(",")]) if "shape" in value else out
+    return np.asarray(value)

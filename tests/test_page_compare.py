@@ -7,9 +7,7 @@ running and failed runs in a second rather than minutes.
 """
 from __future__ import annotations
 
-import base64
 import io
-import json
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -17,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import streamlit as st
+from conftest import array, figure
 from streamlit.testing.v1 import AppTest
+
+pytestmark = pytest.mark.usefixtures("st_clean")
 
 PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "compare.py")
 GRID = "grid-1"
@@ -90,27 +90,6 @@ def lab(tmp_path_factory):
         yield ids
 
 
-@pytest.fixture(autouse=True)
-def clear_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-
-
-@pytest.fixture
-def downloads(monkeypatch):
-    """What each download button would hand the browser, by key."""
-    seen = {}
-    original = st.download_button
-
-    def spy(label, data, *args, **kwargs):
-        seen[kwargs.get("key")] = data
-        return original(label, data, *args, **kwargs)
-
-    monkeypatch.setattr(st, "download_button", spy)
-    return seen
-
-
 def run_page() -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=60)
     at.run()
@@ -118,19 +97,6 @@ def run_page() -> AppTest:
     return at
 
 
-def figure(at: AppTest, key: str) -> dict:
-    """The plotly figure the browser would draw for the chart with this key."""
-    charts = [el for el in at.get("plotly_chart") if el.proto.id.endswith(key)]
-    assert len(charts) == 1, [el.proto.id for el in at.get("plotly_chart")]
-    return json.loads(charts[0].proto.spec)
-
-
-def array(value) -> np.ndarray:
-    """A plotly JSON array: a plain list, or the typed-array form numpy data is sent in."""
-    if isinstance(value, dict) and "bdata" in value:
-        out = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-        return out.reshape([int(n) for n in value["shape"].split(",")]) if "shape" in value else out
-    return np.asarray(value)
 
 
 def label(run_id: str) -> str:

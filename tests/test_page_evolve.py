@@ -5,34 +5,24 @@ one test runs the real worker in this process on the smallest search there is.
 """
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import streamlit as st
+from conftest import array, figure, texts
 from streamlit.testing.v1 import AppTest
 
 from core import evolution, jobs
+
+pytestmark = pytest.mark.usefixtures("no_worker")
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 # Cheap individuals (see tests/test_evolution.py): VGG16 at 32x32, early blocks frozen.
 FIXED = {"arch": "vgg16", "weights": "none", "input_size": 32, "frozen_blocks": 4, "dense_units": 0,
          "augment_strength": 0.5, "batch_size": 16, "dropout": 0.2, "label_smoothing": 0.0}
 TINY_BUDGET = {"epochs": 1, "max_train": 14, "max_eval": 14, "long_epochs": 0}
-
-
-@pytest.fixture(autouse=True)
-def no_worker(fresh_artifacts, monkeypatch):
-    started = []
-    monkeypatch.setattr(jobs, "ensure_worker", lambda **kw: started.append(1))
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield started
-    st.cache_data.clear()
-    st.cache_resource.clear()
 
 
 def open_evolve(**query) -> AppTest:
@@ -45,23 +35,6 @@ def open_evolve(**query) -> AppTest:
     return at
 
 
-def texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [m.value for m in at.caption] + [e.value for e in at.info]
-    parts += [e.value for e in at.warning] + [e.value for e in at.success] + [e.value for e in at.error]
-    return "\n".join(map(str, parts))
-
-
-def figure(at: AppTest, key: str) -> dict:
-    charts = [el for el in at.get("plotly_chart") if el.proto.id.endswith(key)]
-    assert len(charts) == 1, [el.proto.id for el in at.get("plotly_chart")]
-    return json.loads(charts[0].proto.spec)
-
-
-def array(value) -> np.ndarray:
-    """A plotly JSON array: a plain list, or the typed-array form numpy data is sent in."""
-    if isinstance(value, dict) and "bdata" in value:
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-    return np.asarray(value)
 
 
 def traces(fig: dict) -> dict[str, np.ndarray]:

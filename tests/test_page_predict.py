@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import streamlit as st
 from PIL import Image
 from skimage import data as skdata
 from streamlit.testing.v1 import AppTest
 
 from dashboard import services
+
+pytestmark = pytest.mark.usefixtures("st_clean")
 
 PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "predict.py")
 ASTRONAUT_FACE = (177, 65, 95, 95)  # checked by eye (see test_faces.py)
@@ -42,27 +43,6 @@ def lab(tmp_path_factory):
         store = RunStore()
         resnet, vgg = _stored_run(store, "resnet50", 32), _stored_run(store, "vgg16", 48)
         yield {resnet: f"resnet50/scratch-adam · {resnet[:6]}", vgg: f"vgg16/scratch-adam · {vgg[:6]}"}
-
-
-@pytest.fixture(autouse=True)
-def clear_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-
-
-@pytest.fixture
-def downloads(monkeypatch):
-    """What each download button would hand the browser, by key."""
-    seen = {}
-    original = st.download_button
-
-    def spy(label, data, *args, **kwargs):
-        seen[kwargs.get("key")] = data
-        return original(label, data, *args, **kwargs)
-
-    monkeypatch.setattr(st, "download_button", spy)
-    return seen
 
 
 def run_page() -> AppTest:

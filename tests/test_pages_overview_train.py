@@ -5,27 +5,15 @@ queue and show; tests/test_jobs.py and the browser test run real workers.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-import streamlit as st
+from conftest import texts
 from streamlit.testing.v1 import AppTest
 
+pytestmark = pytest.mark.usefixtures("no_worker")
+
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
-
-
-@pytest.fixture(autouse=True)
-def no_worker(fresh_artifacts, monkeypatch):
-    from core import jobs
-
-    started = []
-    monkeypatch.setattr(jobs, "ensure_worker", lambda **kw: started.append(1))
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield started
-    st.cache_data.clear()
-    st.cache_resource.clear()
 
 
 def run_page(name: str, **query) -> AppTest:
@@ -37,10 +25,6 @@ def run_page(name: str, **query) -> AppTest:
     return at if name == "overview.py" else at.switch_page(f"views/{name}").run()
 
 
-def texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [m.value for m in at.caption] + [e.value for e in at.info]
-    parts += [e.value for e in at.warning] + [e.value for e in at.success] + [e.value for e in at.error]
-    return "\n".join(map(str, parts))
 
 
 def test_overview_on_an_empty_store(monkeypatch):
