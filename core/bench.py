@@ -6,6 +6,7 @@ except where a row says so.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import tempfile
 import time
@@ -84,7 +85,8 @@ def bench_training(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_siz
         fit = (lambda: model.fit(data, epochs=1, verbose=0)) if not isinstance(data, tuple) else \
             (lambda: model.fit(data[0], data[1], batch_size=batch_size, epochs=1, verbose=0, shuffle=True))
         times = _timed_epochs(fit, epochs)
-        steady = float(np.mean(times[1:])) if len(times) > 1 else times[0]
+        # Median of the post-warm-up epochs: one epoch slowed by other processes should not decide.
+        steady = float(np.median(times[1:])) if len(times) > 1 else times[0]
         out[name] = {"first_epoch_s": time.perf_counter() - t0 - sum(times[1:]), "epoch_s": steady,
                      "images_per_sec": n / steady}
         return model
@@ -100,7 +102,8 @@ def bench_training(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_siz
             d = Path(tmp) / f"class{label}"
             d.mkdir(exist_ok=True)
             cv2.imwrite(str(d / f"{i}.png"), img)
-        gen = ImageDataGenerator(preprocessing_function=models.get_spec(arch).preprocess_fn(), horizontal_flip=True)
+        # No augmentation, like the "pipeline" row, so the two differ only in how images are fed.
+        gen = ImageDataGenerator(preprocessing_function=models.get_spec(arch).preprocess_fn())
         measure("notebook_flow_from_directory",
                 lambda: gen.flow_from_directory(tmp, target_size=(size, size), color_mode="rgb",
                                                 batch_size=batch_size, class_mode="categorical", seed=0))
@@ -196,7 +199,9 @@ def environment_summary() -> dict:
     return {"device": acc["device"], "platform": platform.platform(), "python": platform.python_version(),
             "tensorflow": tf.__version__, "keras": __import__("keras").__version__,
             "mixed_precision": "on" if acc["gpu"] else "off (CPU)", "xla": "on" if acc["gpu"] else "off (CPU)",
-            "cpu_threads": tf.config.threading.get_inter_op_parallelism_threads() or "default"}
+            "cpu_threads": tf.config.threading.get_inter_op_parallelism_threads() or "default",
+            # Other processes skew CPU timings; the load at the start says how quiet the machine was.
+            "load_average_1min": os.getloadavg()[0]}
 
 
 def run_benchmark(archs=("resnet50", "vgg16"), sizes=(48, 96), n_images: int = 96, batch_size: int = 32,
@@ -255,7 +260,7 @@ def format_table(results: dict) -> str:
     lines = [f"device: {env['device']} | TF {env['tensorflow']} / Keras {env['keras']} | "
              f"mixed precision {env['mixed_precision']} | XLA {env['xla']} | "
              f"batch {results['settings']['batch_size']}, {results['settings']['images']} images, "
-             f"{results['settings']['epochs']} epochs (first = warm-up)",
+             f"{results['settings']['epochs']} epochs (first = warm-up) | load {env['load_average_1min']:.1f}",
              f"matmul ceiling: {results['matmul_gflops']:.1f} GFLOP/s", "",
              f"{'model':<14}{'pipeline img/s':>15}{'bare fit':>10}{'notebook':>10}{'vs bare':>9}"
              f"{'vs notebook':>13}{'aug img/s':>11}{'1st epoch s':>13}{'epoch s':>9}{'% peak':>8}"]
