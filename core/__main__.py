@@ -323,17 +323,20 @@ def cmd_bench(args) -> int:
 
 def cmd_evolve(args) -> int:
     import logging
+    import warnings
 
     from tqdm import tqdm
 
     from core import evolution
 
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices: one per individual
-    bar = tqdm(desc="evolve", unit="slot")
+    # Notices that repeat for every individual and say nothing about the search.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # tf.function retracing
+    warnings.filterwarnings("ignore", message="`shuffle=True` was passed")  # fit() on a shuffled tf.data
+    bar = tqdm(desc="evolve", unit="step")
 
     def progress(p) -> None:
         bar.total, bar.n = p.total, p.done
-        bar.set_postfix(generation=p.generation, best="-" if p.best is None else f"{p.best:.3f}", refresh=False)
+        bar.set_postfix(generation=p.generation, val="-" if p.best is None else f"{p.best:.3f}", refresh=False)
         bar.refresh()
 
     try:
@@ -360,7 +363,7 @@ def cmd_evolve(args) -> int:
         start = curves[curves.step == 0].groupby("method")["val_accuracy"].first()
         for method, row in last.iterrows():
             print(f"{method:8s} val accuracy {start[method]:.3f} -> {row.val_accuracy:.3f} "
-                  f"after {int(row.step)} steps ({int(row.forward_passes)} forward passes)")
+                  f"after {int(row.step)} steps ({int(row.forward_passes)} passes over the training set)")
     else:
         cost, best = state["cost"], state["best"]
         print(f"search {search_id}: {state['status']}, {cost['evaluations']} trainings, "

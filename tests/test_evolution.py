@@ -1,0 +1,367 @@
+"""Genetic search: gene space and decoding, a killed-and-resumed search, random baseline, head mode.
+
+Training individuals is the expensive part (~8 s each for VGG16 at 32x32 on this CPU), so
+searches pin the genes that only change cost (architecture, input size, frozen blocks) and
+leave optimizer, learning rate, dropout and label smoothing to evolve.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import evolution
+from core.config import ConfigError, DataConfig, RunConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Cheap individuals: VGG16 (few layers to trace) at 32x32, early blocks frozen.
+FIXED = {"arch": "vgg16", "weights": "none", "input_size": 32, "frozen_blocks": 4, "dense_units": 0,
+         "augment_strength": 0.5, "batch_size": 16}
+BUDGET = evolution.Budget(epochs=1, max_train=14, max_eval=14)
+SEED = 3
+
+
+def _base() -> RunConfig:
+    """The full budget of the five configurations in these tests (what `--epochs 1 --batch-size 8
+    --input-size 32 --seed 3 --dataset synthetic-tiny` gives on the command line)."""
+    from core import presets
+
+    base = presets.base_config("resnet50", "synthetic-tiny", epochs=1, batch_size=8, seed=SEED)
+    return replace(base, model=replace(base.model, input_size=32))
+
+
+def _write_imagenet_file(arch: str) -> Path:
+    """An ImageNet-format notop weights file (Keras' legacy HDF5 layout) where Keras caches it."""
+    import h5py
+    import keras
+    from keras.src.legacy.saving import legacy_h5_format
+
+    from core import models
+
+    path = models.imagenet_weights_path(arch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    backbone = models.get_spec(arch).builder_fn()(include_top=False, weights=None, input_shape=(32, 32, 3))
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, backbone)
+    keras.backend.clear_session()
+    return path
+
+
+# ---------------------------------------------------------------- gene space
+
+
+def test_reading_searches_loads_neither_tensorflow_nor_pygad():
+    # The dashboard reads searches through this module; its pages must stay free of both.
+    code = ("import sys, core.evolution as e; e.list_searches(); "
+            "print(sorted(m for m in ('tensorflow', 'keras', 'pygad', 'mlflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_decoding_covers_every_choice_of_every_gene():
+    base = _base()
+    space = evolution.GENE_SPACE
+    assert {g.name for g in space} == {"arch", "weights", "optimizer", "learning_rate", "batch_size",
+                                      "frozen_blocks", "dropout", "dense_units", "label_smoothing",
+                                      "augment_strength", "input_size"}
+    lrs = dict((g.name, g.choices) for g in space)["learning_rate"]
+    assert np.allclose(np.diff(np.log10(lrs)), 0.5, atol=0.03), "learning rates: a half-decade log grid"
+    assert min(dict((g.name, g.choices) for g in space)["input_size"]) >= 32
+    for j, gene in enumerate(space):
+        for i, value in enumerate(gene.choices):
+            genome = [0] * len(space)
+            genome[j] = i
+            cfg = evolution.decode(genome, base)
+            section, attr = gene.field.split(".")
+            assert getattr(getattr(cfg, section), attr) == value
+            # Everything the genome does not name comes from the base, unchanged.
+            assert cfg.data.dataset == "synthetic-tiny" and cfg.train.epochs == 1 and cfg.train.seed == SEED
+            if gene.name == "augment_strength":
+                assert cfg.data.augment == (value > 0)
+    with pytest.raises(ConfigError, match="learning_rate"):
+        evolution.decode([0, 0, 0, 99, 0, 0, 0, 0, 0, 0, 0], base)
+    with pytest.raises(ConfigError, match="expected 11 genes"):
+        evolution.decode([0, 0], base)
+
+
+def test_fixed_genes_and_missing_imagenet_weights(tmp_path, monkeypatch):
+    from core import models
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    space, notes = evolution.resolve_space()
+    genes = {g.name: g for g in space}
+    assert genes["weights"].choices == ("none",)
+    assert "fetch-weights" in notes[0] and "resnet50" in notes[0]
+    assert len(genes["optimizer"].choices) == 4
+    with pytest.raises(models.WeightsMissingError, match="not cached"):
+        evolution.resolve_space({"weights": "imagenet"})
+    with pytest.raises(ConfigError, match="Unknown gene"):
+        evolution.resolve_space({"momentum": 0.9})
+
+    assert evolution.parse_fixed(["arch=vgg16", "input_size=32", "learning_rate=1e-3", "dropout=0.5"]) == {
+        "arch": "vgg16", "input_size": 32, "learning_rate": 1e-3, "dropout": 0.5}
+    with pytest.raises(ConfigError, match="input_size"):
+        evolution.parse_fixed(["input_size=big"])
+    with pytest.raises(ConfigError, match="GENE=VALUE"):
+        evolution.parse_fixed(["colour=red"])
+    with pytest.raises(ConfigError, match="input_size"):  # a pinned value is validated before any training
+        evolution.run_search("synthetic-tiny", 2, 1, fixed={"input_size": 16}, base=_base())
+
+
+def test_every_decoded_config_builds_and_trains_a_step(tmp_path, monkeypatch):
+    """A covering set: every choice of every gene appears in at least one of six genomes."""
+    import keras
+
+    from core import datasets, models
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    weights_file = _write_imagenet_file("vgg16")
+    # With the file cached, a VGG16-only search may start from ImageNet weights.
+    space, notes = evolution.resolve_space({"arch": "vgg16"})
+    assert dict((g.name, g.choices) for g in space)["weights"] == ("imagenet", "none") and not notes
+
+    full = evolution.GENE_SPACE
+    rows = max(len(g.choices) for g in full)
+    genomes = []
+    for i in range(rows):
+        genome = [i % len(g.choices) for g in full]
+        genome[0] = 0 if i == 4 else 1  # one ResNet50 row (tracing it is slow), VGG16 otherwise
+        genome[1] = (i + 1) % 2  # ImageNet weights on odd rows, all VGG16: the file this test wrote
+        genomes.append(genome)
+    for j, gene in enumerate(full):
+        assert {g[j] for g in genomes} == set(range(len(gene.choices))), f"{gene.name} not covered"
+
+    ds = datasets.load_for_run(DataConfig("synthetic-tiny"), SEED)
+    x, y = ds.splits["train"]
+    k = len(ds.class_names)
+    saved_kernel = _first_vgg16_kernel(weights_file)
+    for genome in genomes:
+        cfg = evolution.decode(genome, _base())
+        model = models.build_model(cfg.model, k, seed=SEED)
+        backbone = model.get_layer(cfg.model.arch)
+        if cfg.model.weights == "imagenet":
+            np.testing.assert_array_equal(backbone.get_layer("block1_conv1").get_weights()[0], saved_kernel)
+        frozen = [layer for layer in backbone.layers if layer.weights and not layer.trainable]
+        assert bool(frozen) == (cfg.model.frozen_blocks > 0)
+        model.compile(optimizer=models.make_optimizer(cfg.optimizer),
+                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing))
+        batch = next(iter(datasets.make_pipeline(
+            x, y, arch=cfg.model.arch, input_size=cfg.model.input_size, num_classes=k,
+            batch_size=cfg.train.batch_size, training=True, augment=cfg.data.augment,
+            augment_strength=cfg.data.augment_strength, seed=SEED)))
+        assert batch[0].shape[1:] == (cfg.model.input_size, cfg.model.input_size, 3)
+        loss = float(model.train_on_batch(*batch))
+        assert np.isfinite(loss), f"{evolution.genome_values(genome, full)} gave loss {loss}"
+        keras.backend.clear_session()
+
+
+def _first_vgg16_kernel(path: Path) -> np.ndarray:
+    """The first conv kernel stored in a VGG16 weights file (to check that it was loaded)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        group = f["block1_conv1"]
+        names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]]
+        return np.asarray(group[names[0]])
+
+
+# ---------------------------------------------------------------- mode hyper
+
+
+def _poll_generation(path: Path, proc: subprocess.Popen, log: Path, at_least: int, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"search exited before it could be killed:\n{log.read_text()[-5000:]}")
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            state = None
+        if state and state["generation"] >= at_least:
+            return state
+        time.sleep(0.2)
+    pytest.fail(f"generation {at_least} was not saved within {timeout} s")
+
+
+def test_search_killed_between_generations_resumes_to_the_uninterrupted_result(fresh_artifacts):
+    from core import datasets, training
+    from core.tracking import RunStore
+
+    # 1. A real CLI search, killed (SIGKILL) once generation 1's state is on disk.
+    cmd = [sys.executable, "-m", "core", "evolve", "--dataset", "synthetic-tiny", "--population", "3",
+           "--generations", "2", "--seed", str(SEED), "--name", "killed",
+           "--fix", *[f"{k}={v}" for k, v in FIXED.items()],
+           "--eval-epochs", "1", "--eval-max-train", "14", "--eval-max-eval", "14",
+           "--epochs", "1", "--batch-size", "8", "--input-size", "32"]
+    env = {**os.environ, "EMOTION_LAB_ARTIFACTS": str(fresh_artifacts)}
+    log = fresh_artifacts.parent / "evolve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            _poll_generation(fresh_artifacts / "searches" / "killed" / "state.json", proc, log, 1, timeout=300)
+        finally:
+            proc.kill()
+            proc.wait()
+    killed = json.loads((fresh_artifacts / "searches" / "killed" / "state.json").read_text())
+    assert killed["status"] == "running" and killed["generation"] >= 1  # killed, not finished
+
+    # 2. Resumed in this process, 3. and the same search from the same seed without a kill.
+    assert evolution.resume_search("killed") == "killed"
+    evolution.run_search("synthetic-tiny", 3, 2, budget=BUDGET, base=_base(), fixed=FIXED, seed=SEED,
+                         search_id="straight", retrain_best=False)
+    resumed, straight = evolution.search_state("killed"), evolution.search_state("straight")
+
+    # Reproducible from the seed, and the kill changed nothing: same genomes, same fitness.
+    assert resumed["status"] == "finished"
+    assert list(resumed["generations"]["generation"]) == [0, 1, 2]
+    cols = [*resumed["genes"], "fitness", "cached"]
+    assert resumed["population"][cols].equals(straight["population"][cols])
+    assert resumed["generations"].equals(straight["generations"])
+    assert resumed["cost"]["evaluations"] == straight["cost"]["evaluations"]
+
+    # One child run per distinct genome: nothing was trained twice, the interrupted run was resumed.
+    pop = resumed["population"]
+    distinct = {tuple(row) for row in pop[resumed["genes"]].itertuples(index=False)}
+    assert len(resumed["evaluations"]) == len(distinct) == resumed["cost"]["evaluations"]
+    assert resumed["cost"]["cache_hits"] == len(pop) - len(distinct) > 0  # the GA's elite at least
+    store = RunStore()
+    runs = store.list_runs()
+    children = runs[(runs.group == "killed") & (runs.variant != "ga-killed")]
+    assert sorted(children.run_id) == sorted(resumed["evaluations"].run_id)
+    assert set(children.status) == {"FINISHED"}
+    assert set(pop.run_id) == set(children.run_id)
+
+    # Fitness is validation accuracy; the test split was never handed to a child run.
+    search_data = datasets.load_for_run(DataConfig("synthetic-tiny", max_train=14, max_eval=14), SEED)
+    seen = datasets.Dataset(search_data.name, search_data.source, search_data.class_names,
+                            {"train": search_data.splits["train"], "val": search_data.splits["val"],
+                             "test": search_data.splits["val"]})
+    child = children.run_id.iloc[0]
+    tags = store.client.get_run(child).data.tags
+    assert tags["dataset.fingerprint"] == seen.fingerprint() != search_data.fingerprint()
+    assert tags["kind"] == "ga-individual" and tags["search_id"] == "killed"
+    row = resumed["evaluations"].set_index("run_id").loc[child]
+    assert row.fitness == pytest.approx(store.history(child)["val_accuracy"].iloc[-1])
+
+    # The best genome, retrained with the full budget and tested, sits in the comparison table.
+    best = resumed["best"]
+    assert best["fitness"] == resumed["evaluations"].fitness.max()
+    final = runs[runs.variant == "ga-killed"]
+    assert len(final) == 1 and final.status.iloc[0] == "FINISHED"
+    assert final.run_id.iloc[0] == resumed["final_run_id"]
+    assert final.test_accuracy.iloc[0] == pytest.approx(resumed["final_test_accuracy"])
+    assert final.dataset.iloc[0] == "synthetic-tiny" and final.arch.iloc[0] == "vgg16"
+    cfg = store.config(resumed["final_run_id"])
+    assert cfg.data.max_train is None and cfg.data.max_eval is None and cfg.train.epochs == 1  # full budget
+    section_attr = [g.field.split(".") for g in evolution.GENE_SPACE]
+    assert [getattr(getattr(cfg, sec), attr) for sec, attr in section_attr] == list(best["genes"].values())
+    report = store.report(resumed["final_run_id"])
+    assert report["n"] == len(datasets.load_for_run(cfg.data, SEED).splits["test"][1])  # the real test split
+    assert training.dataset_identity(datasets.load_for_run(cfg.data, SEED))["fingerprint"] == \
+        store.client.get_run(resumed["final_run_id"]).data.tags["dataset.fingerprint"]
+
+    listed = evolution.list_searches().set_index("search_id")
+    assert listed.loc["killed", "status"] == "finished"
+    assert listed.loc["killed", "final_run_id"] == resumed["final_run_id"]
+    assert listed.loc["straight", "evaluations"] == straight["cost"]["evaluations"]
+
+
+def test_random_baseline_multi_fidelity_cancel_and_resume(fresh_artifacts):
+    """All genes pinned: one genome, so every slot after the first is a cache hit."""
+    from core.tracking import RunStore
+
+    fixed = {g.name: g.choices[0] for g in evolution.GENE_SPACE}
+    fixed.update(FIXED)
+    calls = []
+
+    def stop_in_first_training() -> bool:
+        calls.append(1)
+        return len(calls) >= 2  # the search's own check passes; train() then stops after a batch
+
+    budget = replace(BUDGET, long_epochs=2)  # the best third (here: the one genome) also trains 2 epochs
+    sid = evolution.run_search("synthetic-tiny", 2, 1, strategy="random", budget=budget, base=_base(),
+                               fixed=fixed, seed=SEED, retrain_best=False, should_stop=stop_in_first_training)
+    assert sid.startswith("random-")
+    state = evolution.search_state(sid)
+    assert state["status"] == "stopped" and state["generation"] == -1
+    store = RunStore()
+    (killed_run,) = state["evaluations"].run_id
+    assert store.list_runs().set_index("run_id").loc[killed_run, "status"] == "KILLED"
+    # A run opened by a search killed before it could record the run id: resuming discards it.
+    orphan = store.create_run(_base(), {}, {"search_id": sid})
+
+    seen = []
+    assert evolution.resume_search(sid, progress=seen.append) == sid
+    state = evolution.search_state(sid)
+    assert state["status"] == "finished"
+    # Same budget as a GA of this size: (generations + 1) x population slots, scored alike.
+    assert state["cost"]["evaluations"] == 2 and state["cost"]["cache_hits"] == 3  # short + long training
+    assert [p.done for p in seen] == [1, 2, 3, 4, 5, 6] and seen[-1].total == 6  # 2 slots + 1 promotion a generation
+    runs = store.list_runs().set_index("run_id")
+    assert orphan not in runs.index
+    children = runs[runs.group == sid]
+    assert sorted(children.index) == sorted(state["evaluations"].run_id)  # the cancelled run was resumed
+    assert set(children.status) == {"FINISHED"} and killed_run in children.index
+    # The genome is ranked by its longer run: 2 epochs, and that run's validation accuracy.
+    long = state["evaluations"].set_index("fidelity").loc["long"]
+    assert len(store.history(long.run_id)) == 2
+    assert set(state["population"].fidelity) == {"long"} and set(state["population"].run_id) == {long.run_id}
+    assert (state["population"].fitness == long.fitness).all()
+    assert evolution.resume_search(sid) == sid  # finished: nothing left to do
+
+
+# ---------------------------------------------------------------- mode head
+
+
+def test_head_mode_evolves_a_head_that_beats_its_start(fresh_artifacts, monkeypatch):
+    import keras
+    import pygad.kerasga
+
+    from core import models, presets
+
+    # No ImageNet weights offline: a fixed, seeded random VGG16 is the backbone. Its pooled
+    # features are weak (Adam's head reaches ~0.24 here), so the GA gets enough steps to
+    # rise clearly above chance: +0.04 to +0.10 over GA seeds 1-6 on this backbone.
+    generations, population = 150, 60
+    base = presets.base_config("vgg16", "synthetic-small", seed=0)
+    head_args = dict(mode="head", seed=1, base=base, fixed={"arch": "vgg16", "weights": "none", "input_size": 48},
+                     budget=evolution.Budget(max_train=None, max_eval=None))
+    sid = evolution.run_search("synthetic-small", population, generations, **head_args)
+    state = evolution.search_state(sid)
+    assert state["status"] == "finished" and state["mode"] == "head"
+    curves = state["curves"]
+    assert set(curves.method) == {"ga", "adam", "rmsprop"}
+    assert curves.groupby("method").step.max().eq(generations).all()
+    start = curves[curves.step == 0]
+    # One start for all three (an all-zero head: chance level on the balanced synthetic set).
+    assert start.val_accuracy.nunique() == 1 and start.val_accuracy.iloc[0] == pytest.approx(1 / 7)
+    ga = curves[curves.method == "ga"].set_index("step")
+    assert ga.val_accuracy[generations] > ga.val_accuracy[0]
+    assert ga.train_loss.diff().dropna().le(1e-6).all()  # elitism: the best head is never lost
+    assert ga.forward_passes[generations] == population * (generations + 1)
+    for method in ("adam", "rmsprop"):
+        m = curves[curves.method == method].set_index("step")
+        assert m.train_loss[generations] < m.train_loss[0]
+
+    # The batched forward pass used for fitness is the kerasga head's own prediction.
+    head = keras.Sequential([keras.Input((5,)), keras.layers.Dense(7, activation="softmax")])
+    w = np.random.default_rng(0).normal(size=pygad.kerasga.model_weights_as_vector(head).size)
+    x = np.random.default_rng(1).normal(size=(4, 5)).astype(np.float32)
+    np.testing.assert_allclose(evolution.head_probs(w, x, 7)[0], pygad.kerasga.predict(head, w, x), rtol=1e-5)
+
+    # Features are computed once: a second comparison on the same backbone never builds it.
+    def no_build(*a, **k):
+        raise AssertionError("backbone rebuilt although its features are cached")
+
+    monkeypatch.setattr(models, "build_model", no_build)
+    again = evolution.run_search("synthetic-small", 4, 2, **head_args)
+    assert evolution.search_state(again)["curves"].query("step == 0").val_accuracy.iloc[0] == pytest.approx(1 / 7)
+    assert set(evolution.list_searches().search_id) == {sid, again}
