@@ -104,8 +104,8 @@ def _run_predictors(store: RunStore) -> list[Predictor]:
 def _predictor_from_run(store: RunStore, run) -> Predictor | None:
     tags, params, run_id = run.data.tags, run.data.params, run.info.run_id
     report = store.report(run_id)
-    if report is None or "model.input_size" not in params:
-        return None  # finished without evaluation: nothing to predict with
+    if report is None or "model.input_size" not in params or tags.get("has_model") == "False":
+        return None  # finished without evaluation, or its model was not kept: nothing to predict with
     size = int(params["model.input_size"])
     dataset = tags.get("dataset", "")
     source = tags.get("dataset.image_size", "")

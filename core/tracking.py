@@ -21,7 +21,7 @@ from core.config import RunConfig, artifacts_dir
 
 EXPERIMENT = "emotion-lab"
 HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_time", "images_per_sec")
-RUN_COLUMNS = ["run_id", "label", "variant", "arch", "dataset", "status", "group", "start_time", "end_time",
+RUN_COLUMNS = ["run_id", "label", "variant", "arch", "dataset", "status", "kind", "group", "start_time", "end_time",
                "epochs", "epochs_done", "test_accuracy", "test_macro_f1", "test_loss", "best_val_accuracy",
                "params_total", "train_time_s", "images_per_sec", "error"]
 
@@ -160,7 +160,8 @@ class RunStore:
             rows.append({
                 "run_id": r.info.run_id, "label": t.get("label", r.info.run_name), "variant": t.get("variant", ""),
                 "arch": t.get("arch", ""), "dataset": t.get("dataset", ""), "status": r.info.status,
-                "group": t.get("group", ""),
+                # "run" (training), "evaluation", "ga-individual" (scored on validation), "ga-best".
+                "kind": t.get("kind", "run"), "group": t.get("group", ""),
                 "start_time": pd.to_datetime(r.info.start_time, unit="ms", utc=True) if r.info.start_time else pd.NaT,
                 "end_time": pd.to_datetime(r.info.end_time, unit="ms", utc=True) if r.info.end_time else pd.NaT,
                 "epochs": int(p["train.epochs"]) if "train.epochs" in p else None,

@@ -136,12 +136,13 @@ def _load_checkpoint(ckpt: Path):
 
 def train(cfg: RunConfig, *, run_id: str | None = None, store: RunStore | None = None,
           callbacks: Sequence = (), should_stop: Callable[[], bool] | None = None,
-          dataset: datasets.Dataset | None = None, verbose: int = 0) -> TrainResult:
+          dataset: datasets.Dataset | None = None, verbose: int = 0, keep_model: bool = True) -> TrainResult:
     """Train, evaluate on the test split, and record everything in the run store.
 
     Pass the ``run_id`` of an interrupted run to resume it from its last checkpoint.
     ``should_stop`` is polled after every batch; when it returns True the run stops and
-    is recorded as KILLED (cancelled).
+    is recorded as KILLED (cancelled). ``keep_model=False`` records everything but the
+    model file (GA individuals: many runs, judged by their numbers).
     """
     cfg.validate()
     store = store or RunStore()
@@ -153,7 +154,7 @@ def train(cfg: RunConfig, *, run_id: str | None = None, store: RunStore | None =
         store.reopen(run_id)
     ckpt = checkpoint_dir(run_id)
     try:
-        return _train(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbose)
+        return _train(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbose, keep_model)
     except BaseException as exc:
         # The checkpoint stays: a retry resumes from it.
         store.finish(run_id, "FAILED", error=f"{type(exc).__name__}: {exc}")
@@ -162,16 +163,16 @@ def train(cfg: RunConfig, *, run_id: str | None = None, store: RunStore | None =
         keras.mixed_precision.set_global_policy("float32")
 
 
-def _train(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbose) -> TrainResult:
+def _train(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbose, keep_model) -> TrainResult:
     from core.cluster import distribution_scope
 
     # EMOTION_LAB_DISTRIBUTE=mirrored: the model and optimizer are created in a
     # MirroredStrategy's scope, so this one run trains on every visible GPU.
     with distribution_scope(store, run_id):
-        return _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbose)
+        return _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbose, keep_model)
 
 
-def _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbose) -> TrainResult:
+def _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbose, keep_model) -> TrainResult:
     acc = accelerator()
     mixed = _resolve_toggle(cfg.train.mixed_precision, acc["gpu"])
     xla = _resolve_toggle(cfg.train.xla, acc["gpu"])
@@ -219,7 +220,7 @@ def _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbos
         shutil.rmtree(ckpt, ignore_errors=True)
         return TrainResult(run_id, "KILLED", history, None)
 
-    report = evaluate_and_log(model, cfg, ds, run_id, store)
+    report = evaluate_and_log(model, cfg, ds, run_id, store, keep_model=keep_model)
     train_time = float(history["epoch_time"].sum()) if len(history) else time.perf_counter() - t0
     store.log_summary(run_id, {
         "best_val_accuracy": float(history["val_accuracy"].max()) if len(history) else float("nan"),
@@ -290,8 +291,9 @@ def _frozen_feature_setup(model, cfg: RunConfig, ds: datasets.Dataset, common: d
     return top, features("train", True), features("val", False)
 
 
-def evaluate_and_log(model, cfg: RunConfig, ds: datasets.Dataset, run_id: str, store: RunStore) -> dict:
-    """Test-split report, per-sample predictions and the model file, into the store."""
+def evaluate_and_log(model, cfg: RunConfig, ds: datasets.Dataset, run_id: str, store: RunStore,
+                     keep_model: bool = True) -> dict:
+    """Test-split report, per-sample predictions and (unless ``keep_model=False``) the model file."""
     x_test, y_test = ds.splits["test"]
     test_ds = datasets.make_pipeline(x_test, y_test, arch=cfg.model.arch, input_size=cfg.model.input_size,
                                      num_classes=len(ds.class_names), batch_size=cfg.train.batch_size,
@@ -303,11 +305,15 @@ def evaluate_and_log(model, cfg: RunConfig, ds: datasets.Dataset, run_id: str, s
     y_pred = probs.argmax(axis=1)
     low, high = evaluation.bootstrap_ci(y_test, y_pred, seed=cfg.train.seed)
     report.update(accuracy_ci=[low, high], eval_images_per_sec=len(y_test) / max(eval_time, 1e-9))
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.keras"
-        model.save(path)
-        report["model_size_mb"] = path.stat().st_size / 2**20
-        store.log_file(run_id, path, "model")
+    if keep_model:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.keras"
+            model.save(path)
+            report["model_size_mb"] = path.stat().st_size / 2**20
+            store.log_file(run_id, path, "model")
+    else:
+        report["model_size_mb"] = 4 * models.count_params(model)["params_total"] / 2**20  # float32 weights
+        store.set_tags(run_id, {"has_model": False})
     store.log_json(run_id, "report.json", report)
     store.log_arrays(run_id, "predictions.npz", y_true=y_test, y_pred=y_pred, probs=probs)
     store.log_summary(run_id, {"test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"],

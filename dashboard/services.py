@@ -73,9 +73,14 @@ def run_config(run_id: str) -> dict:
     return store().config(run_id).to_dict()
 
 
+KIND_NOTES = {"ga-individual": " · GA individual, scored on validation", "evaluation": " · re-evaluation"}
+
+
 def run_labels(table: pd.DataFrame) -> dict[str, str]:
-    """Readable unique labels: ``arch/variant · dataset · short id``."""
-    return {r.run_id: f"{r.label} · {r.dataset} · {r.run_id[:6]}" for r in table.itertuples()}
+    """Readable unique labels: ``arch/variant · dataset · short id``, plus what kind of run it is."""
+    kinds = table["kind"] if "kind" in table else pd.Series("run", index=table.index)
+    return {r.run_id: f"{r.label} · {r.dataset} · {r.run_id[:6]}{KIND_NOTES.get(k, '')}"
+            for r, k in zip(table.itertuples(), kinds)}
 
 
 def results_table(run_ids: list[str]) -> pd.DataFrame:

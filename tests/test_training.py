@@ -71,8 +71,12 @@ def test_interrupted_run_resumes_without_duplicated_epochs():
     assert crashed.status == "FAILED" and "simulated power loss" in crashed.error
     assert training.checkpoint_dir(crashed.run_id).joinpath("state.json").is_file()
 
-    result = training.train(cfg, run_id=crashed.run_id)
+    # Resumed as a GA individual would be: every number recorded, the model file not kept.
+    result = training.train(cfg, run_id=crashed.run_id, keep_model=False)
     assert result.status == "FINISHED"
+    assert store.model_path(result.run_id) is None and store.report(result.run_id)["n"] == 7
+    from core import inference
+    assert result.run_id not in [p["id"] for p in inference.list_predictors(store)]
     assert store.history(result.run_id).epoch.tolist() == [1, 2, 3]
     raw = store.client.get_metric_history(result.run_id, "loss")
     assert sorted(m.step for m in raw) == [1, 2, 3]
