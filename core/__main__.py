@@ -327,8 +327,10 @@ def cmd_evolve(args) -> int:
 
     from tqdm import tqdm
 
-    from core import evolution
+    from core import cluster, evolution
 
+    if args.ray:  # each generation's new individuals train in parallel as Ray tasks
+        os.environ[cluster.ADDRESS_ENV] = args.ray
     # Notices that repeat for every individual and say nothing about the search.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # tf.function retracing
     warnings.filterwarnings("ignore", message="`shuffle=True` was passed")  # fit() on a shuffled tf.data
@@ -508,6 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-final", action="store_true", help="skip retraining the best genome with the full budget")
     p.add_argument("--name", default="", help="search id (default: generated)")
     p.add_argument("--resume", default="", metavar="SEARCH_ID", help="continue a stopped or killed search")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="train each generation's individuals in parallel as Ray tasks: on a new local Ray instance, "
+                        "or on the cluster at ADDRESS ('auto' or HEAD:6379)")
     _add_run_options(p)
     p.set_defaults(fn=cmd_evolve)
     return parser

@@ -466,6 +466,10 @@ class _HyperSearch:
         return [[int(v) for v in solution] for solution in ga.population]
 
     def _score(self, g: int, population: list[list[int]]) -> dict:
+        from core import cluster
+
+        if cluster.ray_address():
+            self._evaluate_on_ray(g, population)  # the loop below then finds every genome trained
         seen: set[str] = set()
         cached, failures = [], 0
         for slot, genome in enumerate(population):
@@ -521,20 +525,12 @@ class _HyperSearch:
             return entry
         if self.should_stop is not None and self.should_stop():
             raise _Stopped()
-        variant = f"{self.id}-g{g}s{slot}" + ("-long" if fidelity == "long" else "")
-        cfg = replace(decode(genome, self.fidelity_base[fidelity], self.space), variant=variant)
-        if entry is None:
-            tags = {"kind": "ga-individual", "search_id": self.id, "generation": str(g), "slot": str(slot),
-                    "genome": _key(genome), "fidelity": fidelity, "evaluated_on": "val"}
-            run_id = self.store.create_run(cfg, self.identity, tags)
-            entry = {"genome": list(genome), "fidelity": fidelity, "generation": g, "slot": slot,
-                     "run_id": run_id, "status": "RUNNING", "fitness": None, "seconds": 0.0}
-            evaluations[key] = entry
-            _save(self.state)  # a kill from here on resumes this very run instead of opening another
+        cfg, entry = self._open(genome, fidelity, g, slot)
         t0 = time.perf_counter()
         try:
+            # keep_model=False: an individual is judged by its numbers; dozens of 60-90 MB models are not kept.
             result = training.train(cfg, run_id=entry["run_id"], store=self.store, dataset=self.search_ds,
-                                    should_stop=self.should_stop)
+                                    should_stop=self.should_stop, keep_model=False)
         except Exception as exc:  # one broken genome (out of memory, diverged) must not sink the search
             log.warning("genome %s failed: %s", _key(genome), exc)
             entry.update(status="FAILED", fitness=0.0, error=f"{type(exc).__name__}: {exc}")
@@ -551,6 +547,57 @@ class _HyperSearch:
         entry["seconds"] += time.perf_counter() - t0
         _save(self.state)
         return entry
+
+    def _open(self, genome: list[int], fidelity: str, g: int, slot: int) -> tuple[RunConfig, dict]:
+        """The config that trains ``genome`` and its cache entry, created (run and all) if new."""
+        variant = f"{self.id}-g{g}s{slot}" + ("-long" if fidelity == "long" else "")
+        cfg = replace(decode(genome, self.fidelity_base[fidelity], self.space), variant=variant)
+        key = f"{_key(genome)}@{fidelity}"
+        entry = self.state["evaluations"].get(key)
+        if entry is None:
+            tags = {"kind": "ga-individual", "search_id": self.id, "generation": str(g), "slot": str(slot),
+                    "genome": _key(genome), "fidelity": fidelity, "evaluated_on": "val"}
+            run_id = self.store.create_run(cfg, self.identity, tags)
+            entry = {"genome": list(genome), "fidelity": fidelity, "generation": g, "slot": slot,
+                     "run_id": run_id, "status": "RUNNING", "fitness": None, "seconds": 0.0}
+            self.state["evaluations"][key] = entry
+            _save(self.state)  # a kill from here on resumes this very run instead of opening another
+        return cfg, entry
+
+    def _evaluate_on_ray(self, g: int, population: list[list[int]]) -> None:
+        """Train the generation's distinct untrained genomes in parallel on the Ray cluster.
+
+        Entries and runs are opened as ``_evaluate`` opens them (first slot of each genome);
+        each result is cached and saved as it arrives, so ``_score`` then finds them all.
+        """
+        from core import cluster
+
+        todo = {_key(gn): (slot, gn) for slot, gn in reversed(list(enumerate(population))) if not self._known(gn)}
+        if not todo:
+            return
+        if self.should_stop is not None and self.should_stop():
+            raise _Stopped()
+        opened = [self._open(gn, "short", g, slot) for slot, gn in sorted(todo.values())]
+        entries = [entry for _, entry in opened]
+
+        def on_result(i: int, ev) -> None:
+            entry = entries[i]
+            entry["seconds"] += ev.seconds
+            if ev.status == "FINISHED":
+                entry.update(status="FINISHED", fitness=float(ev.fitness))
+                self.store.set_tags(entry["run_id"], {"fitness": entry["fitness"]})
+            elif ev.status == "FAILED":
+                log.warning("genome %s failed: %s", _key(entry["genome"]), ev.error)
+                entry.update(status="FAILED", fitness=0.0, error=ev.error)
+            else:
+                entry["status"] = ev.status  # KILLED: resumed under the same run next time
+            _save(self.state)
+
+        results = cluster.evaluate_configs([cfg for cfg, _ in opened], run_ids=[e["run_id"] for e in entries],
+                                           dataset=self.search_ds, store=self.store,
+                                           should_stop=self.should_stop, on_result=on_result)
+        if any(r.status == "KILLED" for r in results):
+            raise _Stopped()
 
     def _tick(self, g: int, message: str) -> None:
         self.done += 1

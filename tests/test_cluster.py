@@ -188,6 +188,36 @@ def test_a_ga_generation_trains_its_individuals_in_parallel_on_ray(shared_store,
     assert _overlap(mine.loc[results[0].run_id], mine.loc[results[1].run_id])
 
 
+def test_a_search_under_ray_trains_each_generation_in_parallel(shared_store, ray_cluster, monkeypatch):
+    from core import cluster, evolution
+    from core.tracking import RunStore
+
+    monkeypatch.setenv(cluster.ADDRESS_ENV, ray_cluster)  # as inside a job run by `worker --ray`
+    # Cheap genes pinned (as in test_page_evolve); seed 42 draws two distinct genomes in generation 0.
+    fixed = {"arch": "vgg16", "weights": "none", "input_size": 32, "frozen_blocks": 4, "dense_units": 0,
+             "augment_strength": 0.5, "batch_size": 16, "dropout": 0.2, "label_smoothing": 0.0}
+    sid = evolution.run_search("synthetic-tiny", population=2, generations=1, strategy="random", seed=42,
+                               budget=evolution.Budget(epochs=1, max_train=14, max_eval=14), fixed=fixed,
+                               retrain_best=False)
+    state = evolution.search_state(sid)
+    assert state["status"] == "finished", state["error"]
+    evals = state["evaluations"]
+    genomes = {tuple(row[state["genes"]]) for _, row in state["population"].iterrows()}
+    assert len(evals) == len(genomes) == state["cost"]["evaluations"] == state["generations"].evaluations.sum()
+    assert (evals.status == "FINISHED").all() and (evals.seconds > 0).all()
+    assert set(state["population"].run_id) == set(evals.run_id)
+
+    store = RunStore(shared_store)
+    runs = store.list_runs()
+    mine = runs[runs.group == sid].set_index("run_id")
+    assert sorted(mine.index) == sorted(evals.run_id)  # every genome's run once, nothing else
+    assert (mine.status == "FINISHED").all()
+    for _, e in evals.iterrows():
+        assert float(store.client.get_run(e.run_id).data.tags["fitness"]) == pytest.approx(e.fitness)
+    first = evals[evals.generation == 0].run_id.tolist()
+    assert len(first) == 2 and _overlap(mine.loc[first[0]], mine.loc[first[1]]), mine[["start_time", "end_time"]]
+
+
 def test_cluster_options_are_checked_before_anything_runs(monkeypatch):
     from core import cluster
 
