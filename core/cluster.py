@@ -517,7 +517,9 @@ def _train_task(cfg: dict, run_id: str, dataset, node: str, paths: Mapping[str, 
 
     t0 = time.perf_counter()
     try:
-        result = training.train(RunConfig.from_dict(cfg), run_id=run_id, store=RunStore(), dataset=dataset)
+        # GA individuals are judged by their numbers; their model files are not kept (as in evolution.py).
+        result = training.train(RunConfig.from_dict(cfg), run_id=run_id, store=RunStore(), dataset=dataset,
+                                keep_model=False)
     finally:
         keras.backend.clear_session()  # this process trains the next individual too
     history = result.history
