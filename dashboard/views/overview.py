@@ -39,11 +39,14 @@ with left:
         job = status.get("job_id")
         st.success(f"Worker running (pid {status.get('pid')})" + (f", on job {job}." if job else ", idle."),
                    icon=":material/memory:")
-    else:
-        st.warning("No worker is running. Jobs wait in the queue until one starts.", icon=":material/warning:")
+    elif services.job_table().state.isin(["queued", "interrupted"]).any():
+        st.warning("Jobs are waiting but no worker is running.", icon=":material/warning:")
         if st.button("Start worker", key="start_worker"):
             services.ensure_worker()
             st.rerun()
+    else:
+        st.info("Idle: a worker starts by itself when you queue a job, trains in the background (closing "
+                "the browser does not stop it) and exits after 10 idle minutes.", icon=":material/memory:")
 with right:
     st.subheader("ImageNet weights")
     weights = services.weights_status()
