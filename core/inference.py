@@ -681,27 +681,12 @@ def evaluate_reference(name: str, dataset: str, store: RunStore | None = None,
     cfg = RunConfig(variant=f"ref-{name}", data=DataConfig(dataset=dataset, max_eval=max_eval),
                     model=ModelConfig(arch=_EVAL_ARCH, weights="none", input_size=size)).validate()
     target = datasets.load_for_run(cfg.data, cfg.train.seed)
-    labels = list(entry["labels"])
-    missing = [c for c in target.class_names if c not in labels]
-    if missing:
-        raise datasets.DatasetError(f"{dataset}: classes {missing} are unknown to reference model {name!r} "
-                                    f"(it knows {labels})")
-    x, y = target.splits["test"]
-    y = np.array([labels.index(target.class_names[i]) for i in y], dtype=np.int64)
-    ds = datasets.Dataset(target.name, target.source, tuple(labels),
-                          {"train": target.splits["train"], "val": target.splits["val"], "test": (x, y)})
+    ds = training.relabel(target, entry["labels"], f"reference model {name!r}")
     model = _reference_adapter(loaded.model, entry, name)
     tags = {"kind": "evaluation", "evaluated_from": REFERENCE_PREFIX + name, "label": f"reference/{name}",
             "arch": "reference", "variant": f"ref-{name}", "reference.path": entry["path"],
             "reference.sha256": entry["sha256"], "reference.scaling": entry["scaling"]}
-    run_id = store.create_run(cfg, training.dataset_identity(ds), tags)
-    try:
-        report = training.evaluate_and_log(model, cfg, ds, run_id, store)
-    except BaseException as exc:
-        store.finish(run_id, "FAILED", error=f"{type(exc).__name__}: {exc}")
-        raise
-    store.finish(run_id, "FINISHED")
-    return run_id, report
+    return training.record_evaluation(model, cfg, ds, store, tags)
 
 
 def _reference_adapter(model, entry: dict, name: str):

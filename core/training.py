@@ -332,21 +332,32 @@ def evaluate_stored(run_id: str, dataset: str, store: RunStore | None = None) ->
     cfg = store.config(run_id)
     model = store.load_model(run_id)
     target = datasets.load_for_run(replace(cfg.data, dataset=dataset, max_train=None), cfg.train.seed)
-    source_classes = list(store.report(run_id)["class_names"])
-    missing = [c for c in target.class_names if c not in source_classes]
-    if missing:
-        raise datasets.DatasetError(f"{dataset}: classes {missing} are unknown to run {run_id} "
-                                    f"(it knows {source_classes})")
-    x, y = target.splits["test"]
-    y = np.array([source_classes.index(target.class_names[i]) for i in y], dtype=np.int64)
-    ds = datasets.Dataset(target.name, target.source, tuple(source_classes),
-                          {"train": target.splits["train"], "val": target.splits["val"], "test": (x, y)})
+    ds = relabel(target, store.report(run_id)["class_names"], f"run {run_id}")
     new_cfg = replace(cfg, data=replace(cfg.data, dataset=dataset))
-    new_id = store.create_run(new_cfg, dataset_identity(ds), {"evaluated_from": run_id, "kind": "evaluation"})
+    return record_evaluation(model, new_cfg, ds, store, {"evaluated_from": run_id, "kind": "evaluation"})
+
+
+def relabel(target: datasets.Dataset, class_names, owner: str) -> datasets.Dataset:
+    """``target`` with its test labels renumbered into a model's class order (matched by name)."""
+    class_names = list(class_names)
+    missing = [c for c in target.class_names if c not in class_names]
+    if missing:
+        raise datasets.DatasetError(f"{target.name}: classes {missing} are unknown to {owner} "
+                                    f"(it knows {class_names})")
+    x, y = target.splits["test"]
+    y = np.array([class_names.index(target.class_names[i]) for i in y], dtype=np.int64)
+    return datasets.Dataset(target.name, target.source, tuple(class_names),
+                            {"train": target.splits["train"], "val": target.splits["val"], "test": (x, y)})
+
+
+def record_evaluation(model, cfg: RunConfig, ds: datasets.Dataset, store: RunStore,
+                      tags: dict[str, str]) -> tuple[str, dict]:
+    """Score ``model`` on ``ds``'s test split as a new evaluation run; ``(run_id, report)``."""
+    run_id = store.create_run(cfg, dataset_identity(ds), tags)
     try:
-        report = evaluate_and_log(model, new_cfg, ds, new_id, store)
+        report = evaluate_and_log(model, cfg, ds, run_id, store)
     except BaseException as exc:
-        store.finish(new_id, "FAILED", error=f"{type(exc).__name__}: {exc}")
+        store.finish(run_id, "FAILED", error=f"{type(exc).__name__}: {exc}")
         raise
-    store.finish(new_id, "FINISHED")
-    return new_id, report
+    store.finish(run_id, "FINISHED")
+    return run_id, report

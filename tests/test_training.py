@@ -115,3 +115,18 @@ def test_frozen_feature_cache_trains_the_full_model():
     assert not np.allclose(trained.get_layer("conv5_block3_3_conv").get_weights()[0],
                            fresh.get_layer("conv5_block3_3_conv").get_weights()[0])
     assert store.report(result.run_id)["n"] == 21
+
+
+def test_evaluate_stored_names_classes_the_model_does_not_know(finished_run, tmp_path):
+    import cv2
+
+    from core.datasets import DatasetError
+
+    for split in ("train", "test"):
+        for cls in ("happy", "contempt"):
+            (tmp_path / "ckplus" / split / cls).mkdir(parents=True)
+            for i in range(3):
+                cv2.imwrite(str(tmp_path / "ckplus" / split / cls / f"{i}.png"), np.full((48, 48), 40 * i, np.uint8))
+    _, result = finished_run
+    with pytest.raises(DatasetError, match=r"classes \['contempt'\] are unknown to run"):
+        training.evaluate_stored(result.run_id, str(tmp_path / "ckplus"))
