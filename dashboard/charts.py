@@ -79,6 +79,11 @@ def _colors_for(labels: Sequence[str], colors: Mapping[str, str] | None) -> dict
     return resolved
 
 
+def _integer_ticks(first: int, count: int) -> dict:
+    """Axis ticks on whole numbers only: plotly's automatic ticks fall on halves, which "d" shows as 1, 2, 2, 3."""
+    return dict(tick0=first, dtick=max(1, -(-count // 10)), tickformat="d")
+
+
 def empty_figure(message: str) -> go.Figure:
     """A blank figure that states why there is nothing to plot."""
     fig = go.Figure()
@@ -139,8 +144,9 @@ def curves_figure(
             first = False
     if not fig.data:
         return empty_figure("No epochs logged yet")
+    n_epochs = max((len(df) for df in histories.values() if df is not None), default=1)
     fig.update_layout(
-        xaxis=dict(title="Epoch", tickformat="d"),
+        xaxis=dict(title="Epoch", **_integer_ticks(1, n_epochs)),
         yaxis=dict(title=metric_label(metric)),
         legend=dict(groupclick="togglegroup"),
         hovermode="closest",
@@ -364,7 +370,7 @@ def fitness_figure(generations: pd.DataFrame) -> go.Figure:
         )
     )
     fig.update_layout(
-        xaxis=dict(title="Generation", tickformat="d"),
+        xaxis=dict(title="Generation", **_integer_ticks(int(x.min()), len(x))),
         yaxis=dict(title="Fitness"),
         hovermode="x unified",
     )

@@ -304,3 +304,15 @@ def test_report_html_without_figures_has_no_plotlyjs_and_rejects_unknown_content
     assert plotly.offline.get_plotlyjs()[:200] not in html and "<p>hello</p>" in html
     with pytest.raises(TypeError, match="int"):
         charts.report_html("T", [("Bad", 3)])  # type: ignore[list-item]
+
+
+def test_epoch_and_generation_axes_tick_on_whole_numbers():
+    hist = pd.DataFrame({"epoch": [1, 2, 3], "accuracy": [0.2, 0.3, 0.4], "val_accuracy": [0.2, 0.25, 0.3]})
+    x = charts.curves_figure({"run": hist}).layout.xaxis
+    assert (x.tick0, x.dtick) == (1, 1)
+    long = pd.DataFrame({"epoch": range(1, 41), "accuracy": np.linspace(0.1, 0.9, 40)})
+    assert charts.curves_figure({"run": long}).layout.xaxis.dtick == 4
+    gens = pd.DataFrame({"generation": [0, 1, 2], "best": [0.3, 0.4, 0.5], "mean": [0.2, 0.3, 0.4],
+                         "worst": [0.1, 0.2, 0.3]})
+    g = charts.fitness_figure(gens).layout.xaxis
+    assert (g.tick0, g.dtick) == (0, 1)

@@ -134,10 +134,7 @@ live = [r for r in selected if status[r] in ("RUNNING", "SCHEDULED")]
 
 def curves(histories: dict, metric: str):
     # Each run's legend group (title, train, validation) needs about 55 px.
-    fig = tight(charts.curves_figure(histories, metric, colors), height=max(450, 55 * len(histories) + 80))
-    # Whole epochs only: plotly's automatic ticks fall on half epochs, which "d" shows as 1, 2, 2, 3.
-    epochs = max((len(h) for h in histories.values()), default=1)
-    return fig.update_xaxes(tick0=1, dtick=max(1, -(-epochs // 10)))
+    return tight(charts.curves_figure(histories, metric, colors), height=max(450, 55 * len(histories) + 80))
 
 
 @st.fragment(run_every=5 if live else None)

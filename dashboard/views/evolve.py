@@ -310,7 +310,7 @@ def hyper_view(state: dict, job) -> None:
                          key="evolve_partial")
     else:
         st.subheader("Fitness per generation")
-        fig = tight(charts.fitness_figure(gens), height=380).update_xaxes(dtick=1)  # whole generations only
+        fig = tight(charts.fitness_figure(gens), height=380)
         st.plotly_chart(fig, key="evolve_fitness")
         st.caption("Best, mean and worst validation accuracy of each generation's individuals after the short "
                    "budget. With elitism the best never falls; a flat mean means the population has converged.")
