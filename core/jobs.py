@@ -191,11 +191,28 @@ def _connect() -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout=30000")
     if str(path) not in _READY:
-        # WAL: readers never wait for the job that is writing progress, and vice versa.
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.executescript(_SCHEMA)
+        _initialise(conn)
         _READY.add(str(path))
     return conn
+
+
+def _initialise(conn: sqlite3.Connection, patience_s: float = 30.0) -> None:
+    # WAL: readers never wait for the job that is writing progress, and vice versa.
+    # Switching a new file to WAL while another process does the same can fail with
+    # "database is locked" at once, without SQLite's busy handler ever waiting, so
+    # processes that meet at a fresh queue retry here instead of failing the submit.
+    deadline = time.monotonic() + patience_s
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
 
 @contextmanager

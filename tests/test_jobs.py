@@ -151,6 +151,36 @@ def test_concurrent_submits_create_each_job_exactly_once(fresh_artifacts, tmp_pa
     assert sorted(table.id) == sorted(ids) and (table.state == "queued").all()
 
 
+def test_processes_meeting_at_a_new_queue_all_get_in(tmp_path):
+    """Six processes open a queue file that does not exist yet at the same instant, three times over.
+
+    Switching a fresh SQLite file to WAL can fail with "database is locked" without waiting;
+    a user's first two clicks (or a worker and the dashboard) must never see that.
+    """
+    code = textwrap.dedent("""
+        import os, sys, time
+        sys.path.insert(0, "tests")
+        from conftest import tiny_config
+        from core import jobs
+        cfg = tiny_config("vgg16")
+        while not os.path.exists(sys.argv[1]):
+            time.sleep(0.001)
+        print(len({jobs.submit_train(cfg) for _ in range(3)}))
+    """)
+    for round_ in range(3):
+        folder = tmp_path / f"round{round_}"
+        folder.mkdir()
+        env = dict(os.environ, EMOTION_LAB_JOBS_DB=str(folder / "jobs.db"))
+        procs = [subprocess.Popen([sys.executable, "-c", code, str(folder / "go")], cwd=ROOT, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(6)]
+        time.sleep(1.0)
+        (folder / "go").touch()
+        for p in procs:
+            out, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err
+            assert out.strip().splitlines()[-1] == "3"
+
+
 # ---------------------------------------------------------------- crash and resume
 
 
