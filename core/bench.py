@@ -82,7 +82,7 @@ def bench_training(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_siz
         t0 = time.perf_counter()
         model = _compiled(cfg, num_classes, **compile_kw)
         data = make_data()
-        fit = (lambda: model.fit(data, epochs=1, verbose=0)) if not isinstance(data, tuple) else \
+        fit = (lambda: model.fit(data, epochs=1, verbose=0, shuffle=False)) if not isinstance(data, tuple) else \
             (lambda: model.fit(data[0], data[1], batch_size=batch_size, epochs=1, verbose=0, shuffle=True))
         times = _timed_epochs(fit, epochs)
         # Median of the post-warm-up epochs: one epoch slowed by other processes should not decide.

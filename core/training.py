@@ -213,7 +213,8 @@ def _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbos
     t0 = time.perf_counter()
     if len(records) < cfg.train.epochs:
         fit_model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, initial_epoch=len(records),
-                  callbacks=cbs, class_weight=class_weight, verbose=verbose)
+                  callbacks=cbs, class_weight=class_weight, verbose=verbose,
+                  shuffle=False)  # the pipeline shuffles; Keras only warns that it cannot
     history = pd.DataFrame(records)
     if recorder.cancelled:
         store.finish(run_id, "KILLED", error="cancelled by user")
