@@ -44,7 +44,7 @@ def test_overview_on_an_empty_store(monkeypatch):
 
 
 def test_overview_quick_comparison_queues_jobs(no_worker):
-    from core import jobs
+    from core import jobs, presets
 
     at = run_page("overview.py")
     at.button(key="quick_start").click().run()
@@ -52,7 +52,7 @@ def test_overview_quick_comparison_queues_jobs(no_worker):
     assert sorted(queued.label) == ["resnet50/scratch-adam on synthetic", "resnet50/scratch-rmsprop on synthetic"]
     assert (queued.state == "queued").all() and queued.group.nunique() == 1
     payload = jobs.get_job(int(queued.id.iloc[0]))["payload"]
-    assert payload["config"]["train"]["epochs"] == 2 and payload["config"]["data"]["dataset"] == "synthetic"
+    assert payload["config"]["train"]["epochs"] == presets.QUICK["epochs"] and payload["config"]["data"]["dataset"] == "synthetic"
     assert no_worker  # a worker was asked for
     assert at.title[0].value == "Train"  # and the user is taken to watch the jobs
 

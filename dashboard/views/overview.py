@@ -16,8 +16,8 @@ quick = services.quick_comparison_configs()
 with st.container(border=True):
     st.subheader("Quick comparison")
     names = ", ".join(c.variant for c in quick)
-    st.write(f"ResNet50 on the embedded synthetic faces, {quick[0].train.epochs} epochs on a "
-             f"{quick[0].data.max_train}-image subset: **{names}**.")
+    st.write(f"ResNet50 on the embedded synthetic faces, {quick[0].train.epochs} epochs on up to "
+             f"{quick[0].data.max_train} training images: **{names}**.")
     skipped = services.missing_weights(services.build_configs("synthetic", ["resnet50"], list(services.CONFIG_IDS),
                                                               epochs=1, batch_size=16, input_size=48))
     if skipped:
