@@ -199,8 +199,8 @@ def zero_residual_gammas(backbone, spec: ModelSpec) -> int:
 
     Keras' ResNet50 initialises these gammas to 1, so at random init 16 blocks add up
     their variance: logits start large, the loss starts far above log(7), and on the
-    synthetic set a scratch ResNet50 stayed at chance for 3 epochs. Zeroed, the same
-    run reaches 33% train / 36% validation accuracy in 3 epochs.
+    synthetic set a scratch ResNet50 stayed at chance for 3 epochs (test 16.9%). Zeroed,
+    the same run reaches 33% train and 29.4% test accuracy (chance: 14.3%).
     """
     if spec.residual_bn_suffix is None:
         return 0
