@@ -20,9 +20,8 @@ from core.tracking import RunStore
 LIVE_TTL = 3  # seconds: curves of a running job refresh at the polling rate
 CONFIG_IDS = presets.CONFIG_IDS
 DESCRIPTIONS = presets.DESCRIPTIONS
-# Measured on a 2-core CPU at 48x48 (DESIGN.md); used until this machine has its own runs.
-# Until this machine has finished a run: steady-state rates measured on a 2-core CPU at
-# 48 px, batch 32 (resnet50 2800 images in 77 s an epoch, vgg16 in 92 s).
+# Used until this machine has finished a run: steady-state rates measured on a 2-core CPU
+# at 48 px, batch 32 (resnet50: 2800 images in 77 s an epoch, vgg16: in 92 s).
 DEFAULT_TRAIN_IMAGES_PER_SEC = {"resnet50": 36.0, "vgg16": 30.0}
 STARTUP_SECONDS = 40.0  # model build + graph tracing + evaluation, per run
 

@@ -119,9 +119,10 @@ def test_submit_validates_reads_and_cancels_without_tensorflow(fresh_artifacts):
     assert jobs.ensure_worker() is None, "no worker is started when nothing waits"
 
 
-def test_concurrent_submits_create_each_job_exactly_once(fresh_artifacts, tmp_path):
-    """Two processes submit at the same instant into a queue that does not exist yet."""
-    go = tmp_path / "go"
+def _submit_together(n: int, body: str, env: dict, folder: Path) -> list[str]:
+    """Start ``n`` processes that import core.jobs, release them at one instant, return each one's
+    last line of output. ``body`` runs after the release with ``jobs`` and a tiny ``cfg`` at hand."""
+    go = folder / "go"
     code = textwrap.dedent(f"""
         import json, os, sys, time
         sys.path.insert(0, "tests")
@@ -129,21 +130,28 @@ def test_concurrent_submits_create_each_job_exactly_once(fresh_artifacts, tmp_pa
         from core import jobs
         cfg = tiny_config("vgg16")
         while not os.path.exists({str(go)!r}):
-            time.sleep(0.005)
-        own = [jobs.submit_train(cfg) for _ in range(15)]
-        shared = [jobs.submit_train(cfg, key=f"click-{{i}}") for i in range(5)]
-        print(json.dumps({{"own": own, "shared": shared}}))
-    """)
-    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    time.sleep(2.0)  # both have imported core.jobs and are polling for the go file
+            time.sleep(0.001)
+    """) + textwrap.dedent(body)
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(n)]
+    time.sleep(2.0)  # all have imported core.jobs and are polling for the go file
     go.touch()
-    results = []
+    lines = []
     for p in procs:
         out, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    a, b = results
+        lines.append(out.strip().splitlines()[-1])
+    return lines
+
+
+def test_concurrent_submits_create_each_job_exactly_once(fresh_artifacts, tmp_path):
+    """Two processes submit at the same instant into a queue that does not exist yet."""
+    body = """
+        own = [jobs.submit_train(cfg) for _ in range(15)]
+        shared = [jobs.submit_train(cfg, key=f"click-{i}") for i in range(5)]
+        print(json.dumps({"own": own, "shared": shared}))
+    """
+    a, b = map(json.loads, _submit_together(2, body, dict(os.environ), tmp_path))
     assert a["shared"] == b["shared"], "the same key from two processes must give the same job"
     ids = a["own"] + b["own"] + a["shared"]
     assert len(set(ids)) == 35
@@ -157,28 +165,12 @@ def test_processes_meeting_at_a_new_queue_all_get_in(tmp_path):
     Switching a fresh SQLite file to WAL can fail with "database is locked" without waiting;
     a user's first two clicks (or a worker and the dashboard) must never see that.
     """
-    code = textwrap.dedent("""
-        import os, sys, time
-        sys.path.insert(0, "tests")
-        from conftest import tiny_config
-        from core import jobs
-        cfg = tiny_config("vgg16")
-        while not os.path.exists(sys.argv[1]):
-            time.sleep(0.001)
-        print(len({jobs.submit_train(cfg) for _ in range(3)}))
-    """)
     for round_ in range(3):
         folder = tmp_path / f"round{round_}"
         folder.mkdir()
         env = dict(os.environ, EMOTION_LAB_JOBS_DB=str(folder / "jobs.db"))
-        procs = [subprocess.Popen([sys.executable, "-c", code, str(folder / "go")], cwd=ROOT, env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(6)]
-        time.sleep(1.0)
-        (folder / "go").touch()
-        for p in procs:
-            out, err = p.communicate(timeout=60)
-            assert p.returncode == 0, err
-            assert out.strip().splitlines()[-1] == "3"
+        lines = _submit_together(6, "print(len({jobs.submit_train(cfg) for _ in range(3)}))", env, folder)
+        assert lines == ["3"] * 6
 
 
 # ---------------------------------------------------------------- crash and resume
