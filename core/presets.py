@@ -1,12 +1,14 @@
-"""The five configurations compared by the lab, built from one shared base.
+"""The five configurations compared by the lab, as a table of overrides on one shared base,
+plus the grids and the quick profile built from them.
 
-Everything not named by a configuration's id (data, split, seed, epochs, input size,
+Everything a configuration's row does not override (data, split, seed, epochs, input size,
 augmentation, head) comes from the base, so differences in results come from the
 configuration alone.
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Callable, Iterable
 
 from core.config import DataConfig, ModelConfig, OptimizerConfig, RunConfig, TrainConfig
 
@@ -17,25 +19,35 @@ SCRATCH_LR = 1e-3
 
 # A comparison that finishes in minutes per run on a laptop CPU and still shows learning:
 # a scratch ResNet50 needs about 250 steps to leave chance on the synthetic set, so this is
-# all 2800 synthetic training images for 3 epochs (~4 min per run on a 2-core CPU), with
-# validation and test capped at 280 images each.
+# all 2800 synthetic training images for 3 epochs, with validation and test capped at 280
+# images each.
 QUICK: dict[str, int] = dict(epochs=3, max_train=2800, max_eval=280, input_size=48, batch_size=32)
 
-CONFIG_IDS: tuple[str, ...] = (
-    "imagenet-adam",
-    "imagenet-rmsprop",
-    "scratch-adam",
-    "scratch-rmsprop",
-    "imagenet-frozen-adam",
-)
 
-DESCRIPTIONS: dict[str, str] = {
-    "imagenet-adam": "ImageNet weights, Adam, all layers trained",
-    "imagenet-rmsprop": "ImageNet weights, RMSprop, all layers trained",
-    "scratch-adam": "Random init, Adam, all layers trained",
-    "scratch-rmsprop": "Random init, RMSprop, all layers trained",
-    "imagenet-frozen-adam": "ImageNet weights, Adam, first 4 blocks frozen (last block + head trained)",
+@dataclass(frozen=True)
+class Preset:
+    """What one configuration overrides on the base, and what it means in words."""
+
+    weights: str
+    optimizer: str
+    learning_rate: float
+    frozen_blocks: int
+    description: str
+
+
+PRESETS: dict[str, Preset] = {
+    "imagenet-adam": Preset("imagenet", "adam", PRETRAINED_LR, 0, "ImageNet weights, Adam, all layers trained"),
+    "imagenet-rmsprop": Preset("imagenet", "rmsprop", PRETRAINED_LR, 0,
+                               "ImageNet weights, RMSprop, all layers trained"),
+    "scratch-adam": Preset("none", "adam", SCRATCH_LR, 0, "Random init, Adam, all layers trained"),
+    "scratch-rmsprop": Preset("none", "rmsprop", SCRATCH_LR, 0, "Random init, RMSprop, all layers trained"),
+    # Four of five blocks: only the most task-specific block adapts to faces.
+    "imagenet-frozen-adam": Preset("imagenet", "adam", PRETRAINED_LR, 4,
+                                   "ImageNet weights, Adam, first 4 blocks frozen (last block + head trained)"),
 }
+
+CONFIG_IDS: tuple[str, ...] = tuple(PRESETS)
+DESCRIPTIONS: dict[str, str] = {cid: p.description for cid, p in PRESETS.items()}
 
 
 def base_config(arch: str = "resnet50", dataset: str = "synthetic", **train_overrides) -> RunConfig:
@@ -51,24 +63,57 @@ def base_config(arch: str = "resnet50", dataset: str = "synthetic", **train_over
 
 def preset(config_id: str, base: RunConfig | None = None) -> RunConfig:
     """The named configuration applied on top of ``base`` (default: ``base_config()``)."""
-    if config_id not in CONFIG_IDS:
+    if config_id not in PRESETS:
         raise KeyError(f"Unknown configuration {config_id!r}; expected one of {', '.join(CONFIG_IDS)}")
+    row = PRESETS[config_id]
     base = base or base_config()
-    pretrained = config_id.startswith("imagenet")
-    model = replace(
-        base.model,
-        weights="imagenet" if pretrained else "none",
-        # Four of five blocks: only the most task-specific block adapts to faces.
-        frozen_blocks=4 if "frozen" in config_id else 0,
-    )
-    optimizer = replace(
-        base.optimizer,
-        name="rmsprop" if config_id.endswith("rmsprop") else "adam",
-        learning_rate=PRETRAINED_LR if pretrained else SCRATCH_LR,
-    )
+    model = replace(base.model, weights=row.weights, frozen_blocks=row.frozen_blocks)
+    optimizer = replace(base.optimizer, name=row.optimizer, learning_rate=row.learning_rate)
     return replace(base, variant=config_id, model=model, optimizer=optimizer).validate()
 
 
 def all_presets(base: RunConfig | None = None) -> list[RunConfig]:
     """The five configurations in their canonical order."""
     return [preset(cid, base) for cid in CONFIG_IDS]
+
+
+def grid(dataset: str, archs: Iterable[str], config_ids: Iterable[str], *, epochs: int, batch_size: int,
+         input_size: int, max_train: int | None = None, max_eval: int | None = None, augment: bool = True,
+         class_weights: bool = False, early_stopping: int = 0, seed: int = 42, group: str = "") -> list[RunConfig]:
+    """One config per architecture x configuration, everything else shared (architecture-major order)."""
+    config_ids = list(config_ids)
+    out = []
+    for arch in archs:
+        base = base_config(arch, dataset, epochs=epochs, batch_size=batch_size, seed=seed,
+                           early_stopping_patience=early_stopping)
+        base = replace(base, group=group,
+                       data=replace(base.data, max_train=max_train, max_eval=max_eval, augment=augment,
+                                    class_weights=class_weights),
+                       model=replace(base.model, input_size=input_size))
+        out += [preset(cid, base) for cid in config_ids]
+    return out
+
+
+def _weights_check(has_weights: Callable[[str], bool] | None) -> Callable[[str], bool]:
+    if has_weights is not None:
+        return has_weights
+    # Imported here: reading the presets table must not pull in the model registry's imports.
+    from core.models import imagenet_weights_cached
+
+    return imagenet_weights_cached
+
+
+def missing_weights(configs: Iterable[RunConfig], has_weights: Callable[[str], bool] | None = None) -> list[str]:
+    """Architectures whose ImageNet weights these configs need but ``has_weights`` (default: the
+    local Keras cache, ``core.models.imagenet_weights_cached``) says are absent, sorted."""
+    has = _weights_check(has_weights)
+    return sorted({c.model.arch for c in configs if c.model.weights == "imagenet" and not has(c.model.arch)})
+
+
+def quick_configs(has_weights: Callable[[str], bool] | None = None, dataset: str = "synthetic",
+                  arch: str = "resnet50") -> list[RunConfig]:
+    """The quick profile: every configuration of ``arch`` with ``QUICK``'s budget on ``dataset``, less
+    the ImageNet ones whose weights ``has_weights`` (default: the local Keras cache) says are absent."""
+    configs = grid(dataset, [arch], CONFIG_IDS, **QUICK)
+    missing = set(missing_weights(configs, has_weights))
+    return [c for c in configs if not (c.model.weights == "imagenet" and c.model.arch in missing)]

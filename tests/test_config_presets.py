@@ -72,3 +72,53 @@ def test_unknown_preset():
 def test_defaults_are_valid():
     for part in (DataConfig(), ModelConfig(), TrainConfig()):
         part.validate()
+
+
+def test_presets_are_a_table_with_descriptions():
+    assert tuple(presets.PRESETS) == presets.CONFIG_IDS
+    assert set(presets.DESCRIPTIONS) == set(presets.CONFIG_IDS) and all(presets.DESCRIPTIONS.values())
+    for cid, row in presets.PRESETS.items():
+        cfg = presets.preset(cid)
+        assert (cfg.model.weights, cfg.optimizer.name, cfg.optimizer.learning_rate, cfg.model.frozen_blocks) == \
+            (row.weights, row.optimizer, row.learning_rate, row.frozen_blocks)
+    assert presets.PRESETS["scratch-adam"].learning_rate == presets.SCRATCH_LR
+    assert presets.PRESETS["imagenet-rmsprop"].learning_rate == presets.PRETRAINED_LR
+
+
+def test_grid_is_architecture_major_and_shares_the_form():
+    configs = presets.grid("synthetic-small", ["vgg16", "resnet50"], ["scratch-adam", "imagenet-frozen-adam"],
+                           epochs=2, batch_size=16, input_size=64, max_train=100, max_eval=20, augment=False,
+                           class_weights=True, early_stopping=3, seed=7, group="g1")
+    assert [(c.model.arch, c.variant) for c in configs] == [
+        ("vgg16", "scratch-adam"), ("vgg16", "imagenet-frozen-adam"),
+        ("resnet50", "scratch-adam"), ("resnet50", "imagenet-frozen-adam")]
+    for c in configs:
+        assert (c.data.dataset, c.data.max_train, c.data.max_eval, c.data.augment, c.data.class_weights) == \
+            ("synthetic-small", 100, 20, False, True)
+        assert (c.train.epochs, c.train.batch_size, c.train.seed, c.train.early_stopping_patience) == (2, 16, 7, 3)
+        assert c.model.input_size == 64 and c.group == "g1"
+    assert configs[1].model.frozen_blocks == 4 and configs[0].model.weights == "none"
+
+
+def test_quick_profile_leaves_out_imagenet_runs_without_weights():
+    everything = presets.quick_configs(lambda arch: True)
+    assert [c.variant for c in everything] == list(presets.CONFIG_IDS)
+    assert all(c.train.epochs == presets.QUICK["epochs"] and c.data.max_train == presets.QUICK["max_train"]
+               and c.data.dataset == "synthetic" and c.model.arch == "resnet50" for c in everything)
+    offline = presets.quick_configs(lambda arch: arch != "resnet50")
+    assert [c.variant for c in offline] == ["scratch-adam", "scratch-rmsprop"]
+    assert presets.missing_weights(everything, lambda arch: arch == "vgg16") == ["resnet50"]
+    assert presets.missing_weights(offline, lambda arch: False) == []
+
+
+def test_quick_profile_asks_the_keras_cache_by_default(tmp_path, monkeypatch):
+    from core import models
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert not models.imagenet_weights_cached("resnet50")
+    assert [c.variant for c in presets.quick_configs()] == ["scratch-adam", "scratch-rmsprop"]
+    path = models.imagenet_weights_path("resnet50")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+    assert models.imagenet_weights_cached("resnet50")
+    assert len(presets.quick_configs()) == 5
