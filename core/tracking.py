@@ -21,6 +21,7 @@ from core.config import RunConfig, artifacts_dir
 
 EXPERIMENT = "emotion-lab"
 HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_time", "images_per_sec")
+RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 RUN_COLUMNS = ["run_id", "label", "variant", "arch", "dataset", "status", "kind", "group", "start_time", "end_time",
                "epochs", "epochs_done", "test_accuracy", "test_macro_f1", "test_loss", "best_val_accuracy",
                "params_total", "train_time_s", "images_per_sec", "error"]
@@ -75,11 +76,6 @@ class RunStore:
                 self._experiment_id = exp.experiment_id
         return self._experiment_id
 
-    def _get(self, run_id: str):
-        try:
-            return self.client.get_run(run_id)
-        except Exception as exc:
-            raise RunNotFound(f"No run {run_id!r} in the store at {self.uri}") from exc
 
     # ----------------------------------------------------------- writing
     def create_run(self, cfg: RunConfig, dataset: dict[str, Any], extra_tags: dict[str, str] | None = None) -> str:
@@ -151,6 +147,29 @@ class RunStore:
         self.client.delete_run(run_id)
 
     # ----------------------------------------------------------- reading
+    def get(self, run_id: str):
+        """The MLflow run with this id (info, params, tags, metrics); RunNotFound if there is none."""
+        try:
+            return self.client.get_run(run_id)
+        except Exception as exc:
+            raise RunNotFound(f"No run {run_id!r} in the store at {self.uri}") from exc
+
+    def find_runs(self, tags: dict[str, str] | None = None, status: str | None = None) -> list:
+        """MLflow runs of this experiment carrying all ``tags`` (exact values) and ``status``, newest first."""
+        clauses = [f"tags.{_quote_key(k)} = {_quote_value(v)}" for k, v in (tags or {}).items()]
+        if status is not None:
+            if status not in RUN_STATUSES:
+                raise ValueError(f"status: expected one of {', '.join(RUN_STATUSES)}. Received: status={status!r}")
+            clauses.append(f"attributes.status = '{status}'")
+        runs, token = [], None
+        while True:
+            page = self.client.search_runs([self.experiment_id], " and ".join(clauses), max_results=1000,
+                                           order_by=["attributes.start_time DESC"], page_token=token)
+            runs += list(page)
+            token = page.token
+            if not token:
+                return runs
+
     def list_runs(self, max_results: int = 1000) -> pd.DataFrame:
         """One row per run, newest first, with the columns in ``RUN_COLUMNS``."""
         runs = self.client.search_runs([self.experiment_id], max_results=max_results, order_by=["attributes.start_time DESC"])
@@ -189,7 +208,7 @@ class RunStore:
     def _artifact_path(self, run_id: str, name: str) -> Path | None:
         from urllib.parse import unquote, urlparse
 
-        root = self._get(run_id).info.artifact_uri
+        root = self.get(run_id).info.artifact_uri
         # By scheme, not by "://": a tracking server's proxied root is "mlflow-artifacts:/1/<run>/artifacts".
         scheme = urlparse(root).scheme
         if scheme in ("", "file"):
@@ -248,6 +267,25 @@ def _load_keras(path: str, mtime: float):
 
     # safe_mode stays on: our models have no Lambda layers, and files come only from our store.
     return keras.models.load_model(path, compile=False)
+
+
+def _quote_key(key: str) -> str:
+    # Backticks let a filter name tags with dots or dashes ("dataset.fingerprint"); the
+    # MLflow parser has no escape for a backtick inside them.
+    if not isinstance(key, str) or not key or "`" in key:
+        raise ValueError(f"tag name: expected a non-empty string without backticks. Received: {key!r}")
+    return f"`{key}`"
+
+
+def _quote_value(value: str) -> str:
+    # MLflow strips the outer quotes and does not unescape inside them, so the value is
+    # wrapped in whichever quote character it does not contain.
+    value = str(value)
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise ValueError(f"tag value: MLflow filters cannot match a value with both quote characters. Received: {value!r}")
 
 
 def environment() -> dict[str, str]:

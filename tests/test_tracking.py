@@ -1,0 +1,77 @@
+"""RunStore queries: runs found by tags and status (newest first), and one run by id."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import tiny_config
+
+from core.tracking import RunNotFound, RunStore
+
+DATASET = {"name": "synthetic-tiny", "fingerprint": "abc123"}
+
+
+def _run(store: RunStore, status: str, **tags: str) -> str:
+    run_id = store.create_run(tiny_config(), DATASET, extra_tags=tags)
+    if status != "RUNNING":
+        store.finish(run_id, status)
+    # MLflow orders by start time in milliseconds: keep the creation order unambiguous.
+    time.sleep(0.01)
+    return run_id
+
+
+@pytest.fixture
+def store(fresh_artifacts):
+    store = RunStore()
+    assert store.uri.startswith(f"sqlite:///{fresh_artifacts}")
+    return store
+
+
+def test_find_runs_matches_all_tags_and_the_status_newest_first(store):
+    a = _run(store, "FINISHED", kind="evaluation", search_id="s1")
+    b = _run(store, "FINISHED", kind="run", search_id="s1")
+    c = _run(store, "FAILED", kind="run", search_id="s1")
+    d = _run(store, "FINISHED", kind="run", search_id="s2")
+
+    def ids(**kw):
+        return [r.info.run_id for r in store.find_runs(**kw)]
+
+    assert ids() == [d, c, b, a]
+    assert ids(status="FINISHED") == [d, b, a]
+    assert ids(tags={"search_id": "s1"}) == [c, b, a]
+    assert ids(tags={"search_id": "s1", "kind": "run"}) == [c, b]
+    assert ids(tags={"search_id": "s1", "kind": "run"}, status="FINISHED") == [b]
+    assert ids(tags={"search_id": "s3"}) == []
+    # Tags that create_run sets itself, including names with a dot.
+    assert ids(tags={"dataset.fingerprint": "abc123", "kind": "evaluation"}) == [a]
+    with pytest.raises(ValueError, match="status"):
+        store.find_runs(status="DONE")
+
+
+def test_find_runs_quotes_values_so_they_match_literally(store):
+    plain = _run(store, "FINISHED", note="plain")
+    apostrophe = _run(store, "FINISHED", note="it's")
+    double = _run(store, "FINISHED", note='say "hi"')
+    # A value written to escape its quotes must match itself, not widen the filter.
+    sneaky = _run(store, "FINISHED", note="x' or tags.note != '")
+
+    def ids(value):
+        return [r.info.run_id for r in store.find_runs(tags={"note": value})]
+
+    assert ids("plain") == [plain]
+    assert ids("it's") == [apostrophe]
+    assert ids('say "hi"') == [double]
+    assert ids("x' or tags.note != '") == [sneaky]
+    with pytest.raises(ValueError, match="both quote"):
+        store.find_runs(tags={"note": "it's \"both\""})
+    with pytest.raises(ValueError, match="backticks"):
+        store.find_runs(tags={"no`te": "plain"})
+
+
+def test_get_returns_the_run_or_raises_run_not_found(store):
+    run_id = _run(store, "KILLED", kind="run")
+    run = store.get(run_id)
+    assert run.info.run_id == run_id and run.info.status == "KILLED"
+    assert run.data.tags["kind"] == "run" and run.data.tags["dataset.fingerprint"] == "abc123"
+    with pytest.raises(RunNotFound, match="no-such-run"):
+        store.get("no-such-run")
