@@ -76,7 +76,6 @@ class RunStore:
                 self._experiment_id = exp.experiment_id
         return self._experiment_id
 
-
     # ----------------------------------------------------------- writing
     def create_run(self, cfg: RunConfig, dataset: dict[str, Any], extra_tags: dict[str, str] | None = None) -> str:
         """Open a run with its resolved config, dataset identity, versions and device. Returns its id."""
