@@ -1,4 +1,7 @@
-"""train(config) -> result. The loop knows nothing of the UI, the job queue or the GA.
+"""train(config) -> result: the training loop only. It knows nothing of the UI, the job queue or the GA.
+
+Runs are opened, closed and scored through ``core.runs``; the device settings come from
+``core.device``.
 
 Users hook in through Keras callbacks and a ``should_stop`` predicate. Every epoch is
 checkpointed before it is logged, so a killed run resumes with each epoch logged once.
@@ -7,10 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -18,8 +19,9 @@ import keras
 import numpy as np
 import pandas as pd
 
-from core import datasets, evaluation, models
-from core.config import RunConfig, artifacts_dir
+from core import datasets, models, runs
+from core.config import RunConfig
+from core.device import accelerator, distribution_scope, resolve_toggle, steps_per_execution
 from core.tracking import RunStore
 
 log = logging.getLogger(__name__)
@@ -33,40 +35,6 @@ class TrainResult:
     status: str  # FINISHED or KILLED (cancelled)
     history: pd.DataFrame
     report: dict | None
-
-
-def checkpoint_dir(run_id: str) -> Path:
-    """Where a run's resumable state lives while it trains."""
-    return artifacts_dir() / "checkpoints" / run_id
-
-
-def accelerator() -> dict:
-    """The device training runs on, and whether mixed precision / XLA are worth it there."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        try:
-            # Grow on demand so several jobs (or a job and the dashboard's predictor) share a GPU.
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:
-            pass  # the GPU was already initialised by earlier work in this process
-    if not gpus:
-        return {"device": "CPU", "gpu": False, "bf16": False}
-    details = tf.config.experimental.get_device_details(gpus[0])
-    cc = details.get("compute_capability") or (0, 0)
-    return {"device": details.get("device_name", "GPU"), "gpu": True, "bf16": tuple(cc) >= (8, 0)}
-
-
-def _resolve_toggle(value: str, default: bool) -> bool:
-    return default if value == "auto" else value == "on"
-
-
-def dataset_identity(ds: datasets.Dataset) -> dict:
-    """What a run records about its data: source, sizes and a content hash."""
-    counts = ds.counts().groupby("split")["count"].sum().to_dict()
-    return {"name": ds.name, "source": ds.source, "fingerprint": ds.fingerprint(), "image_size": ds.image_size,
-            "classes": ",".join(ds.class_names), **{f"n_{k}": v for k, v in counts.items()}}
 
 
 class _EpochRecorder(keras.callbacks.Callback):
@@ -142,30 +110,28 @@ def train(cfg: RunConfig, *, run_id: str | None = None, store: RunStore | None =
     Pass the ``run_id`` of an interrupted run to resume it from its last checkpoint.
     ``should_stop`` is polled after every batch; when it returns True the run stops and
     is recorded as KILLED (cancelled). ``keep_model=False`` records everything but the
-    model file (GA individuals: many runs, judged by their numbers).
+    model file (GA individuals: many runs, judged by their numbers). ``cfg`` is trusted:
+    it was validated where it was built (``presets``, ``RunConfig.from_dict``).
     """
-    cfg.validate()
     store = store or RunStore()
     models.resolve_weights(cfg.model)  # fail before any work if weights are missing
     ds = dataset or datasets.load_for_run(cfg.data, cfg.train.seed)
     if run_id is None:
-        run_id = store.create_run(cfg, dataset_identity(ds))
+        run_id = runs.open_run(cfg, ds, store=store)
     else:
-        store.reopen(run_id)
-    ckpt = checkpoint_dir(run_id)
+        runs.resume_run(run_id, store)
+    ckpt = runs.checkpoint_dir(run_id)
     try:
         return _train(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbose, keep_model)
     except BaseException as exc:
         # The checkpoint stays: a retry resumes from it.
-        store.finish(run_id, "FAILED", error=f"{type(exc).__name__}: {exc}")
+        runs.close_run(run_id, "FAILED", runs.describe_error(exc), store)
         raise
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
 
 def _train(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbose, keep_model) -> TrainResult:
-    from core.cluster import distribution_scope
-
     # EMOTION_LAB_DISTRIBUTE=mirrored: the model and optimizer are created in a
     # MirroredStrategy's scope, so this one run trains on every visible GPU.
     with distribution_scope(store, run_id):
@@ -174,8 +140,8 @@ def _train(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbose, keep_m
 
 def _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbose, keep_model) -> TrainResult:
     acc = accelerator()
-    mixed = _resolve_toggle(cfg.train.mixed_precision, acc["gpu"])
-    xla = _resolve_toggle(cfg.train.xla, acc["gpu"])
+    mixed = resolve_toggle(cfg.train.mixed_precision, acc["gpu"])
+    xla = resolve_toggle(cfg.train.xla, acc["gpu"])
     if mixed:
         keras.mixed_precision.set_global_policy("mixed_bfloat16" if acc["bf16"] else "mixed_float16")
     keras.utils.set_random_seed(cfg.train.seed)
@@ -186,7 +152,7 @@ def _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbos
     if model is None:
         model = models.build_model(cfg.model, k, seed=cfg.train.seed)
         model.compile(optimizer=models.make_optimizer(cfg.optimizer), loss=_loss(cfg), metrics=["accuracy"],
-                      jit_compile=xla, steps_per_execution=_steps_per_execution(acc))
+                      jit_compile=xla, steps_per_execution=steps_per_execution(acc))
     else:
         log.info("resuming run %s after epoch %d", run_id, records[-1]["epoch"])
         logged = set(store.logged_epochs(run_id))
@@ -217,11 +183,10 @@ def _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbos
                   shuffle=False)  # the pipeline shuffles; Keras only warns that it cannot
     history = pd.DataFrame(records)
     if recorder.cancelled:
-        store.finish(run_id, "KILLED", error="cancelled by user")
-        shutil.rmtree(ckpt, ignore_errors=True)
+        runs.close_run(run_id, "KILLED", "cancelled by user", store)
         return TrainResult(run_id, "KILLED", history, None)
 
-    report = evaluate_and_log(model, cfg, ds, run_id, store, keep_model=keep_model)
+    report = runs.evaluate_and_log(model, cfg, ds, run_id, store, keep_model=keep_model)
     train_time = float(history["epoch_time"].sum()) if len(history) else time.perf_counter() - t0
     store.log_summary(run_id, {
         "best_val_accuracy": float(history["val_accuracy"].max()) if len(history) else float("nan"),
@@ -229,18 +194,12 @@ def _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbos
         "mean_images_per_sec": float(history["images_per_sec"].mean()) if len(history) else float("nan"),
         **models.count_params(model),
     })
-    store.finish(run_id, "FINISHED")
-    shutil.rmtree(ckpt, ignore_errors=True)
+    runs.close_run(run_id, "FINISHED", store=store)
     return TrainResult(run_id, "FINISHED", history, report)
 
 
 def _loss(cfg: RunConfig):
     return keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing)
-
-
-def _steps_per_execution(acc: dict) -> int:
-    # On a GPU, per-step Python dispatch is a real cost at small input sizes; on a CPU it is noise.
-    return 16 if acc["gpu"] else 1
 
 
 def can_cache_features(cfg: RunConfig) -> bool:
@@ -278,7 +237,7 @@ def _frozen_feature_setup(model, cfg: RunConfig, ds: datasets.Dataset, common: d
 
     prefix, top = split_frozen(model, cfg)
     top.compile(optimizer=models.make_optimizer(cfg.optimizer), loss=_loss(cfg), metrics=["accuracy"],
-                jit_compile=xla, steps_per_execution=_steps_per_execution(acc))
+                jit_compile=xla, steps_per_execution=steps_per_execution(acc))
     k = common["num_classes"]
 
     def features(split: str, training: bool):
@@ -290,75 +249,3 @@ def _frozen_feature_setup(model, cfg: RunConfig, ds: datasets.Dataset, common: d
         return data.batch(cfg.train.batch_size).prefetch(tf.data.AUTOTUNE)
 
     return top, features("train", True), features("val", False)
-
-
-def evaluate_and_log(model, cfg: RunConfig, ds: datasets.Dataset, run_id: str, store: RunStore,
-                     keep_model: bool = True) -> dict:
-    """Test-split report, per-sample predictions and (unless ``keep_model=False``) the model file."""
-    x_test, y_test = ds.splits["test"]
-    test_ds = datasets.make_pipeline(x_test, y_test, arch=cfg.model.arch, input_size=cfg.model.input_size,
-                                     num_classes=len(ds.class_names), batch_size=cfg.train.batch_size,
-                                     training=False)
-    t0 = time.perf_counter()
-    probs = evaluation.predict_probs(model, test_ds)
-    eval_time = time.perf_counter() - t0
-    report = evaluation.classification_report(y_test, probs, ds.class_names)
-    y_pred = probs.argmax(axis=1)
-    low, high = evaluation.bootstrap_ci(y_test, y_pred, seed=cfg.train.seed)
-    report.update(accuracy_ci=[low, high], eval_images_per_sec=len(y_test) / max(eval_time, 1e-9))
-    if keep_model:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.keras"
-            model.save(path)
-            report["model_size_mb"] = path.stat().st_size / 2**20
-            store.log_file(run_id, path, "model")
-    else:
-        report["model_size_mb"] = 4 * models.count_params(model)["params_total"] / 2**20  # float32 weights
-        store.set_tags(run_id, {"has_model": False})
-    store.log_json(run_id, "report.json", report)
-    store.log_arrays(run_id, "predictions.npz", y_true=y_test, y_pred=y_pred, probs=probs)
-    store.log_summary(run_id, {"test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"],
-                               "test_loss": report["loss"], "test_acc_ci_low": low, "test_acc_ci_high": high,
-                               "model_size_mb": report["model_size_mb"]})
-    return report
-
-
-def evaluate_stored(run_id: str, dataset: str, store: RunStore | None = None) -> tuple[str, dict]:
-    """Evaluate a stored run's model on another dataset's test split, recorded as a new run.
-
-    Classes are matched by name, so a model trained on FER2013 can be scored on any
-    folder dataset whose class folders map onto the same emotions.
-    """
-    store = store or RunStore()
-    cfg = store.config(run_id)
-    model = store.load_model(run_id)
-    target = datasets.load_for_run(replace(cfg.data, dataset=dataset, max_train=None), cfg.train.seed)
-    ds = relabel(target, store.report(run_id)["class_names"], f"run {run_id}")
-    new_cfg = replace(cfg, data=replace(cfg.data, dataset=dataset))
-    return record_evaluation(model, new_cfg, ds, store, {"evaluated_from": run_id, "kind": "evaluation"})
-
-
-def relabel(target: datasets.Dataset, class_names, owner: str) -> datasets.Dataset:
-    """``target`` with its test labels renumbered into a model's class order (matched by name)."""
-    class_names = list(class_names)
-    missing = [c for c in target.class_names if c not in class_names]
-    if missing:
-        raise datasets.DatasetError(f"{target.name}: classes {missing} are unknown to {owner} "
-                                    f"(it knows {class_names})")
-    x, y = target.splits["test"]
-    y = np.array([class_names.index(target.class_names[i]) for i in y], dtype=np.int64)
-    return datasets.Dataset(target.name, target.source, tuple(class_names),
-                            {"train": target.splits["train"], "val": target.splits["val"], "test": (x, y)})
-
-
-def record_evaluation(model, cfg: RunConfig, ds: datasets.Dataset, store: RunStore,
-                      tags: dict[str, str]) -> tuple[str, dict]:
-    """Score ``model`` on ``ds``'s test split as a new evaluation run; ``(run_id, report)``."""
-    run_id = store.create_run(cfg, dataset_identity(ds), tags)
-    try:
-        report = evaluate_and_log(model, cfg, ds, run_id, store)
-    except BaseException as exc:
-        store.finish(run_id, "FAILED", error=f"{type(exc).__name__}: {exc}")
-        raise
-    store.finish(run_id, "FINISHED")
-    return run_id, report
