@@ -12,9 +12,10 @@ from conftest import tiny_config
 from PIL import Image
 from skimage import data as skdata
 
-from core import datasets, inference, models, training
+from core import datasets, inference, models, runs
 from core.__main__ import main
-from core.inference import ReferenceModelError
+from core.faces import to_gray
+from core.inference import ReferenceModelError, gradcam, predict, predictors
 from core.tracking import RunStore
 
 FER = list(datasets.FER_CLASSES)
@@ -24,14 +25,14 @@ ASTRONAUT_FACE = (177, 65, 95, 95)
 
 def _stored_run(store: RunStore, arch: str, input_size: int) -> str:
     """A finished run whose model is stored exactly the way training stores one
-    (create_run, evaluate_and_log, finish); the training epochs themselves are left out
+    (open_run, evaluate_and_log, finish); the training epochs themselves are left out
     to save a shared 2-core CPU a minute, and test_training.py covers them."""
     cfg = tiny_config(arch, "scratch-adam")
     cfg = replace(cfg, model=replace(cfg.model, input_size=input_size))
     ds = datasets.load_for_run(cfg.data, cfg.train.seed)
-    run_id = store.create_run(cfg, training.dataset_identity(ds))
+    run_id = runs.open_run(cfg, ds, store=store)
     model = models.build_model(cfg.model, len(ds.class_names), seed=cfg.train.seed)
-    training.evaluate_and_log(model, cfg, ds, run_id, store)
+    runs.evaluate_and_log(model, cfg, ds, run_id, store)
     store.finish(run_id, "FINISHED")
     return run_id
 
@@ -144,8 +145,9 @@ def test_preprocessing_equals_the_training_pipeline(lab):
     for run_id, arch, size in ((lab.resnet, "resnet50", 32), (lab.vgg, "vgg16", 48)):
         expected, _ = next(iter(datasets.make_pipeline(x[:5], y[:5], arch=arch, input_size=size, num_classes=7,
                                                        batch_size=5, training=False)))
-        gray = inference.prepare_faces(run_id, list(x[:5]))
-        colour = inference.prepare_faces(run_id, [np.repeat(img[..., None], 3, axis=2) for img in x[:5]])
+        predictor = predictors.run_predictor(lab.store, run_id)
+        gray = predict.prepare(predictor, list(x[:5]))
+        colour = predict.prepare(predictor, [np.repeat(img[..., None], 3, axis=2) for img in x[:5]])
         assert gray.shape == (5, size, size, 3)
         np.testing.assert_allclose(gray, expected.numpy(), atol=1e-4)
         np.testing.assert_allclose(colour, gray, atol=1e-6)
@@ -158,16 +160,16 @@ def test_gradcam_has_the_crop_shape_and_localises(lab, arch):
     crop = skdata.astronaut()[40:180, 160:290]  # her face, 140x130
     model = models.build_model(ModelConfig(arch=arch, weights="none", input_size=48), 7, seed=1)
     target = models.get_spec(arch).last_conv_layer
-    x = models.preprocess(arch, inference.to_gray(crop)[None], 48)
+    x = models.preprocess(arch, to_gray(crop)[None], 48)
     probs = np.asarray(model(x, training=False))
     cls = int(probs[0].argmax())
 
     # The CAM path (maps -> remaining layers -> pre-softmax score) is the model itself.
-    graph = inference._cam_graph(model, target, nested=arch)
+    graph = gradcam.cam_graph(model, target, nested=arch)
     h = graph.inner(x, training=False)
     for layer in graph.rest:
         h = layer(h, training=False)
-    scores = np.asarray(inference._class_scores(graph.last, h))
+    scores = np.asarray(gradcam.class_scores(graph.last, h))
     np.testing.assert_allclose(np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True), probs, atol=1e-5)
 
     cams = inference.grad_cam(model, x, [cls], target, nested=arch)
@@ -258,6 +260,19 @@ def test_cli_register_model(lab, reference, capsys):
 
 def test_latency_benchmark(lab):
     bench = inference.latency_benchmark(lab.vgg, n=3)
-    assert bench["faces"] == 1 and bench["n"] == 3
+    assert bench["faces"] == 1 and bench["n"] == 3 and bench["predictor_id"] == lab.vgg
     for stage in ("detection_ms", "preprocess_ms", "predict_ms", "total_ms"):
         assert bench[stage]["median"] > 0 and bench[stage]["p90"] >= bench[stage]["median"] * 0.5
+
+
+def test_latency_benchmark_of_a_model_that_was_never_stored(lab):
+    model = lab.store.load_model(lab.resnet)
+    wrapped = inference.wrap_model(model, "resnet50", 32, source_size=48)
+    # Wrapped like a stored run, it sees a face exactly as that run's predictor does.
+    face = skdata.astronaut()[40:180, 160:290]
+    np.testing.assert_allclose(predict.probabilities(wrapped, predict.prepare(wrapped.predictor, [face])),
+                               inference.predict_crops(lab.resnet, [face]), atol=1e-6)
+    bench = inference.latency_benchmark(wrapped, n=2)
+    assert bench["faces"] == 1 and bench["predict_ms"]["median"] > 0 and "resnet50" in bench["label"]
+    with pytest.raises(ValueError, match="Unknown model 'vgg17'"):
+        inference.wrap_model(model, "vgg17", 32)

@@ -1,0 +1,28 @@
+"""Predict: every face in a photo, scored by every selected model, with Grad-CAM.
+
+Models come from two places only: finished runs in the run store, and reference models
+an operator registered from a trusted local file (``python -m core register-model``).
+Both are wrapped as *predictors* with one interface, so the Predict page and the CLI
+never care which kind they hold.
+
+  predictors  listing and resolving predictors; the cache of loaded models
+  references  the reference-model registry; scoring a reference as an evaluation run
+  gradcam     Grad-CAM maps and their overlay on a face
+  predict     crops -> model input, scoring photos and crops, the latency benchmark
+"""
+from core.inference.gradcam import grad_cam, overlay_heatmap
+from core.inference.predict import latency_benchmark, predict_crops, predict_faces
+from core.inference.predictors import list_predictors, match_predictors, wrap_model
+from core.inference.references import (
+                                       REFERENCE_PREFIX,
+                                       ReferenceModelError,
+                                       evaluate_reference,
+                                       list_references,
+                                       register_reference,
+)
+
+__all__ = [
+    "REFERENCE_PREFIX", "ReferenceModelError", "evaluate_reference", "grad_cam", "latency_benchmark",
+    "list_predictors", "list_references", "match_predictors", "overlay_heatmap", "predict_crops", "predict_faces",
+    "register_reference", "wrap_model",
+]
