@@ -165,3 +165,8 @@ def summary(run_id: str, store: RunStore | None = None) -> dict:
     report = store.report(run_id) or {}
     return {"run_id": run_id, "test_accuracy": report.get("accuracy"), "test_macro_f1": report.get("macro_f1"),
             "epochs_done": len(store.history(run_id))}
+
+
+def tag_run(run_id: str, tags: Mapping[str, Any], store: RunStore | None = None) -> None:
+    """Add tags to a run (e.g. the job that wrote it)."""
+    (store or RunStore()).set_tags(run_id, dict(tags))

@@ -3,7 +3,7 @@
 One module-wide Ray instance (started once: it takes several seconds) and one tracking
 server serve every test: the queue's worker runs a tiny grid on Ray into the server, the
 dashboard's services read the runs back from it, and a tiny GA generation trains on Ray
-through ``core.cluster.evaluate_configs``.
+through ``core.parallel.evaluate_configs``.
 """
 from __future__ import annotations
 
@@ -159,7 +159,7 @@ def test_ray_worker_runs_a_grid_in_parallel_into_the_tracking_server_and_the_das
 
 
 def test_a_ga_generation_trains_its_individuals_in_parallel_on_ray(shared_store, ray_cluster):
-    from core import cluster, datasets
+    from core import datasets, parallel
     from core.tracking import RunStore
 
     base = tiny_config("vgg16", "scratch-adam")
@@ -170,7 +170,7 @@ def test_a_ga_generation_trains_its_individuals_in_parallel_on_ray(shared_store,
     search_ds = datasets.Dataset(ds.name, ds.source, ds.class_names,
                                  {"train": ds.splits["train"], "val": ds.splits["val"], "test": ds.splits["val"]})
     finished = []
-    results = cluster.evaluate_configs(configs, dataset=search_ds, tags=[{"generation": 0, "slot": i} for i in (0, 1)],
+    results = parallel.evaluate_configs(configs, dataset=search_ds, tags=[{"generation": 0, "slot": i} for i in (0, 1)],
                                        on_result=lambda i, ev: finished.append(i))
     assert sorted(finished) == [0, 1]
     assert [r.status for r in results] == ["FINISHED", "FINISHED"], [r.error for r in results]
@@ -189,10 +189,10 @@ def test_a_ga_generation_trains_its_individuals_in_parallel_on_ray(shared_store,
 
 
 def test_a_search_under_ray_trains_each_generation_in_parallel(shared_store, ray_cluster, monkeypatch):
-    from core import cluster, evolution
+    from core import evolution, parallel
     from core.tracking import RunStore
 
-    monkeypatch.setenv(cluster.ADDRESS_ENV, ray_cluster)  # as inside a job run by `worker --ray`
+    monkeypatch.setenv(parallel.ADDRESS_ENV, ray_cluster)  # as inside a job run by `worker --ray`
     # Cheap genes pinned (as in test_page_evolve); seed 42 draws two distinct genomes in generation 0.
     fixed = {"arch": "vgg16", "weights": "none", "input_size": 32, "frozen_blocks": 4, "dense_units": 0,
              "augment_strength": 0.5, "batch_size": 16, "dropout": 0.2, "label_smoothing": 0.0}
@@ -219,14 +219,15 @@ def test_a_search_under_ray_trains_each_generation_in_parallel(shared_store, ray
 
 
 def test_cluster_options_are_checked_before_anything_runs(monkeypatch):
-    from core import cluster
+    from core import device, parallel
+    from core.jobs import ray_worker
 
     with pytest.raises(ConfigError, match="Received: gpus_per_task=1.5"):
-        cluster._check_fraction("gpus_per_task", 1.5)
-    cluster._check_fraction("gpus_per_task", 0.25)
-    cluster._check_fraction("gpus_per_task", 2)
-    monkeypatch.setenv(cluster.DISTRIBUTE_ENV, "horovod")
+        parallel.check_fraction("gpus_per_task", 1.5)
+    parallel.check_fraction("gpus_per_task", 0.25)
+    parallel.check_fraction("gpus_per_task", 2)
+    monkeypatch.setenv(device.DISTRIBUTE_ENV, "horovod")
     with pytest.raises(ConfigError, match="horovod"):
-        cluster.distribute_mode()
+        device.distribute_mode()
     with pytest.raises(ConfigError, match="ray start"):
-        cluster.run_ray_worker("ray://head:10001")
+        ray_worker.run_ray_worker("ray://head:10001")

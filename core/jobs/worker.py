@@ -1,0 +1,231 @@
+"""The worker: claims jobs from the queue and runs each in a process of its own.
+
+Training never runs in the dashboard's process. The dashboard (or ``python -m core
+submit``) puts a job in the queue and calls ``ensure_worker``; the worker claims jobs one
+at a time and supervises each in its own process (heartbeat, progress echo, cancel with
+a grace period, crash recovery), so a job that crashes, runs out of memory or is
+cancelled by force takes nothing else down, and the accelerator's memory is returned to
+the system after every job.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from contextlib import closing
+from pathlib import Path
+from typing import Callable
+
+from core import runs
+from core.config import PROJECT_ROOT, artifacts_dir, data_dir
+from core.jobs import queue
+from core.jobs.queue import (HEARTBEAT_S, HOST, IDLE_EXIT_S, LOG_TAIL_LINES, STALE_AFTER_S, proc_token)
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # Absolute paths: the worker and job processes run from the project root.
+    env["EMOTION_LAB_ARTIFACTS"] = str(artifacts_dir())
+    env["EMOTION_LAB_DATA"] = str(data_dir())
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONUNBUFFERED"] = "1"  # log lines reach the log file (and the job's log tail) as they happen
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+def ensure_worker(*, idle_exit_s: float = IDLE_EXIT_S) -> int | None:
+    """Start a detached worker if jobs are waiting and none is alive; return its pid, else None.
+
+    The worker runs in a session of its own, so closing the browser or restarting
+    Streamlit does not stop it; it exits after ``idle_exit_s`` seconds without work.
+    A file lock makes two tabs calling this at once start one worker, not two.
+    """
+    import fcntl
+
+    lock = artifacts_dir() / "jobs.spawn.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        if queue.worker_status()["alive"]:
+            return None
+        with closing(queue.connect()) as conn:
+            pending = conn.execute("SELECT 1 FROM jobs WHERE state IN ('queued','interrupted','running') LIMIT 1").fetchone()
+        if pending is None:
+            return None
+        logs = artifacts_dir() / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        tmp = logs / f"worker-starting-{os.getpid()}-{time.time_ns()}.log"
+        with open(tmp, "ab") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "core", "worker", "--exit-when-idle", str(idle_exit_s)],
+                                    cwd=PROJECT_ROOT, env=child_env(), stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        log_path = logs / f"worker-{proc.pid}.log"
+        os.replace(tmp, log_path)
+        # Reap it when it exits, so a long-lived caller (Streamlit) collects no zombies.
+        threading.Thread(target=proc.wait, daemon=True).start()
+        # Registered before the lock is released: a second caller sees it as alive.
+        now = time.time()
+        with queue.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO workers(id, host, pid, token, started, heartbeat, state, log_path) "
+                         "VALUES (?,?,?,?,?,?, 'starting', ?)",
+                         (f"{HOST}:{proc.pid}", HOST, proc.pid, proc_token(proc.pid), now, now, str(log_path)))
+    return proc.pid
+
+
+def run_worker(*, max_jobs: int | None = None, exit_when_idle: float | None = None, slots: int = 1,
+               poll_s: float = 1.0, stale_after_s: float = STALE_AFTER_S, echo: Callable[[str], None] | None = None) -> int:
+    """Claim and run jobs one at a time until stopped. Returns a process exit code.
+
+    ``slots`` is how many workers may run on this machine at once (one per accelerator;
+    start each with its own CUDA_VISIBLE_DEVICES). A worker finding them all taken exits.
+    """
+    echo = echo or echo_line
+    wid = queue.register_worker(slots, stale_after_s)
+    if wid is None:
+        others = queue.worker_status(stale_after_s)["workers"]
+        echo(f"A worker is already running on this machine (pid {', '.join(str(w['pid']) for w in others)}); "
+             "not starting another.")
+        return 0
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C
+    echo(f"worker {os.getpid()} on {HOST}: waiting for jobs in {queue.db_path()}")
+    done, idle_since = 0, time.monotonic()
+    try:
+        while max_jobs is None or done < max_jobs:
+            job, closed = queue.claim(wid, stale_after_s)
+            runs.close_runs(closed)
+            if job is None:
+                if exit_when_idle is not None and time.monotonic() - idle_since >= exit_when_idle:
+                    break
+                queue.set_worker_state(wid, "idle")
+                time.sleep(poll_s)
+                continue
+            supervise(job, wid, echo)
+            done += 1
+            idle_since = time.monotonic()
+    except KeyboardInterrupt:
+        echo(f"worker {os.getpid()}: stopped; unfinished jobs resume from their last checkpoint")
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        queue.unregister_worker(wid)
+    echo(f"worker {os.getpid()}: exiting after {done} job(s)")
+    return 0
+
+
+def echo_line(line: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
+
+
+_JOB_PROCESS = "import sys; from core.jobs.context import main; sys.exit(main(*sys.argv[1:]))"
+
+
+def supervise(job: dict, wid: str, echo: Callable[[str], None]) -> None:
+    """Run one claimed job in its own process: heartbeat, relay progress, enforce cancel, record crashes."""
+    jid, attempt = job["id"], job["attempts"]
+    logs = artifacts_dir() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"job-{jid}.log"
+    with open(log_path, "ab") as out:
+        out.write(f"===== job {jid} ({job['kind']}: {job['label']}) attempt {attempt} by worker {os.getpid()} "
+                  f"on {HOST} at {time.strftime('%Y-%m-%d %H:%M:%S')} =====\n".encode())
+        out.flush()
+        # Own session: a forced cancel kills the job's process group and nothing else.
+        proc = subprocess.Popen([sys.executable, "-c", _JOB_PROCESS, str(jid), str(attempt), str(os.getpid())],
+                                cwd=PROJECT_ROOT, env=child_env(), stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    echo(f"job {jid} ({job['kind']}: {job['label']}): started, attempt {attempt}, process {proc.pid}")
+    forced: float | None = None
+    beat, tail_size, shown = 0.0, -1, None
+    with closing(queue.connect()) as conn:
+        conn.execute("UPDATE jobs SET pid=?, pid_token=?, log_path=? WHERE id=? AND attempts=?",
+                     (proc.pid, proc_token(proc.pid), str(log_path), jid, attempt))
+        try:
+            while proc.poll() is None:
+                now = time.time()
+                if now - beat >= HEARTBEAT_S:
+                    beat = now
+                    # fetchall: a RETURNING statement left half-read would keep its write open.
+                    rows = conn.execute("UPDATE jobs SET heartbeat=? WHERE id=? AND attempts=? RETURNING *",
+                                        (now, jid, attempt)).fetchall()
+                    row = rows[0] if rows else None
+                    conn.execute("UPDATE workers SET heartbeat=? WHERE id=?", (now, wid))
+                    if row is not None:
+                        if row["cancel_deadline"] and now >= row["cancel_deadline"] and forced is None:
+                            forced = now - row["cancel_at"]
+                            _kill(proc)
+                            continue
+                        shown = _echo_progress(echo, row, shown)
+                    size = log_path.stat().st_size
+                    if size != tail_size:
+                        tail_size = size
+                        conn.execute("UPDATE jobs SET log_tail=? WHERE id=?", (tail(log_path), jid))
+                time.sleep(0.2)
+        except BaseException:  # the worker is being stopped: stop the job, keep it resumable
+            _kill(proc, graceful=True)
+            queue.interrupt([(jid, attempt)], tail(log_path))
+            raise
+    now = time.time()
+    closed: list = []
+    with queue.transaction() as conn:
+        row = conn.execute("SELECT * FROM jobs WHERE id=?", (jid,)).fetchone()
+        if row["state"] == "running" and row["attempts"] == attempt:
+            if forced is not None:
+                conn.execute("UPDATE jobs SET state='cancelled', finished=?, note=? WHERE id=?",
+                             (now, f"cancelled: stopped forcefully, {forced:.0f} s after the request", jid))
+                closed = [(row["run_id"], "KILLED", "cancelled by user")] if row["run_id"] else []
+            else:
+                closed = queue.after_crash(conn, row, _exit_reason(proc.returncode), now)
+        conn.execute("UPDATE jobs SET log_tail=? WHERE id=?", (tail(log_path), jid))
+        conn.execute("UPDATE workers SET job_id=NULL, state='idle', heartbeat=? WHERE id=?", (now, wid))
+    runs.close_runs(closed)
+    final = queue.get_job(jid)
+    echo(f"job {jid}: " + (f"failed: {final['error']}" if final["state"] == "failed" else final["note"] or final["state"]))
+
+
+def _echo_progress(echo: Callable[[str], None], row, shown: tuple | None) -> tuple | None:
+    """One line per finished epoch (or generation) on the worker's console (headless use)."""
+    p = queue.Progress.from_row(row["kind"], row)
+    now_at = (p.done, p.total)
+    if p.done and now_at != shown:
+        metrics = json.loads(row["metrics"] or "{}")
+        eta = f", about {p.eta_s:.0f} s left" if p.eta_s else ""
+        echo(f"job {row['id']}: {p.unit} {p.done}/{p.total} "
+             + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()) + eta)
+        return now_at
+    return shown
+
+
+def _kill(proc: subprocess.Popen, graceful: bool = False) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM if graceful else signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=10 if graceful else 60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _exit_reason(rc: int | None) -> str:
+    if rc is not None and rc < 0:
+        name = signal.Signals(-rc).name
+        hint = " (the system may have run out of memory)" if -rc == signal.SIGKILL else ""
+        return f"its process was killed by {name}{hint}"
+    return f"its process exited with code {rc} without recording a result"
+
+
+def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            data = f.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
