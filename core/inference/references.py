@@ -49,7 +49,7 @@ def list_references() -> dict[str, dict]:
     try:
         return dict(json.loads(path.read_text()).get("models", {}))
     except (ValueError, AttributeError) as exc:
-        raise ReferenceModelError(f"{path} is not a valid reference model registry ({exc}); fix or remove it")
+        raise ReferenceModelError(f"{path} is not a valid reference model registry ({exc}); fix or remove it") from exc
 
 
 def reference_entry(name: str) -> dict:
