@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from core import datasets, models, presets, training
+from core import datasets, device, models, presets, training
 from core.config import RunConfig
 
 
@@ -162,40 +162,28 @@ def bench_frozen_features(arch: str, size: int, x: np.ndarray, y: np.ndarray, ba
 
 
 def bench_predict_latency(arch: str, size: int, n: int = 20) -> dict:
-    """Per-face milliseconds on a real photo (skimage's astronaut when installed, else a drawn face):
-    Haar detection, preprocessing, and one model call. Weights do not change the cost."""
-    from core import faces
+    """Per-face milliseconds on scikit-image's astronaut: Haar detection, preprocessing and one model call,
+    measured by the Predict path itself (``core.inference.latency_benchmark``). Weights do not change the cost."""
+    from core import inference
     from core.config import ModelConfig
 
+    image, detector = None, "haar"
     try:
-        from skimage import data as skdata
-
-        photo = skdata.astronaut()
-    except ImportError:  # scikit-image is a test dependency; fall back to a synthetic face
+        import skimage  # noqa: F401  the default photo; a test dependency, not a runtime one
+    except ImportError:  # a drawn face, scored whole: detection is then not measured
         from core import synthetic
 
-        photo = np.repeat(synthetic.generate(1, size=256)[0][0][..., None], 3, axis=-1)
+        image, detector = np.repeat(synthetic.generate(1, size=256)[0][0][..., None], 3, axis=-1), "whole"
     model = models.build_model(ModelConfig(arch=arch, weights="none", input_size=size), 7)
-    timings: dict[str, list[float]] = {"detection_ms": [], "preprocess_ms": [], "predict_ms": []}
-    for i in range(n + 2):  # two warm-up calls trace the graph
-        t0 = time.perf_counter()
-        found = faces.detect_faces(photo) or [faces.Face(0, 0, photo.shape[1], photo.shape[0], 1.0)]
-        t1 = time.perf_counter()
-        x = models.preprocess(arch, faces.to_gray(faces.crop_face(photo, found[0]))[None], size)
-        t2 = time.perf_counter()
-        model.predict_on_batch(x)  # the compiled predict function, as the Predict page uses
-        t3 = time.perf_counter()
-        if i >= 2:
-            for key, value in zip(timings, (t1 - t0, t2 - t1, t3 - t2)):
-                timings[key].append(1000 * value)
-    return {"arch": arch, "size": size, **{k: float(np.median(v)) for k, v in timings.items()}}
+    got = inference.latency_benchmark(inference.wrap_model(model, arch, size), n=n, image=image, detector=detector)
+    return {"arch": arch, "size": size, **{k: got[k]["median"] for k in ("detection_ms", "preprocess_ms", "predict_ms")}}
 
 
 def environment_summary() -> dict:
     """Device, versions and the settings the numbers were measured with."""
     import tensorflow as tf
 
-    acc = training.accelerator()
+    acc = device.accelerator()
     return {"device": acc["device"], "platform": platform.platform(), "python": platform.python_version(),
             "tensorflow": tf.__version__, "keras": __import__("keras").__version__,
             "mixed_precision": "on" if acc["gpu"] else "off (CPU)", "xla": "on" if acc["gpu"] else "off (CPU)",
