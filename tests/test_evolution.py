@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -116,6 +117,124 @@ def test_fixed_genes_and_missing_imagenet_weights(tmp_path, monkeypatch):
         evolution.run_search("synthetic-tiny", 2, 1, fixed={"input_size": 16}, base=_base())
 
 
+# ---------------------------------------------------------------- search spec and saved searches
+
+
+def _spec_payload(**changes) -> dict:
+    payload = {"search_id": "evo-spec", "dataset": "synthetic-tiny", "population": 3, "generations": 2, "seed": SEED,
+               "fixed": FIXED, "budget": {"epochs": 1, "max_train": 14, "max_eval": 14, "long_epochs": 2},
+               "base": _base().to_dict()}
+    return {**payload, **changes}
+
+
+def test_search_spec_validates_once_and_round_trips(fresh_artifacts, tmp_path, monkeypatch):
+    from core import presets
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no ImageNet weights cached
+    spec = evolution.SearchSpec.from_payload(_spec_payload())
+    assert (spec.action, spec.strategy, spec.mode, spec.retrain_best) == ("start", "ga", "hyper", True)
+    assert spec.budget == evolution.Budget(epochs=1, max_train=14, max_eval=14, long_epochs=2)
+    assert spec.base == _base() and spec.fixed == FIXED
+    payload = spec.to_payload()
+    assert json.loads(json.dumps(payload)) == payload
+    assert evolution.SearchSpec.from_payload(payload) == spec
+    assert spec.label() == "GA evo-spec on synthetic-tiny: population 3, 2 generations"
+
+    minimal = evolution.SearchSpec.from_payload({"search_id": "evo-min", "dataset": "synthetic-tiny"})
+    assert (minimal.population, minimal.generations, minimal.seed, minimal.budget) == (8, 5, 42, evolution.Budget())
+    assert minimal.base == presets.base_config(dataset="synthetic-tiny", seed=42)
+    head = evolution.SearchSpec.from_payload(_spec_payload(mode="head", generations=1,
+                                                           fixed={"arch": "vgg16", "input_size": 32}))
+    assert not head.retrain_best  # a head has no genome to retrain
+    assert head.label() == "head weights evo-spec on synthetic-tiny: population 3, 1 generation"
+    random = evolution.SearchSpec.from_payload(_spec_payload(strategy="random"))
+    assert random.label().startswith("random search evo-spec")
+
+    bad = [({"search_id": "../elsewhere"}, "search_id='../elsewhere'"), ({"search_id": ".hidden"}, "search_id"),
+           ({"search_id": ""}, "search_id"), ({"search_id": None}, "search_id"), ({"action": "pause"}, "action='pause'"),
+           ({"dataset": ""}, "dataset=''"), ({"strategy": "grid"}, "strategy='grid'"), ({"mode": "w"}, "mode='w'"),
+           ({"population": 1}, "population=1"), ({"population": True}, "population=True"),
+           ({"generations": 0}, "generations=0"), ({"seed": -1}, "seed=-1"),
+           ({"retrain_best": "yes"}, "retrain_best='yes'"), ({"fixed": ["arch"]}, "fixed=['arch']"),
+           ({"budget": {"epochs": 0}}, "epochs=0"), ({"budget": {"epochs": 2, "long_epochs": 2}}, "long_epochs=2"),
+           ({"budget": {"epoch": 1}}, "epoch"), ({"fixed": {"input_size": 16}}, "input_size=16"),
+           ({"fixed": {"momentum": 0.9}}, "momentum=0.9"), ({"mode": "head", "strategy": "random"}, "mode head"),
+           ({"mode": "head", "fixed": {"optimizer": "adam"}}, "mode head"),
+           ({"fixed": {"arch": "vgg16", "weights": "imagenet"}}, "not cached"),
+           ({"mode": "head", "fixed": {"arch": "vgg16", "weights": "imagenet"}}, "not cached")]
+    for change, message in bad:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            evolution.SearchSpec.from_payload(_spec_payload(**change))
+    with pytest.raises(ConfigError, match="expected a dict"):
+        evolution.SearchSpec.from_payload(["evo-spec"])
+    # run_search takes the same road: one search-id rule, one set of checks.
+    with pytest.raises(ConfigError, match="search_id"):
+        evolution.run_search("synthetic-tiny", 2, 1, base=_base(), fixed=FIXED, search_id="a/b")
+    assert evolution.list_searches().empty
+
+
+def _save_search(sid: str, *, mode: str = "hyper", status: str = "finished", trained: bool = True) -> dict:
+    """A saved search as ``start_search`` writes it, with one genome trained (or none)."""
+    space, notes = evolution.resolve_space(FIXED)
+    genome = [0] * len(space)
+    evaluations = {f"{evolution.genome_key(genome)}@short": {
+        "genome": genome, "fidelity": "short", "generation": 0, "slot": 0, "run_id": "run-a",
+        "status": "FINISHED", "fitness": 0.4, "seconds": 1.0}} if trained else {}
+    state = {"search_id": sid, "mode": mode, "strategy": "ga", "dataset": "synthetic-tiny", "population": 2,
+             "generations": 1, "seed": SEED, "budget": {"epochs": 1, "max_train": 14, "max_eval": 14, "long_epochs": 0},
+             "fixed": FIXED, "base": _base().to_dict(), "retrain_best": False,
+             "space": evolution.space_to_json(space), "notes": notes, "status": status, "error": "",
+             "generation": 1, "history": [], "evaluations": evaluations, "final": None, "head": None,
+             "created": evolution.timestamp(), "updated": evolution.timestamp()}
+    evolution.save_state(state)
+    return state
+
+
+def test_saved_searches_resume_retrain_and_exist(fresh_artifacts):
+    with pytest.raises(ConfigError, match="no saved search 'evo-none' to resume"):
+        evolution.SearchSpec.from_payload({"search_id": "evo-none", "action": "resume"})
+    assert evolution.search_exists("evo-none") is None
+    with pytest.raises(evolution.SearchNotFound):
+        evolution.load_state("evo-none")
+
+    _save_search("evo-done")
+    assert evolution.search_exists("evo-done")["best"]["fitness"] == 0.4
+    with pytest.raises(ConfigError, match="already exists"):
+        evolution.SearchSpec.from_payload(_spec_payload(search_id="evo-done"))
+    resume = evolution.SearchSpec.from_payload({"search_id": "evo-done", "action": "resume"})
+    # The saved search's own settings, not defaults.
+    assert (resume.population, resume.generations, resume.fixed, resume.base) == (2, 1, FIXED, _base())
+    assert resume.to_payload() == {"search_id": "evo-done", "action": "resume"} and not resume.retrain_best
+    assert evolution.SearchSpec.from_payload(resume.to_payload()) == resume
+    assert resume.label() == "resume search evo-done"
+    retrain = evolution.SearchSpec.from_payload({"search_id": "evo-done", "action": "retrain"})
+    assert retrain.retrain_best and retrain.label() == "retrain best of evo-done"
+    with pytest.raises(ConfigError, match="start_search starts new searches"):
+        evolution.start_search(retrain)
+
+    # Retraining a finished search: resume_search then runs exactly the retrain step.
+    evolution.enable_retrain("evo-done")
+    state = evolution.load_state("evo-done")
+    assert state["retrain_best"] and state["status"] == "stopped"
+    # ... unless its retrain already finished.
+    state.update(status="finished", final={"run_id": "run-final", "status": "FINISHED"})
+    evolution.save_state(state)
+    evolution.enable_retrain("evo-done")
+    assert evolution.load_state("evo-done")["status"] == "finished"
+
+    _save_search("evo-young", status="running", trained=False)
+    with pytest.raises(ConfigError, match="no finished genome"):
+        evolution.SearchSpec.from_payload({"search_id": "evo-young", "action": "retrain"})
+    _save_search("head-done", mode="head")
+    with pytest.raises(ConfigError, match="no genome to retrain"):
+        evolution.SearchSpec.from_payload({"search_id": "head-done", "action": "retrain"})
+
+
+def test_slots_per_generation_adds_the_promoted_third():
+    assert evolution.slots_per_generation(8, 0) == 8
+    assert [evolution.slots_per_generation(n, 3) for n in (2, 3, 4, 8, 9)] == [3, 4, 6, 11, 12]
+
+
 def test_every_decoded_config_builds_and_trains_a_step(tmp_path, monkeypatch):
     """A covering set: every choice of every gene appears in at least one of six genomes."""
     import keras
@@ -192,7 +311,8 @@ def _poll_generation(path: Path, proc: subprocess.Popen, log: Path, at_least: in
 
 
 def test_search_killed_between_generations_resumes_to_the_uninterrupted_result(fresh_artifacts):
-    from core import datasets, training
+    from core import datasets
+    from core.runs import dataset_identity
     from core.tracking import RunStore
 
     # 1. A real CLI search, killed (SIGKILL) once generation 1's state is on disk.
@@ -245,7 +365,7 @@ def test_search_killed_between_generations_resumes_to_the_uninterrupted_result(f
                             {"train": search_data.splits["train"], "val": search_data.splits["val"],
                              "test": search_data.splits["val"]})
     child = children.run_id.iloc[0]
-    tags = store.client.get_run(child).data.tags
+    tags = store.get(child).data.tags
     assert tags["dataset.fingerprint"] == seen.fingerprint() != search_data.fingerprint()
     assert tags["kind"] == "ga-individual" and tags["search_id"] == "killed"
     row = resumed["evaluations"].set_index("run_id").loc[child]
@@ -265,8 +385,8 @@ def test_search_killed_between_generations_resumes_to_the_uninterrupted_result(f
     assert [getattr(getattr(cfg, sec), attr) for sec, attr in section_attr] == list(best["genes"].values())
     report = store.report(resumed["final_run_id"])
     assert report["n"] == len(datasets.load_for_run(cfg.data, SEED).splits["test"][1])  # the real test split
-    assert training.dataset_identity(datasets.load_for_run(cfg.data, SEED))["fingerprint"] == \
-        store.client.get_run(resumed["final_run_id"]).data.tags["dataset.fingerprint"]
+    assert dataset_identity(datasets.load_for_run(cfg.data, SEED))["fingerprint"] == \
+        store.get(resumed["final_run_id"]).data.tags["dataset.fingerprint"]
 
     listed = evolution.list_searches().set_index("search_id")
     assert listed.loc["killed", "status"] == "finished"
@@ -276,6 +396,8 @@ def test_search_killed_between_generations_resumes_to_the_uninterrupted_result(f
 
 def test_random_baseline_multi_fidelity_cancel_and_resume(fresh_artifacts):
     """All genes pinned: one genome, so every slot after the first is a cache hit."""
+    from core import datasets
+    from core.runs import open_run
     from core.tracking import RunStore
 
     fixed = {g.name: g.choices[0] for g in evolution.GENE_SPACE}
@@ -296,7 +418,7 @@ def test_random_baseline_multi_fidelity_cancel_and_resume(fresh_artifacts):
     (killed_run,) = state["evaluations"].run_id
     assert store.list_runs().set_index("run_id").loc[killed_run, "status"] == "KILLED"
     # A run opened by a search killed before it could record the run id: resuming discards it.
-    orphan = store.create_run(_base(), {}, {"search_id": sid})
+    orphan = open_run(_base(), datasets.load_for_run(_base().data, SEED), store=store, tags={"search_id": sid})
 
     seen = []
     assert evolution.resume_search(sid, progress=seen.append) == sid
@@ -305,6 +427,11 @@ def test_random_baseline_multi_fidelity_cancel_and_resume(fresh_artifacts):
     # Same budget as a GA of this size: (generations + 1) x population slots, scored alike.
     assert state["cost"]["evaluations"] == 2 and state["cost"]["cache_hits"] == 3  # short + long training
     assert [p.done for p in seen] == [1, 2, 3, 4, 5, 6] and seen[-1].total == 6  # 2 slots + 1 promotion a generation
+    # What a job shows: generations fully scored (of 2) and slots scored in the one in progress (of 3).
+    assert [(p.generations_done, p.individual) for p in seen] == [(0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0)]
+    assert {(p.generations_total, p.individuals) for p in seen} == {(2, 3)}
+    means = list(state["generations"]["mean"])
+    assert [p.mean_fitness for p in seen] == [None, None, means[0], means[0], means[0], means[1]]
     runs = store.list_runs().set_index("run_id")
     assert orphan not in runs.index
     children = runs[runs.group == sid]

@@ -68,7 +68,7 @@ def write_search(sid: str = "evo-saved", *, status: str = "finished", generation
     for g, slots in enumerate(gens):
         cached = []
         for slot, (gn, fit, run_id) in enumerate(slots):
-            key = f"{evolution._key(gn)}@short"
+            key = f"{evolution.genome_key(gn)}@short"
             cached.append(key in evaluations)
             evaluations.setdefault(key, {"genome": gn, "fidelity": "short", "generation": g, "slot": slot,
                                          "run_id": run_id, "status": "FINISHED", "fitness": fit, "seconds": 10.0})
@@ -79,11 +79,11 @@ def write_search(sid: str = "evo-saved", *, status: str = "finished", generation
     state = {
         "search_id": sid, "mode": "hyper", "strategy": "ga", "dataset": "synthetic-tiny", "population": 3,
         "generations": 1, "seed": 3, "budget": TINY_BUDGET, "fixed": FIXED, "base": tiny_base().to_dict(),
-        "retrain_best": False, "space": evolution._space_to_json(space), "notes": notes, "status": status,
+        "retrain_best": False, "space": evolution.space_to_json(space), "notes": notes, "status": status,
         "error": "", "generation": len(history) - 1, "history": history, "evaluations": evaluations,
-        "final": None, "head": None, "created": evolution._now(), "updated": evolution._now(),
+        "final": None, "head": None, "created": evolution.timestamp(), "updated": evolution.timestamp(),
     }
-    evolution._save(state)
+    evolution.save_state(state)
     return state
 
 
@@ -189,9 +189,9 @@ def test_prefill_a_random_search_with_the_same_budget():
 def test_generation_zero_in_progress_and_a_failed_search():
     write_search("evo-young", status="running", generations=[])
     write_search("evo-broken", status="failed")
-    broken = evolution._load("evo-broken")
+    broken = evolution.load_state("evo-broken")
     broken["error"] = "RuntimeError: every individual of generation 1 failed; last error: out of memory"
-    evolution._save(broken)
+    evolution.save_state(broken)
 
     at = open_evolve(search="evo-young")
     assert "Generation 0 is being scored: 0 of 3 individuals trained so far" in texts(at)
@@ -275,7 +275,7 @@ def test_head_mode_shows_the_three_methods_curves():
     state.update(mode="head", fixed={"arch": "vgg16", "weights": "none", "input_size": 32}, generation=-1,
                  evaluations={}, head={"arch": "vgg16", "weights": "none", "input_size": 32, "feature_dim": 512,
                                        "n_train": 42, "n_val": 21, "curves": curves})
-    evolution._save(state)
+    evolution.save_state(state)
     at = open_evolve(search="head-saved")
     metrics = {m.label: m.value for m in at.metric}
     assert (metrics["GA (PyGAD) val accuracy"], metrics["Adam val accuracy"], metrics["RMSprop val accuracy"]) == \

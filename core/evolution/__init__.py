@@ -1,0 +1,58 @@
+"""Genetic search with PyGAD: training hyperparameters (mode ``hyper``) or a head's weights (``head``).
+
+- ``space``: the genes, pinning genes (``fixed``), decoding a genome into a ``RunConfig``.
+- ``spec``: ``SearchSpec`` (a search's settings, validated once), ``Budget``, ``Progress``.
+- ``state``: saved searches (``artifacts/searches/<search_id>/state.json``) and the read API.
+- ``hyper``: the hyperparameter search (PyGAD or random, cached, resumable, multi-fidelity).
+- ``head``: a dense head on frozen features, evolved with ``pygad.kerasga`` beside Adam and RMSprop.
+- ``search``: ``run_search``, ``start_search``, ``resume_search``.
+
+Importing this package loads only NumPy and pandas, so the dashboard can read searches
+(``list_searches``, ``search_state``) without loading TensorFlow, PyGAD or MLflow.
+"""
+from core.evolution.head import head_probs
+from core.evolution.search import resume_search, run_search, start_search
+from core.evolution.space import (
+    GENE_SPACE,
+    HEAD_GENES,
+    Gene,
+    decode,
+    genome_key,
+    genome_values,
+    parse_fixed,
+    resolve_space,
+    space_from_json,
+    space_to_json,
+)
+from core.evolution.spec import (
+    ACTIONS,
+    MODES,
+    STRATEGIES,
+    Budget,
+    Progress,
+    SearchSpec,
+    SearchStopped,
+    slots_per_generation,
+)
+from core.evolution.state import (
+    SearchNotFound,
+    best_entry,
+    enable_retrain,
+    list_searches,
+    load_state,
+    new_search_id,
+    save_state,
+    search_exists,
+    search_state,
+    searches_dir,
+    state_path,
+    timestamp,
+)
+
+__all__ = [
+    "ACTIONS", "GENE_SPACE", "HEAD_GENES", "MODES", "STRATEGIES", "Budget", "Gene", "Progress", "SearchNotFound",
+    "SearchSpec", "SearchStopped", "best_entry", "decode", "enable_retrain", "genome_key", "genome_values",
+    "head_probs", "list_searches", "load_state", "new_search_id", "parse_fixed", "resolve_space", "resume_search",
+    "run_search", "save_state", "search_exists", "search_state", "searches_dir", "space_from_json",
+    "space_to_json", "slots_per_generation", "start_search", "state_path", "timestamp",
+]

@@ -1,0 +1,135 @@
+"""The hyperparameter search space: genes, pinning genes to one value, and decoding a genome.
+
+A genome is one index per gene of ``GENE_SPACE``; decoding it over a base config gives an
+ordinary ``RunConfig`` that ``core.training.train`` trains like any other run.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Any, Mapping, Sequence
+
+from core.config import ConfigError, ModelConfig, RunConfig
+
+log = logging.getLogger(__name__)
+
+HEAD_GENES = ("arch", "weights", "input_size")  # what mode head takes from ``fixed``
+
+
+@dataclass(frozen=True)
+class Gene:
+    """One searchable choice: its name, the RunConfig field it sets, and its allowed values."""
+
+    name: str
+    field: str  # "<section>.<attribute>" of RunConfig
+    choices: tuple
+
+
+# The search space, declared once. Every value is valid for core.config's validation.
+GENE_SPACE: tuple[Gene, ...] = (
+    Gene("arch", "model.arch", ("resnet50", "vgg16")),
+    Gene("weights", "model.weights", ("imagenet", "none")),
+    Gene("optimizer", "optimizer.name", ("adam", "rmsprop", "sgd", "adamw")),
+    # Half-decade log grid: a learning rate matters by its order of magnitude.
+    Gene("learning_rate", "optimizer.learning_rate", (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)),
+    Gene("batch_size", "train.batch_size", (16, 32, 64)),
+    Gene("frozen_blocks", "model.frozen_blocks", (0, 1, 2, 3, 4)),
+    Gene("dropout", "model.dropout", (0.0, 0.2, 0.35, 0.5)),
+    Gene("dense_units", "model.dense_units", (0, 128, 256, 512)),
+    Gene("label_smoothing", "train.label_smoothing", (0.0, 0.05, 0.1, 0.2)),
+    Gene("augment_strength", "data.augment_strength", (0.0, 0.5, 1.0, 1.5)),
+    Gene("input_size", "model.input_size", (32, 48, 64, 96)),
+)
+
+
+def resolve_space(fixed: Mapping[str, Any] | None = None,
+                  space: Sequence[Gene] = GENE_SPACE) -> tuple[tuple[Gene, ...], list[str]]:
+    """The space a search uses: ``fixed`` genes pinned to one value, plus notes for the user.
+
+    The weights gene is pinned to ``'none'`` when ImageNet weights are not cached for every
+    candidate architecture (they cannot be downloaded mid-search); pinning it to
+    ``'imagenet'`` without them raises ``WeightsMissingError`` before anything trains.
+    """
+    from core import models
+
+    fixed = dict(fixed or {})
+    names = [g.name for g in space]
+    unknown = sorted(set(fixed) - set(names))
+    if unknown:
+        raise ConfigError(f"Unknown gene(s) {unknown}; expected some of {names}")
+    genes = [replace(g, choices=(fixed[g.name],)) if g.name in fixed else g for g in space]
+    notes: list[str] = []
+    by_name = {g.name: g for g in genes}
+    weights, arch = by_name.get("weights"), by_name.get("arch")
+    if weights is not None and "imagenet" in weights.choices:
+        archs = arch.choices if arch is not None else ("resnet50",)
+        missing = [a for a in archs if not models.imagenet_weights_cached(a)]
+        if missing and weights.choices == ("imagenet",):
+            models.resolve_weights(ModelConfig(arch=missing[0], weights="imagenet"))  # raises, naming the file
+        if missing:
+            genes[names.index("weights")] = replace(weights, choices=("none",))
+            notes.append(f"ImageNet weights are not cached for {', '.join(missing)}: the weights gene is fixed "
+                         f"to 'none'. Run `python -m core fetch-weights` to search over pretrained starts too.")
+            log.warning(notes[-1])
+    return tuple(genes), notes
+
+
+def parse_fixed(items: Sequence[str], space: Sequence[Gene] = GENE_SPACE) -> dict[str, Any]:
+    """``["arch=vgg16", "input_size=32"]`` -> ``{"arch": "vgg16", "input_size": 32}`` (CLI values)."""
+    genes = {g.name: g for g in space}
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or name not in genes:
+            raise ConfigError(f"--fix expects GENE=VALUE with GENE one of {list(genes)}. Received: {item!r}")
+        choices = genes[name].choices
+        match = [c for c in choices if str(c) == text]
+        if match:
+            out[name] = match[0]
+            continue
+        kind = type(choices[0])
+        try:
+            out[name] = kind(text) if kind is not int else int(text)
+        except ValueError:
+            raise ConfigError(f"--fix {name}: expected a {kind.__name__} such as {choices[0]!r}. "
+                              f"Received: {text!r}") from None
+    return out
+
+
+def decode(genome: Sequence[int], base: RunConfig, space: Sequence[Gene] = GENE_SPACE) -> RunConfig:
+    """The run config a genome stands for: ``base`` with every gene's chosen value applied."""
+    if len(genome) != len(space):
+        raise ConfigError(f"genome: expected {len(space)} genes ({', '.join(g.name for g in space)}). "
+                          f"Received: genome={list(genome)!r}")
+    sections: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "optimizer": {}, "train": {}}
+    for gene, index in zip(space, genome):
+        index = int(index)
+        if not 0 <= index < len(gene.choices):
+            raise ConfigError(f"gene {gene.name}: expected an index in [0, {len(gene.choices) - 1}]. "
+                              f"Received: {index}")
+        section, attr = gene.field.split(".")
+        sections[section][attr] = gene.choices[index]
+    if "augment_strength" in sections["data"]:
+        sections["data"]["augment"] = sections["data"]["augment_strength"] > 0
+    cfg = replace(base, **{s: replace(getattr(base, s), **v) for s, v in sections.items() if v})
+    return cfg.validate()
+
+
+def genome_values(genome: Sequence[int], space: Sequence[Gene]) -> dict[str, Any]:
+    """``{gene name: chosen value}`` for tables and reports."""
+    return {g.name: g.choices[int(i)] for g, i in zip(space, genome)}
+
+
+def genome_key(genome: Sequence[int]) -> str:
+    """The cache key of a genome (``"1-0-3-..."``), also its run tag."""
+    return "-".join(str(int(i)) for i in genome)
+
+
+def space_to_json(space: Sequence[Gene]) -> list[dict]:
+    """A space as a search state stores it."""
+    return [{"name": g.name, "field": g.field, "choices": list(g.choices)} for g in space]
+
+
+def space_from_json(items: list[dict]) -> tuple[Gene, ...]:
+    """The space a search state stored (``space_to_json``'s inverse)."""
+    return tuple(Gene(d["name"], d["field"], tuple(d["choices"])) for d in items)
