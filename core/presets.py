@@ -7,8 +7,8 @@ configuration alone.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable
 
 from core.config import DataConfig, ModelConfig, OptimizerConfig, RunConfig, TrainConfig
 

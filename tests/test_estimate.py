@@ -47,7 +47,8 @@ def test_run_seconds_follow_epochs_images_and_pixels():
     assert estimate.estimate_seconds([cfg, cfg], SIZES, {"resnet50": 35.0}) == pytest.approx(2 * expected)
 
 
-@pytest.mark.parametrize("seconds, text", [(45, "45 s"), (200, "3 min 20 s"), (3900, "1 h 05 min"), (59.6, "1 min 00 s")])
+@pytest.mark.parametrize("seconds, text", [(45, "45 s"), (200, "3 min 20 s"), (3900, "1 h 05 min"),
+                                           (59.6, "1 min 00 s")])
 def test_format_duration(seconds, text):
     assert estimate.format_duration(seconds) == text
 

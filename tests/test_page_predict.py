@@ -17,7 +17,7 @@ from PIL import Image
 from skimage import data as skdata
 from streamlit.testing.v1 import AppTest
 
-from dashboard import services
+from dashboard import images, services
 
 pytestmark = pytest.mark.usefixtures("st_clean")
 
@@ -156,8 +156,8 @@ def test_default_models_are_the_best_run_of_each_architecture_and_configuration(
                   "test_accuracy": None}]
     variants = {"a1": "scratch-adam", "a2": "scratch-adam", "b": "scratch-rmsprop", "c": "scratch-adam",
                 "d": "scratch-rmsprop"}
-    monkeypatch.setattr(services, "runs", lambda: pd.DataFrame({"run_id": list(variants),
-                                                                "variant": list(variants.values())}))
+    monkeypatch.setattr("dashboard.services.predict.runs", lambda: pd.DataFrame({
+        "run_id": list(variants), "variant": list(variants.values())}))
     assert services.default_predictors(available) == ["a2", "b", "c", "d"]
     assert services.default_predictors(available[:3]) == ["a2", "b"]
     assert services.default_predictors(available[2:], limit=3) == ["b", "c", "d"]
@@ -181,10 +181,10 @@ def test_agreement_in_words():
 
 def test_boxes_are_drawn_and_numbered():
     image = np.zeros((200, 300, 3), np.uint8)
-    out = services.draw_faces(image, [(50, 60, 40, 40), (200, 0, 50, 50)])
+    out = images.draw_faces(image, [(50, 60, 40, 40), (200, 0, 50, 50)])
     assert out.shape == image.shape and not image.any()  # the input is left alone
     assert tuple(out[80, 50]) == (255, 221, 0) and not out[80, 70].any()  # outline, untouched inside
     assert out[40:58, 50:70].any()  # the number's label sits above the first box
     assert out[2:20, 202:220].any()  # and inside the second, which touches the top edge
-    big = services.draw_faces(np.zeros((2000, 4000, 3), np.uint8), [(1000, 1000, 400, 400)])
+    big = images.draw_faces(np.zeros((2000, 4000, 3), np.uint8), [(1000, 1000, 400, 400)])
     assert big.shape == (800, 1600, 3) and tuple(big[480, 400]) == (255, 221, 0)  # shrunk with its boxes

@@ -8,51 +8,20 @@ from pathlib import Path
 if (_root := str(Path(__file__).resolve().parents[2])) not in sys.path:
     sys.path.insert(0, _root)  # lets the page run standalone (`streamlit run`, AppTest)
 
-import re
 from datetime import datetime
 from itertools import combinations
 
-import numpy as np
 import streamlit as st
 
-from dashboard import charts, services
+from dashboard import charts, services, ui
 
 ALL_RUNS = "All runs"
 LATEST = 4  # runs picked by default when no comparison grid has finished runs
 STATUS_SUFFIX = {"RUNNING": " (training)", "SCHEDULED": " (queued)", "FAILED": " (failed)", "KILLED": " (cancelled)"}
 
 
-def md(text: str) -> str:
-    """Escape the Markdown that can occur mid-line, so error messages and labels render literally."""
-    return re.sub(r"([\\`*_\[\]<>|~$])", r"\\\1", str(text))
-
-
 def reset_selection() -> None:
     st.session_state.pop("compare_runs", None)
-
-
-def keep_valid(key: str, options: list) -> None:
-    """Forget a remembered choice that is no longer on offer (run deleted, filter changed)."""
-    value = st.session_state.get(key)
-    if isinstance(value, list):
-        st.session_state[key] = [v for v in value if v in options]
-    elif value is not None and value not in options:
-        del st.session_state[key]
-
-
-def enlarge(image: np.ndarray, size: int = 144) -> np.ndarray:
-    """Nearest-neighbour upscale: a 48 px face stays crisp instead of blurring in the browser."""
-    k = max(1, -(-size // max(image.shape[:2])))
-    return np.repeat(np.repeat(image, k, axis=0), k, axis=1)
-
-
-def tight(fig, height: int | None = None):
-    """Trim plotly's 100 px top margin (these figures have no title bar); give long legends room."""
-    fig.update_layout(margin=dict(t=60 if fig.layout.title.text else 30))
-    fig.update_yaxes(automargin=True)  # Streamlit does this itself; the HTML report needs it for long labels
-    if height:
-        fig.update_layout(height=height)
-    return fig
 
 
 st.set_page_config(layout="wide")
@@ -79,7 +48,7 @@ filters = {}
 for col, column, label in ((dataset_col, "dataset", "Dataset"), (arch_col, "arch", "Architecture"),
                            (variant_col, "variant", "Configuration")):
     values = sorted(set(table[column]) - {""})
-    keep_valid(f"compare_{column}", values)
+    ui.keep_valid(f"compare_{column}", values)
     filters[column] = col.multiselect(label, values, key=f"compare_{column}", placeholder="All",
                                       on_change=reset_selection, persist_state="session")
 
@@ -88,7 +57,7 @@ for column, chosen in filters.items():
     if chosen:
         candidates = candidates[candidates[column].isin(chosen)]
 options = candidates.run_id.tolist()
-keep_valid("compare_runs", options)
+ui.keep_valid("compare_runs", options)
 if "compare_runs" not in st.session_state:
     finished = candidates[candidates.status == "FINISHED"].run_id.tolist()
     st.session_state.compare_runs = options if group != ALL_RUNS else (finished or options)[:LATEST]
@@ -109,22 +78,22 @@ for rid, row in rows.iterrows():
     name = labels[rid]
     if row.status in ("RUNNING", "SCHEDULED"):
         progress = f"epoch {row.epochs_done} of {row.epochs}" if row.epochs else f"{row.epochs_done} epochs done"
-        st.info(f"**{md(name)}** is still training ({progress}). Its curves so far are shown; its test "
+        st.info(f"**{ui.md(name)}** is still training ({progress}). Its curves so far are shown; its test "
                 "results appear when it finishes.")
         notes.append(f"{name}: still training ({progress}); curves so far only.")
     elif row.status == "FAILED":
         error = (row.error or "no error message was recorded").strip()
         first, _, rest = error.partition("\n")
-        st.error(f"**{md(name)}** failed: {md(first)}  \nIt has no test results; its curves up to the failure "
+        st.error(f"**{ui.md(name)}** failed: {ui.md(first)}  \nIt has no test results; its curves up to the failure "
                  "are shown.")
         if rest.strip():
             st.expander(f"Full error of {name}").code(error, language=None)
         notes.append(f"{name}: failed: {error}")
     elif row.status == "KILLED":
-        st.warning(f"**{md(name)}** was cancelled after {row.epochs_done} epochs; it has no test results.")
+        st.warning(f"**{ui.md(name)}** was cancelled after {row.epochs_done} epochs; it has no test results.")
         notes.append(f"{name}: cancelled after {row.epochs_done} epochs.")
     elif rid not in done:
-        st.warning(f"**{md(name)}** finished without a test report.")
+        st.warning(f"**{ui.md(name)}** finished without a test report.")
         notes.append(f"{name}: finished without a test report.")
 
 # ------------------------------------------------------------------ curves
@@ -134,7 +103,7 @@ live = [r for r in selected if status[r] in ("RUNNING", "SCHEDULED")]
 
 def curves(histories: dict, metric: str):
     # Each run's legend group (title, train, validation) needs about 55 px.
-    return tight(charts.curves_figure(histories, metric, colors), height=max(450, 55 * len(histories) + 80))
+    return ui.tight(charts.curves_figure(histories, metric, colors), height=max(450, 55 * len(histories) + 80))
 
 
 @st.fragment(run_every=5 if live else None)
@@ -174,7 +143,7 @@ st.dataframe(results, hide_index=True, column_order=[c for c in results.columns 
 stamp = datetime.now().strftime("%Y%m%d-%H%M")
 st.download_button("Download table (CSV)", results.to_csv(index=False), file_name=f"comparison-{stamp}.csv",
                    mime="text/csv", icon=":material/download:", key="compare_csv")
-accuracy_fig = tight(charts.metric_bars_figure(results, "test accuracy", "CI low", "CI high", label="run",
+accuracy_fig = ui.tight(charts.metric_bars_figure(results, "test accuracy", "CI low", "CI high", label="run",
                                                colors=colors))
 st.plotly_chart(accuracy_fig, key="compare_accuracy_bars")
 st.caption("Error bars: bootstrap 95% confidence interval of test accuracy (test images resampled). "
@@ -183,7 +152,7 @@ st.caption("Error bars: bootstrap 95% confidence interval of test accuracy (test
 # ------------------------------------------------------------------ confusion matrices
 st.subheader("Confusion matrices")
 normalize = st.toggle("Row-normalised (each row shows recall fractions)", key="compare_cm_normalize")
-confusion_figs = {r: tight(charts.confusion_figure(reports[r]["confusion_matrix"], reports[r]["class_names"],
+confusion_figs = {r: ui.tight(charts.confusion_figure(reports[r]["confusion_matrix"], reports[r]["class_names"],
                                                    normalize, title=labels[r])) for r in done}
 for start in range(0, len(done), 3):
     for col, rid in zip(st.columns(3), done[start:start + 3]):
@@ -193,7 +162,7 @@ for start in range(0, len(done), 3):
 st.subheader("Per-class metrics")
 metric = st.radio("Metric", ["f1", "precision", "recall"], format_func=charts.metric_label, horizontal=True,
                   key="compare_class_metric")
-per_class_fig = tight(charts.per_class_figure({labels[r]: reports[r] for r in done}, metric, colors))
+per_class_fig = ui.tight(charts.per_class_figure({labels[r]: reports[r] for r in done}, metric, colors))
 st.plotly_chart(per_class_fig, key="compare_per_class")
 
 # ------------------------------------------------------------------ significance
@@ -202,8 +171,8 @@ if len(done) < 2:
     st.info("Select two or more finished runs to test whether one model is really better than another.")
 else:
     a_col, b_col = st.columns(2)
-    keep_valid("compare_sig_a", done)
-    keep_valid("compare_sig_b", done)
+    ui.keep_valid("compare_sig_a", done)
+    ui.keep_valid("compare_sig_b", done)
     run_a = a_col.selectbox("Model A", done, index=0, format_func=labels.get, key="compare_sig_a")
     run_b = b_col.selectbox("Model B", done, index=1, format_func=labels.get, key="compare_sig_b")
     if run_a == run_b:
@@ -213,17 +182,17 @@ else:
                    "splits), so they cannot be compared image by image. Compare their confidence intervals "
                    "above instead.")
     else:
-        st.markdown(md(outcome[1]))
+        st.markdown(ui.md(outcome[1]))
         st.caption("McNemar's test looks only at the test images where exactly one of the two models is right "
                    "(exact binomial test when there are fewer than 25 such images).")
 
 # ------------------------------------------------------------------ misclassified images
 st.subheader("Misclassified test images")
-keep_valid("compare_gallery_run", done)
+ui.keep_valid("compare_gallery_run", done)
 gallery_run = st.selectbox("Run", done, format_func=labels.get, key="compare_gallery_run")
 gallery = services.misclassified_or_error(gallery_run)
 if "error" in gallery:
-    st.warning(f"Cannot show this run's test images: {md(gallery['error'])}")
+    st.warning(f"Cannot show this run's test images: {ui.md(gallery['error'])}")
 elif gallery.get("stale"):
     st.warning("The dataset has changed on disk since this run was evaluated, so its test images no longer "
                "match its predictions.")
@@ -232,7 +201,7 @@ elif not len(gallery["images"]):
 else:
     st.caption(f"The {len(gallery['images'])} most confident mistakes, most confident first: true → predicted "
                "(confidence).")
-    st.image([enlarge(img) for img in gallery["images"]], width=144, caption=[
+    st.image([ui.enlarge(img) for img in gallery["images"]], width=144, caption=[
         f"{t} → {p} ({c:.0%})" for t, p, c in zip(gallery["true"], gallery["pred"], gallery["confidence"])])
 
 # ------------------------------------------------------------------ export

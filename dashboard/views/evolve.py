@@ -14,9 +14,9 @@ import math
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, services
+from dashboard import charts, services, ui
 
-ACTIVE = ("queued", "running", "interrupted")
+ACTIVE = services.ACTIVE_STATES
 MODES = {"hyper": "Training settings", "head": "A head's weights (GA vs Adam vs RMSprop)"}
 STRATEGIES = {"ga": "Genetic algorithm", "random": "Random search (baseline)"}
 METHODS = {"ga": "GA (PyGAD)", "adam": "Adam", "rmsprop": "RMSprop"}
@@ -26,11 +26,6 @@ duration = services.format_duration
 
 def fmt(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def tight(fig, **layout):
-    """Trim plotly's 100 px top margin: these figures have no title bar."""
-    return fig.update_layout(margin=dict(t=30), **layout)
 
 
 def prefill(settings: dict, dataset: str, strategy: str) -> None:
@@ -66,9 +61,11 @@ with st.expander("New search", expanded=not options or st.session_state.get("evo
     c1, c2, c3 = st.columns([2, 3, 3])
     dataset = c1.selectbox("Dataset", names, index=names.index("synthetic") if "synthetic" in names else 0,
                            key="evolve_dataset")
-    mode = c2.radio("Evolve", list(MODES), format_func=MODES.get, key="evolve_mode", horizontal=True)
+    mode = c2.radio("Evolve", services.search_modes(), format_func=lambda m: MODES.get(m, m), key="evolve_mode",
+                    horizontal=True)
     head = mode == "head"
-    strategy = c3.radio("Strategy", list(STRATEGIES), format_func=STRATEGIES.get, key="evolve_strategy",
+    strategy = c3.radio("Strategy", services.search_strategies(), format_func=lambda s: STRATEGIES.get(s, s),
+                        key="evolve_strategy",
                         horizontal=True, disabled=head,
                         help="Random search draws every generation at random with the same budget: it tells "
                              "whether the GA's selection, crossover and mutation beat chance.")
@@ -216,15 +213,9 @@ def job_panel(job, state: dict | None) -> None:
     action = services.job_action(int(job.id))
     what = {"start": "search", "resume": "resumed search", "retrain": "retraining the best genome"}[action]
     with st.container(border=True):
-        head, cancel = st.columns([5, 1])
-        head.markdown(f"**Job #{job.id}** ({what}) · {job.state}" + (f" · {job.note}" if job.note else ""))
-        if cancel.button("Cancel", key=f"evolve_cancel_{job.id}"):
-            services.cancel(int(job.id))
-            st.rerun()
+        ui.job_header(job, f"**Job #{job.id}** ({what})", f"evolve_cancel_{job.id}", job.note or "", rerun=True)
         if job.state in ("queued", "interrupted") and not services.worker_status().get("alive"):
-            st.warning("Waiting for a worker, but none is running.", icon=":material/warning:")
-            if st.button("Start worker", key="evolve_start_worker"):
-                services.ensure_worker()
+            ui.worker_warning("Waiting for a worker, but none is running.", "evolve_start_worker")
         if job.state != "running":
             return
         eta = f", about {duration(job.eta_s)} left" if pd.notna(job.eta_s) and job.eta_s else ""
@@ -310,7 +301,7 @@ def hyper_view(state: dict, job) -> None:
                          key="evolve_partial")
     else:
         st.subheader("Fitness per generation")
-        fig = tight(charts.fitness_figure(gens), height=380)
+        fig = ui.tight(charts.fitness_figure(gens), height=380)
         st.plotly_chart(fig, key="evolve_fitness")
         st.caption("Best, mean and worst validation accuracy of each generation's individuals after the short "
                    "budget. With elitism the best never falls; a flat mean means the population has converged.")
@@ -325,7 +316,7 @@ def hyper_view(state: dict, job) -> None:
         if free and len(trained):
             # The first axis draws its tick labels to its left: room for them.
             fig = charts.parallel_coordinates_figure(gene_table(trained, free)[[*free, "fitness"]])
-            st.plotly_chart(tight(fig).update_layout(margin=dict(l=90, t=50)), key="evolve_parcoords")
+            st.plotly_chart(ui.tight(fig).update_layout(margin=dict(l=90, t=50)), key="evolve_parcoords")
             st.caption("One line per trained genome, coloured by fitness. Drag along an axis to pick a range.")
         else:
             st.caption("Every gene is fixed: there is nothing to plot against fitness.")
@@ -370,7 +361,7 @@ def compare_panel(state: dict) -> None:
         st.info(f"No finished runs on {state['dataset']} have test results yet. Train the five configurations on "
                 "the **Train** page (same dataset) to see this genome beside them.", icon=":material/info:")
     else:
-        st.plotly_chart(tight(charts.metric_bars_figure(comp, "test_accuracy", "CI low", "CI high")),
+        st.plotly_chart(ui.tight(charts.metric_bars_figure(comp, "test_accuracy", "CI low", "CI high")),
                         key="evolve_compare_bars")
         st.caption(f"Test accuracy on {state['dataset']}'s test split with bootstrap 95% CIs: this search's best "
                    "genome retrained with the full budget, the latest finished run of each configuration, and other "
@@ -388,7 +379,7 @@ def compare_panel(state: dict) -> None:
     peers = services.search_fitness_peers(sid)
     st.markdown("**GA against random search at the same cost**")
     if len(peers) > 1:
-        st.plotly_chart(tight(charts.metric_bars_figure(peers, "best_fitness")), key="evolve_peer_bars")
+        st.plotly_chart(ui.tight(charts.metric_bars_figure(peers, "best_fitness")), key="evolve_peer_bars")
         st.caption("Best fitness of searches with the same dataset, population, generations and fitness budget: "
                    "GA and random search spent the same, so the difference is the GA's.")
     else:
@@ -417,9 +408,9 @@ def head_view(state: dict) -> None:
             for m, df in curves.groupby("method", sort=False)}
     acc, loss = st.tabs(["Validation accuracy", "Training loss"])
     step = "Step (GA generation / optimizer epoch)"
-    acc.plotly_chart(tight(charts.curves_figure({k: v[["epoch", "val_accuracy"]] for k, v in runs.items()},
+    acc.plotly_chart(ui.tight(charts.curves_figure({k: v[["epoch", "val_accuracy"]] for k, v in runs.items()},
                                                 "accuracy")).update_xaxes(title=step), key="evolve_head_accuracy")
-    loss.plotly_chart(tight(charts.curves_figure({k: v[["epoch", "loss"]] for k, v in runs.items()}, "loss"))
+    loss.plotly_chart(ui.tight(charts.curves_figure({k: v[["epoch", "loss"]] for k, v in runs.items()}, "loss"))
                       .update_xaxes(title=step), key="evolve_head_loss")
     h = state.get("head") or {}
     st.caption(f"The same dense softmax head on {h.get('arch')} features ({h.get('weights')} weights, "

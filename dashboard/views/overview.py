@@ -6,7 +6,7 @@ import uuid
 import numpy as np
 import streamlit as st
 
-from dashboard import charts, services
+from dashboard import charts, services, ui
 
 st.title("Facial emotion recognition lab")
 st.caption("Train ResNet50 and VGG16 in five configurations, evolve variants, and compare them side by side.")
@@ -18,9 +18,7 @@ with st.container(border=True):
     names = ", ".join(c.variant for c in quick)
     st.write(f"ResNet50 on the embedded synthetic faces, {quick[0].train.epochs} epochs on up to "
              f"{quick[0].data.max_train} training images: **{names}**.")
-    skipped = services.missing_weights(services.build_configs("synthetic", ["resnet50"], list(services.CONFIG_IDS),
-                                                              epochs=1, batch_size=16, input_size=48))
-    if skipped:
+    if len(quick) < len(services.CONFIG_IDS):
         st.info("The ImageNet configurations are left out: their weights are not cached on this machine "
                 "(see *ImageNet weights* below).", icon=":material/info:")
     st.write(f"Estimated time on this machine: **{services.format_duration(services.estimate_seconds(quick))}**.")
@@ -40,10 +38,7 @@ with left:
         st.success(f"Worker running (pid {status.get('pid')})" + (f", on job {job}." if job else ", idle."),
                    icon=":material/memory:")
     elif services.job_table().state.isin(["queued", "interrupted"]).any():
-        st.warning("Jobs are waiting but no worker is running.", icon=":material/warning:")
-        if st.button("Start worker", key="start_worker"):
-            services.ensure_worker()
-            st.rerun()
+        ui.worker_warning("Jobs are waiting but no worker is running.", "start_worker", rerun=True)
     else:
         st.info("Idle: a worker starts by itself when you queue a job, trains in the background (closing "
                 "the browser does not stop it) and exits after 10 idle minutes.", icon=":material/memory:")

@@ -9,29 +9,21 @@ if (_root := str(Path(__file__).resolve().parents[2])) not in sys.path:
     sys.path.insert(0, _root)  # lets the page run standalone (`streamlit run`, AppTest)
 
 import math
-import re
 from datetime import datetime
 
 import streamlit as st
 
-from dashboard import charts, services
+from dashboard import charts, services, ui
 
 TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
-DETECTORS = {"haar": "Haar cascade (finds faces)", "yunet": "YuNet (finds faces, more robust)",
-             "whole": "Whole image is one face (pre-cropped faces)"}
+DETECTOR_LABELS = {"haar": "Haar cascade (finds faces)", "yunet": "YuNet (finds faces, more robust)",
+                   "whole": "Whole image is one face (pre-cropped faces)"}
 MAX_MODELS = 8  # core.inference keeps 8 models in memory; more would reload models on every photo
 COARSE_CAM = 4  # Grad-CAM maps with fewer cells per side than this say little about *where*
 
 
-def md(text: str) -> str:
-    """Escape the Markdown that can occur mid-line, so file names and messages render literally."""
-    return re.sub(r"([\\`*_\[\]<>|~$#])", r"\\\1", str(text))
-
-
-def keep_valid(key: str, options: list) -> None:
-    """Forget remembered models that are no longer on offer (run deleted, reference unregistered)."""
-    if isinstance(value := st.session_state.get(key), list):
-        st.session_state[key] = [v for v in value if v in options]
+def detector_label(detector: str) -> str:
+    return DETECTOR_LABELS.get(detector, detector)  # a detector added to core.faces shows by its id until labelled
 
 
 def plural(n: int, word: str) -> str:
@@ -66,7 +58,7 @@ def grad_cams(face: dict) -> None:
     for pid, c in cams.items():
         h, w = c["resolution"]
         if min(h, w) < COARSE_CAM:
-            coarse.append(f"**{md(labels[pid])}**: " + ("1×1, a single cell that cannot show where the model looked"
+            coarse.append(f"**{ui.md(labels[pid])}**: " + ("1×1, a single cell that cannot show where the model looked"
                                                         if h * w == 1 else f"{h}×{w}, which part of the face at most"))
     if coarse:
         st.warning("Coarse heatmaps: " + "; ".join(coarse) + ". Models trained at a larger input size give finer "
@@ -78,16 +70,16 @@ def grad_cams(face: dict) -> None:
 def show_photo(i: int, file_id: str, result: dict) -> None:
     name = result["name"]
     if "error" in result:
-        st.error(md(result["error"]), icon=":material/broken_image:")
+        st.error(ui.md(result["error"]), icon=":material/broken_image:")
         return
     faces = result["faces"]
     whole = result["detector"] == "whole"
     with st.container(border=True):
-        st.subheader(md(name), anchor=False)
+        st.subheader(ui.md(name), anchor=False)
         height, width = result["image_shape"]
-        st.caption(f"{plural(len(faces), 'face')} · {DETECTORS[result['detector']]} · {width}×{height} px")
+        st.caption(f"{plural(len(faces), 'face')} · {detector_label(result['detector'])} · {width}×{height} px")
         if not faces:
-            st.warning(f"No face found in **{md(name)}**. If the photo is a face already cropped (like FER2013 "
+            st.warning(f"No face found in **{ui.md(name)}**. If the photo is a face already cropped (like FER2013 "
                        "images), score the whole image as one face.", icon=":material/face_retouching_off:")
             st.button("Score the whole image as one face", key=f"predict_whole_{i}", on_click=set_whole,
                       args=(file_id, True), icon=":material/crop_free:")
@@ -103,15 +95,15 @@ def show_photo(i: int, file_id: str, result: dict) -> None:
                             caption="Faces are numbered left to right.")
             with summary_col:
                 for face, (head, _) in zip(faces, verdicts):
-                    st.markdown(f"**Face {face['index'] + 1}: {md(head)}**  \n" + "  \n".join(
-                        f"{md(labels[pid])}: {p['top_label']} ({p['probability']:.0%})"
+                    st.markdown(f"**Face {face['index'] + 1}: {ui.md(head)}**  \n" + "  \n".join(
+                        f"{ui.md(labels[pid])}: {p['top_label']} ({p['probability']:.0%})"
                         for pid, p in face["predictions"].items()))
         for face, (head, others) in zip(faces, verdicts):
             n = face["index"] + 1
             x, y, w, h = face["box"]
-            st.markdown(f"#### Face {n}: {md(head)}")
+            st.markdown(f"#### Face {n}: {ui.md(head)}")
             # Next to a photo, the summary already says what each model says.
-            if note := " · ".join(md(line) for line in others) if whole else f"Box x={x}, y={y}, {w}×{h} px":
+            if note := " · ".join(ui.md(line) for line in others) if whole else f"Box x={x}, y={y}, {w}×{h} px":
                 st.caption(note)
             crop_col, chart_col, cam_col = st.columns([1, 3, 3])
             crop_col.image(face["crop"], width=150)
@@ -141,7 +133,7 @@ st.caption("Upload photos: every face is found and scored by each model you choo
 
 available, registry_error = services.predictors()
 if registry_error:
-    st.error(md(registry_error), icon=":material/error:")
+    st.error(ui.md(registry_error), icon=":material/error:")
 if not available:
     table = services.runs()
     busy = int(table.status.isin(["RUNNING", "SCHEDULED"]).sum()) if not table.empty else 0
@@ -160,7 +152,7 @@ st.session_state.setdefault("predict_whole", frozenset())
 
 # ------------------------------------------------------------------ settings
 model_col, detector_col, cam_col = st.columns([4, 2, 1], vertical_alignment="bottom")
-keep_valid("predict_models", list(labels))
+ui.keep_valid("predict_models", list(labels))
 if "predict_models" not in st.session_state:
     st.session_state.predict_models = services.default_predictors(available)
 chosen = model_col.multiselect(
@@ -168,9 +160,9 @@ chosen = model_col.multiselect(
     format_func=lambda pid: names[pid] + (f" · test {accuracy[pid]:.0%}" if accuracy[pid] is not None else ""),
     help="Finished runs and registered reference models. By default, the best run of each architecture and "
          "configuration.")
-detectors = [d for d in DETECTORS if d != "yunet" or services.yunet_model()]
-detector = detector_col.selectbox("Face detector", detectors, format_func=DETECTORS.get, key="predict_detector",
-                                 persist_state="session")
+detectors = [d for d in services.DETECTORS if d != "yunet" or services.yunet_model()]
+detector = detector_col.selectbox("Face detector", detectors, format_func=detector_label,
+                                  key="predict_detector", persist_state="session")
 gradcam = cam_col.toggle("Grad-CAM", value=True, key="predict_gradcam", persist_state="session",
                          help="Heatmaps of where each model looked; takes a little longer.")
 

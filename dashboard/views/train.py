@@ -6,7 +6,7 @@ import uuid
 
 import streamlit as st
 
-from dashboard import charts, services
+from dashboard import charts, services, ui
 
 st.title("Train")
 
@@ -34,8 +34,8 @@ with st.form("train_form"):
     dataset = st.selectbox("Dataset", names, index=names.index(wanted) if wanted in names else 0,
                            key="train_dataset")
     c1, c2 = st.columns(2)
-    archs = c1.multiselect("Architectures", ["resnet50", "vgg16"],
-                           default=_param_list("archs", ("resnet50", "vgg16"), ["resnet50"]), key="train_archs")
+    archs = c1.multiselect("Architectures", list(services.ARCHITECTURES),
+                           default=_param_list("archs", services.ARCHITECTURES, ["resnet50"]), key="train_archs")
     config_ids = c2.multiselect("Configurations", list(services.CONFIG_IDS),
                                 default=_param_list("configs", services.CONFIG_IDS, list(services.CONFIG_IDS)),
                                 format_func=lambda c: f"{c} — {services.DESCRIPTIONS[c]}", key="train_configs")
@@ -92,26 +92,20 @@ def live_jobs() -> None:
         st.info("No jobs yet. Configure runs above and press **Start training**.")
         return
     worker = services.worker_status()
-    active = table[table.state.isin(["queued", "running", "interrupted"])]
+    active = table[table.state.isin(services.ACTIVE_STATES)]
     if len(active) and not worker.get("alive"):
-        st.warning("Jobs are waiting but no worker is running.")
-        if st.button("Start worker", key="jobs_start_worker"):
-            services.ensure_worker()
+        ui.worker_warning("Jobs are waiting but no worker is running.", "jobs_start_worker")
     for job in table.head(12).itertuples():
         with st.container(border=True):
-            head, action = st.columns([5, 1])
-            head.markdown(f"**#{job.id} {job.label}** · {job.state}" + (f" · group {job.group}" if job.group else ""))
-            if job.state in ("queued", "running", "interrupted"):
-                if action.button("Cancel", key=f"cancel_{job.id}"):
-                    services.cancel(int(job.id))
+            ui.job_header(job, f"**#{job.id} {job.label}**", f"cancel_{job.id}",
+                          f"group {job.group}" if job.group else "")
             if job.state == "running":
                 epochs = max(int(job.epochs or 1), 1)
                 batches = max(int(job.batches or 1), 1)
                 done = (int(job.epoch or 0) + int(job.batch or 0) / batches) / epochs
                 epoch = int(job.epoch or 0)
-                eta = f", about {services.format_duration(job.eta_s)} left" if job.eta_s == job.eta_s and job.eta_s else ""
-                text = (f"epoch {epoch + 1}/{epochs}, batch {int(job.batch or 0)}/{batches}{eta}" if epoch < epochs
-                        else "all epochs done; evaluating on the test split")
+                text = (f"epoch {epoch + 1}/{epochs}, batch {int(job.batch or 0)}/{batches}{ui.eta(job)}"
+                        if epoch < epochs else "all epochs done; evaluating on the test split")
                 st.progress(min(done, 1.0), text=text)
                 metrics = json.loads(job.metrics) if isinstance(job.metrics, str) and job.metrics else {}
                 if metrics:

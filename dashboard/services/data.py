@@ -1,0 +1,38 @@
+"""Cached reads of what this machine holds besides runs: datasets and ImageNet weights."""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from core import datasets, estimate, models
+from core.config import ARCHITECTURES
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def dataset_names() -> list[str]:
+    return [d["name"] for d in datasets.available_datasets()]
+
+
+@st.cache_data(ttl=300, show_spinner="Loading dataset…")
+def dataset_overview(name: str) -> dict[str, Any]:
+    """Counts per split/class and a sample grid, or the loader's error message."""
+    try:
+        ds = datasets.load_dataset(name)
+    except datasets.DatasetError as exc:
+        return {"error": str(exc)}
+    return {"counts": ds.counts(), "samples": datasets.sample_grid(ds, per_class=6),
+            "skipped": ds.skipped, "notes": ds.notes, "image_size": ds.image_size}
+
+
+def dataset_sizes(name: str) -> dict[str, int]:
+    """Images per split of a dataset; empty when it cannot be loaded."""
+    overview = dataset_overview(name)
+    return {} if "error" in overview else estimate.split_totals(overview["counts"])
+
+
+def weights_status() -> pd.DataFrame:
+    """ImageNet weights per architecture: cached or not, and where."""
+    return pd.DataFrame([{"architecture": a, "cached": models.imagenet_weights_cached(a),
+                          "path": str(models.imagenet_weights_path(a))} for a in ARCHITECTURES])

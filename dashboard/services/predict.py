@@ -1,0 +1,141 @@
+"""The Predict page's door into ``core.inference``: the models on offer, which to pick by default,
+and every face of an uploaded photo scored by every chosen model (cached per upload and settings),
+plus the plain-words and tabular views of those results."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from core import faces
+from dashboard.images import draw_faces, thumbnail
+from dashboard.services.runstore import runs, store
+
+DETECTORS = faces.DETECTORS
+YUNET_ENV = "EMOTION_LAB_YUNET_MODEL"  # path to a YuNet .onnx file; the operator's choice, never the browser's
+DEFAULT_PREDICTORS = 4
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def predictors() -> tuple[list[dict], str | None]:
+    """(finished runs with a test report, newest first, then registered reference models; None),
+    or ([], message) when the reference model registry cannot be read."""
+    from core import inference
+
+    try:
+        return inference.list_predictors(store()), None
+    except inference.ReferenceModelError as exc:
+        return [], str(exc)
+
+
+def default_predictors(available: list[dict], limit: int = DEFAULT_PREDICTORS) -> list[str]:
+    """The best finished run of each architecture/configuration by test accuracy, best first, at most
+    ``limit``; reference models fill the places runs leave."""
+    table = runs()
+    variants = dict(zip(table.run_id, table.variant))
+    best: dict[tuple[str, str], dict] = {}
+    for p in available:
+        if p["kind"] != "run":
+            continue
+        group = (p["arch"], variants.get(p["id"], p["label"]))
+        if group not in best or (p["test_accuracy"] or 0.0) > (best[group]["test_accuracy"] or 0.0):
+            best[group] = p
+    ranked = sorted(best.values(), key=lambda p: -(p["test_accuracy"] or 0.0))
+    return [p["id"] for p in ranked + [p for p in available if p["kind"] == "reference"]][:limit]
+
+
+def yunet_model() -> str | None:
+    """The YuNet ONNX file the operator configured (env EMOTION_LAB_YUNET_MODEL), if it exists."""
+    path = os.environ.get(YUNET_ENV, "").strip()
+    return str(Path(path).expanduser()) if path and Path(path).expanduser().is_file() else None
+
+
+def analyse_photo(data: bytes, name: str, predictor_ids: list[str], detector: str = "haar",
+                  gradcam: bool = True) -> dict[str, Any]:
+    """Every face in an uploaded photo scored by every chosen model, or ``{"error": message}``.
+
+    The result is ``core.inference.predict_faces``'s, plus ``name`` and ``annotated`` (the
+    photo, at most 1600 px wide or high, with numbered face boxes); crops and Grad-CAM
+    overlays are display-sized (at most 320 px) and raw heatmaps are left out. An unreadable file, a
+    model that disappeared or a broken detector file is an error message naming what went
+    wrong, so one bad upload never hides the others.
+    """
+    from core.config import ConfigError
+    from core.tracking import RunNotFound
+
+    try:
+        return _analyse_photo(data, name, tuple(predictor_ids), detector, gradcam,
+                              yunet_model() if detector == "yunet" else None)
+    except faces.ImageError as exc:  # its message starts with the file name
+        return {"error": str(exc), "name": name}
+    except RunNotFound as exc:
+        return {"error": f"{name}: {exc.args[0] if exc.args else exc}", "name": name}
+    except (ConfigError, ValueError, OSError) as exc:
+        return {"error": f"{name}: {exc}", "name": name}
+
+
+@st.cache_data(show_spinner=False, max_entries=32, ttl=3600)
+def _analyse_photo(data: bytes, name: str, predictor_ids: tuple[str, ...], detector: str, gradcam: bool,
+                   yunet: str | None) -> dict[str, Any]:
+    # Cached because every widget click reruns the page: the same upload with the same
+    # models is scored once. Errors raise and so are never cached.
+    from core import inference
+
+    image = faces.load_image(data, name)
+    result = inference.predict_faces(image, list(predictor_ids), detector=detector, gradcam=gradcam,
+                                     yunet_model=yunet, store=store())
+    result["name"] = name
+    result["annotated"] = draw_faces(image, [f["box"] for f in result["faces"]])
+    # Only what the page shows is kept (this result is cached): display-sized crops and overlays.
+    for face in result["faces"]:
+        face["crop"] = thumbnail(face["crop"])
+        face["gradcam"] = {pid: {"overlay": thumbnail(c["overlay"]), "resolution": c["resolution"]}
+                           for pid, c in face["gradcam"].items()}
+    return result
+
+
+def agreement(face: dict, labels: dict[str, str]) -> tuple[str, list[str]]:
+    """("3 of 4 models say happy.", what each dissenting model says instead) for one face."""
+    n, k, top = face["n_models"], face["agreement"], face["majority_label"]
+    preds = face["predictions"]
+    say = [f"{labels.get(pid, pid)}: {p['top_label']} ({p['probability']:.0%})" for pid, p in preds.items()]
+    if n == 1:
+        return f"The model says {top} ({next(iter(preds.values()))['probability']:.0%}).", []
+    if k == n:
+        return (f"Both models say {top}." if n == 2 else f"All {n} models say {top}."), []
+    if k == 1:
+        return f"The {n} models disagree.", say
+    return f"{k} of {n} models say {top}.", [s for s, p in zip(say, preds.values()) if p["top_label"] != top]
+
+
+def predictions_table(results: list[dict], labels: dict[str, str]) -> pd.DataFrame:
+    """One row per (photo, face, model): the box, the top label and its probability, then every class."""
+    rows = []
+    for result in results:
+        for face in result.get("faces", []):
+            x, y, w, h = face["box"]
+            for pid, pred in face["predictions"].items():
+                rows.append({"photo": result["name"], "face": face["index"] + 1, "x": x, "y": y, "width": w,
+                             "height": h, "model": labels.get(pid, pid), "top label": pred["top_label"],
+                             "probability": pred["probability"], "model id": pid,
+                             **{f"p({c})": v for c, v in pred["probs"].items()}})
+    columns = ["photo", "face", "x", "y", "width", "height", "model", "top label", "probability", "model id"]
+    return pd.DataFrame(rows, columns=None if rows else columns)
+
+
+def timings_table(results: list[dict], labels: dict[str, str]) -> pd.DataFrame:
+    """Milliseconds per photo and model: detection (once per photo), loading, preprocessing, prediction, Grad-CAM."""
+    rows = []
+    for result in results:
+        if "timings" not in result:
+            continue
+        t = result["timings"]
+        for pid, m in t["models"].items():
+            rows.append({"photo": result["name"], "faces": len(result["faces"]), "detection (ms)": t["detection_ms"],
+                         "model": labels.get(pid, pid), "load (ms)": m.get("load_ms"),
+                         "preprocess (ms)": m.get("preprocess_ms"), "predict (ms)": m.get("predict_ms"),
+                         "Grad-CAM (ms)": m.get("gradcam_ms")})
+    return pd.DataFrame(rows)

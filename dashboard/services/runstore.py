@@ -1,0 +1,148 @@
+"""Cached reads of the run store: the runs table, curves, reports and predictions, and what the
+Compare page derives from them (results table, significance, misclassified images).
+
+Finished runs are immutable, so their data is cached for good; anything that changes while a
+job runs is cached for ``LIVE_TTL`` seconds.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core import datasets, evaluation
+from core.config import RunConfig
+from core.tracking import RunNotFound, RunStore
+
+LIVE_TTL = 3  # seconds: curves of a running job refresh at the polling rate
+KIND_NOTES = {"ga-individual": " · GA individual, scored on validation", "evaluation": " · re-evaluation"}
+
+
+@st.cache_resource
+def store() -> RunStore:
+    return RunStore()
+
+
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
+def runs() -> pd.DataFrame:
+    """All runs, newest first."""
+    return store().list_runs()
+
+
+def _finished(run_id: str) -> bool:
+    table = runs()
+    row = table[table.run_id == run_id]
+    return not row.empty and row.iloc[0].status == "FINISHED"
+
+
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
+def _history_live(run_id: str) -> pd.DataFrame:
+    return store().history(run_id)
+
+
+@st.cache_data(show_spinner=False)
+def _history_final(run_id: str) -> pd.DataFrame:
+    return store().history(run_id)
+
+
+def history(run_id: str) -> pd.DataFrame:
+    """Per-epoch metrics; cached for good once the run has finished."""
+    return _history_final(run_id) if _finished(run_id) else _history_live(run_id)
+
+
+@st.cache_data(show_spinner=False)
+def report(run_id: str) -> dict | None:
+    return store().report(run_id)
+
+
+@st.cache_data(show_spinner=False)
+def predictions(run_id: str) -> dict[str, np.ndarray] | None:
+    return store().predictions(run_id)
+
+
+@st.cache_data(show_spinner=False)
+def run_config(run_id: str) -> dict:
+    return store().config(run_id).to_dict()
+
+
+def run_labels(table: pd.DataFrame) -> dict[str, str]:
+    """Readable unique labels: ``arch/variant · dataset · short id``, plus what kind of run it is."""
+    kinds = table["kind"] if "kind" in table else pd.Series("run", index=table.index)
+    return {r.run_id: f"{r.label} · {r.dataset} · {r.run_id[:6]}{KIND_NOTES.get(k, '')}"
+            for r, k in zip(table.itertuples(), kinds)}
+
+
+def results_table(run_ids: list[str]) -> pd.DataFrame:
+    """The Compare table: one row per run with test metrics, per-class F1, cost and speed."""
+    table = runs().set_index("run_id")
+    labels = run_labels(table.reset_index())
+    rows = []
+    for rid in run_ids:
+        r = table.loc[rid]
+        rep = report(rid) or {}
+        ci = rep.get("accuracy_ci") or [math.nan, math.nan]
+        row = {
+            "run": labels[rid], "status": r.status, "dataset": r.dataset,
+            "test accuracy": r.test_accuracy, "CI low": ci[0], "CI high": ci[1],
+            "macro-F1": r.test_macro_f1, "best val accuracy": r.best_val_accuracy,
+            "parameters (M)": (r.params_total or math.nan) / 1e6,
+        }
+        hist = history(rid)
+        row["epochs"] = len(hist)
+        row["epoch time (s)"] = hist.epoch_time.mean() if len(hist) else math.nan
+        row["train images/s"] = hist.images_per_sec.mean() if len(hist) else math.nan
+        row["total time (s)"] = r.train_time_s
+        for name, f1 in zip(rep.get("class_names", []), rep.get("per_class", {}).get("f1", [])):
+            row[f"F1 {name}"] = f1
+        row["run_id"] = rid
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def significance(run_a: str, run_b: str, names: tuple[str, str]) -> tuple[dict, str] | None:
+    """McNemar between two runs scored on the same test images, with a plain-words verdict.
+
+    Returns None when the runs were not evaluated on the same test set.
+    """
+    pa, pb = predictions(run_a), predictions(run_b)
+    if pa is None or pb is None or len(pa["y_true"]) != len(pb["y_true"]) \
+            or not np.array_equal(pa["y_true"], pb["y_true"]):
+        return None
+    result = evaluation.mcnemar(pa["y_true"], pa["y_pred"], pb["y_pred"])
+    return result, evaluation.describe_mcnemar(*names, result)
+
+
+def _no_images(**extra: Any) -> dict[str, Any]:
+    return {"images": np.zeros((0, 1, 1), np.uint8), "true": [], "pred": [], "confidence": [], **extra}
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def misclassified(run_id: str, limit: int = 24) -> dict[str, Any]:
+    """Wrongly classified test images of a finished run, most confident mistakes first."""
+    cfg = RunConfig.from_dict(run_config(run_id))
+    preds = predictions(run_id)
+    if preds is None:
+        return _no_images()
+    ds = datasets.load_for_run(cfg.data, cfg.train.seed)
+    x, y = ds.splits["test"]
+    if len(y) != len(preds["y_true"]) or not np.array_equal(y, preds["y_true"]):
+        # The dataset changed on disk since the run: indices no longer line up.
+        return _no_images(stale=True)
+    wrong = np.flatnonzero(preds["y_pred"] != y)
+    conf = preds["probs"][wrong, preds["y_pred"][wrong]]
+    order = wrong[np.argsort(-conf)][:limit]
+    names = ds.class_names
+    return {"images": x[order], "true": [names[i] for i in y[order]],
+            "pred": [names[i] for i in preds["y_pred"][order]],
+            "confidence": preds["probs"][order, preds["y_pred"][order]].tolist()}
+
+
+def misclassified_or_error(run_id: str, limit: int = 24) -> dict[str, Any]:
+    """``misclassified``, or ``{"error": message}`` when the run's dataset can no longer be loaded."""
+    try:
+        return misclassified(run_id, limit)
+    except (datasets.DatasetError, RunNotFound) as exc:
+        return {"error": str(exc)}

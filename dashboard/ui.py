@@ -1,0 +1,64 @@
+"""Helpers the pages share: Markdown escaping, remembered choices, figure margins and the job card."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import services
+
+
+def md(text: str) -> str:
+    """Escape the Markdown that can occur mid-line, so file names, labels and messages render literally."""
+    return re.sub(r"([\\`*_\[\]<>|~$#])", r"\\\1", str(text))
+
+
+def keep_valid(key: str, options: list) -> None:
+    """Forget a remembered choice that is no longer on offer (run deleted, filter changed)."""
+    value = st.session_state.get(key)
+    if isinstance(value, list):
+        st.session_state[key] = [v for v in value if v in options]
+    elif value is not None and value not in options:
+        del st.session_state[key]
+
+
+def tight(fig, height: int | None = None, **layout):
+    """Trim plotly's 100 px top margin (these figures have no title bar, or a one-line one)."""
+    fig.update_layout(margin=dict(t=60 if fig.layout.title.text else 30), **layout)
+    fig.update_yaxes(automargin=True)  # Streamlit does this itself; the HTML report needs it for long labels
+    if height:
+        fig.update_layout(height=height)
+    return fig
+
+
+def enlarge(image: np.ndarray, size: int = 144) -> np.ndarray:
+    """Nearest-neighbour upscale: a 48 px face stays crisp instead of blurring in the browser."""
+    k = max(1, -(-size // max(image.shape[:2])))
+    return np.repeat(np.repeat(image, k, axis=0), k, axis=1)
+
+
+def eta(job) -> str:
+    """``", about 3 min 20 s left"`` for a job row with a time estimate, else ``""``."""
+    return f", about {services.format_duration(job.eta_s)} left" if pd.notna(job.eta_s) and job.eta_s else ""
+
+
+def worker_warning(text: str, key: str, *, rerun: bool = False) -> None:
+    """Say that jobs wait for a worker that is not running, with a button that starts one."""
+    st.warning(text, icon=":material/warning:")
+    if st.button("Start worker", key=key):
+        services.ensure_worker()
+        if rerun:
+            st.rerun()
+
+
+def job_header(job, title: str, cancel_key: str, details: str = "", *, rerun: bool = False) -> None:
+    """The top line of a job card: its title, state and ``details``, and a Cancel button while it can
+    be cancelled."""
+    head, action = st.columns([5, 1])
+    head.markdown(f"{title} · {job.state}" + (f" · {details}" if details else ""))
+    if job.state in services.ACTIVE_STATES and action.button("Cancel", key=cancel_key):
+        services.cancel(int(job.id))
+        if rerun:
+            st.rerun()
