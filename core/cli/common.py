@@ -1,0 +1,199 @@
+"""What every command group shares: run options, error text, TensorFlow's start-up output.
+
+Owns the options that describe a training run (``--dataset`` ... ``--quick``) and how they
+become configs, the ``--distribute`` switch, the one-line result of a run, the exceptions
+a command reports as ``error: ...`` (exit 2) instead of a traceback, and keeping
+TensorFlow's log lines off the terminal unless ``--verbose`` is given.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.abc
+import importlib.util
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
+
+# ``sub.add_parser`` of the top-level parser: each group module registers its commands through it.
+AddParser = Callable[..., argparse.ArgumentParser]
+
+VERBOSE_HELP = "show TensorFlow's own log lines (oneDNN, CUDA, XLA) and warnings"
+TF_LOG_ENV = "TF_CPP_MIN_LOG_LEVEL"
+
+
+# ---------------------------------------------------------------- run options
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options every training command shares (data, budget, seed, quick profile)."""
+    from core import presets
+
+    p.add_argument("--dataset", default="synthetic", help="synthetic | synthetic-small | a CSV or folder under data/")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--input-size", type=int, default=48)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--max-train", type=int, default=None, help="cap on training images (stratified subset)")
+    p.add_argument("--max-eval", type=int, default=None, help="cap on validation/test images")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--class-weights", action="store_true", help="balance rare classes (FER2013's disgust)")
+    p.add_argument("--quick", action="store_true",
+                   help="a few minutes on a laptop CPU: " + ", ".join(f"{k}={v}" for k, v in presets.QUICK.items()))
+
+
+def apply_quick(args: argparse.Namespace) -> None:
+    """``--quick`` overrides the budget options with ``presets.QUICK``."""
+    from core import presets
+
+    if args.quick:
+        for k, v in presets.QUICK.items():
+            setattr(args, k, v)
+
+
+def configs_from_args(args: argparse.Namespace, archs: list[str], config_ids: list[str]) -> list:
+    """One validated ``RunConfig`` per architecture x configuration, from the run options."""
+    from core import presets
+
+    return presets.grid(args.dataset, archs, config_ids, epochs=args.epochs, batch_size=args.batch_size,
+                        input_size=args.input_size, max_train=args.max_train, max_eval=args.max_eval,
+                        augment=not args.no_augment, class_weights=args.class_weights, seed=args.seed,
+                        group=getattr(args, "group", "") or "")
+
+
+def fit_verbosity() -> int:
+    """Keras ``fit`` verbosity: a live progress bar on a terminal, one line per epoch in a log."""
+    return 1 if sys.stdout.isatty() else 2
+
+
+def print_result(cfg: Any, result: Any) -> None:
+    """One line per finished run: test accuracy with its interval, macro-F1, run id."""
+    if result.report is None:
+        print(f"{cfg.model.arch}/{cfg.variant}: {result.status} (run {result.run_id})")
+        return
+    r = result.report
+    print(f"{cfg.model.arch}/{cfg.variant}: test accuracy {r['accuracy']:.3f} "
+          f"[{r['accuracy_ci'][0]:.3f}, {r['accuracy_ci'][1]:.3f}], macro-F1 {r['macro_f1']:.3f} (run {result.run_id})")
+
+
+def add_distribute_option(p: argparse.ArgumentParser) -> None:
+    """``--distribute``, with the modes ``core.device`` accepts."""
+    from core.device import DISTRIBUTE_MODES
+
+    p.add_argument("--distribute", choices=DISTRIBUTE_MODES, default=None,
+                   help="mirrored: one run on every visible GPU (tf.distribute.MirroredStrategy)")
+
+
+def apply_distribute(args: argparse.Namespace) -> None:
+    """Hand ``--distribute`` to training (and to job processes, which inherit the environment)."""
+    if args.distribute is not None:
+        from core.device import DISTRIBUTE_ENV
+
+        os.environ[DISTRIBUTE_ENV] = args.distribute
+
+
+# ---------------------------------------------------------------- errors
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "bad input", reported as one ``error:`` line rather than a traceback."""
+    from core.config import ConfigError
+    from core.datasets import DatasetError
+    from core.models import WeightsMissingError
+
+    # KeyError covers the not-found errors (runs, jobs, searches), which all subclass it.
+    return ConfigError, DatasetError, WeightsMissingError, KeyError
+
+
+def error_text(exc: BaseException) -> str:
+    """The message of ``exc``; a KeyError's str() is the repr of its argument, quotes and all."""
+    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
+        return exc.args[0]
+    return str(exc)
+
+
+# ---------------------------------------------------------------- TensorFlow's output
+
+
+class _LoaderWithoutStderr(importlib.abc.Loader):
+    """Runs another loader with file descriptor 2 pointed at /dev/null."""
+
+    def __init__(self, loader: importlib.abc.Loader):
+        self.loader = loader
+
+    def __getattr__(self, name: str):  # get_data, is_package, ...: whatever else the real loader offers
+        return getattr(self.loader, name)
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        with stderr_to_devnull():
+            self.loader.exec_module(module)
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Finds ``tensorflow`` as usual, but loads it with stderr closed."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)  # the search below must not find this finder again
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _LoaderWithoutStderr(spec.loader)
+        return spec
+
+
+@contextmanager
+def stderr_to_devnull() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null: C++ libraries write there, past ``sys.stderr``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+@contextmanager
+def tensorflow_output(verbose: bool) -> Iterator[None]:
+    """Keep TensorFlow's log lines off the terminal for the duration of a command, unless ``verbose``.
+
+    TF_CPP_MIN_LOG_LEVEL=3 silences TensorFlow's C++ logging once it is initialised, but
+    in TF 2.21 the lines printed while its libraries load (oneDNN, CUDA drivers) ignore it,
+    so the import itself runs with stderr closed. An import that fails still raises as
+    usual. oneDNN itself stays as configured (TF_ENABLE_ONEDNN_OPTS is left alone): only
+    the notice goes. Everything changed here is restored on exit.
+    """
+    if verbose:
+        yield
+        return
+    saved_env = os.environ.get(TF_LOG_ENV)
+    os.environ[TF_LOG_ENV] = "3"
+    loggers = [logging.getLogger(name) for name in ("tensorflow", "absl")]
+    saved_levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)  # retracing and deprecation notices, via Python logging
+    finder = None
+    if "tensorflow" not in sys.modules:
+        finder = _QuietTensorFlowImport()
+        sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        if finder is not None and finder in sys.meta_path:
+            sys.meta_path.remove(finder)
+        for lg, level in zip(loggers, saved_levels):
+            lg.setLevel(level)
+        if saved_env is None:
+            os.environ.pop(TF_LOG_ENV, None)
+        else:
+            os.environ[TF_LOG_ENV] = saved_env

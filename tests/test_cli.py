@@ -1,0 +1,135 @@
+"""The command line, run in-process through ``core.cli.main`` (cheap commands only)."""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def options(command: str) -> dict:
+    """``{dest: action}`` of one subcommand's options."""
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    return {a.dest: a for a in sub.choices[command]._actions}
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("datasets", "train", "compare", "evaluate", "runs", "fetch-weights", "predict", "register-model",
+                    "evaluate-reference", "worker", "submit", "jobs", "cancel", "bench", "evolve"):
+        assert command in out
+    assert "--verbose" in out
+
+
+def test_choices_come_from_the_registries():
+    from core import evolution
+    from core.config import ARCHITECTURES
+    from core.device import DISTRIBUTE_MODES
+    from core.faces import DETECTORS
+    from core.presets import CONFIG_IDS
+
+    assert tuple(options("train")["arch"].choices) == ARCHITECTURES
+    assert tuple(options("compare")["configs"].choices) == CONFIG_IDS
+    assert tuple(options("train")["distribute"].choices) == DISTRIBUTE_MODES
+    assert tuple(options("predict")["detector"].choices) == DETECTORS
+    evolve = options("evolve")
+    assert tuple(evolve["strategy"].choices) == evolution.STRATEGIES
+    assert tuple(evolve["mode"].choices) == evolution.MODES
+    assert all(g.name in evolve["fix"].help for g in evolution.GENE_SPACE)
+    budget = evolution.Budget()
+    assert (evolve["eval_epochs"].default, evolve["eval_max_train"].default, evolve["eval_max_eval"].default,
+            evolve["long_epochs"].default) == (budget.epochs, budget.max_train, budget.max_eval, budget.long_epochs)
+
+
+def test_runs_and_jobs_on_an_empty_store(fresh_artifacts, capsys):
+    assert main(["runs"]) == 0
+    assert "No runs yet" in capsys.readouterr().out
+    assert main(["jobs"]) == 0
+    assert "No jobs yet" in capsys.readouterr().out
+
+
+def test_not_found_errors_print_the_message_not_its_repr(fresh_artifacts, capsys):
+    # These errors subclass KeyError, whose str() wraps the whole message in quotes.
+    assert main(["jobs", "999"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: No job 999 in "), err
+    assert main(["evaluate", "no-such-run", "--dataset", "synthetic-tiny"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: No run 'no-such-run' in the store"), err
+
+
+def test_datasets_says_why_a_path_is_no_dataset(tmp_path, capsys):
+    missing, empty = tmp_path / "nope", tmp_path / "empty"
+    empty.mkdir()
+    assert main(["datasets", str(missing), str(empty)]) == 1
+    captured = capsys.readouterr()
+    assert "No datasets found." not in captured.out
+    lines = captured.err.splitlines()
+    assert lines[0] == f"error: {missing}: no such file or folder (looked in . and {os.environ['EMOTION_LAB_DATA']})"
+    assert lines[1].startswith(f"error: {empty}: missing train/ folder") and "test/<class>/" in lines[1]
+
+
+def test_datasets_shows_a_dataset_given_by_path(tmp_path, capsys):
+    import cv2
+    import numpy as np
+
+    root = tmp_path / "faces"
+    for split, n in (("train", 3), ("test", 2)):
+        for cls in ("happy", "sad"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(n):
+                cv2.imwrite(str(root / split / cls / f"{i}.png"), np.full((48, 48), 40 * i, np.uint8))
+    assert main(["datasets", str(root)]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [r[:2] for r in rows] == [[str(root), "happy"], [str(root), "sad"]]
+
+
+def test_datasets_without_own_data_says_where_it_looked(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EMOTION_LAB_DATA", str(tmp_path))
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "synthetic-tiny" in out  # the built-in sets are still listed
+    assert f"No datasets of your own in {tmp_path};" in out and "train/<class>/" in out
+
+
+@pytest.mark.parametrize("argv", [["runs"], ["--verbose", "runs"], ["runs", "--verbose"]])
+def test_tensorflow_logging_is_quiet_unless_verbose(argv, fresh_artifacts, monkeypatch):
+    import core.cli.runs
+
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
+    seen = {}
+
+    def record(args):
+        seen.update(env=os.environ["TF_CPP_MIN_LOG_LEVEL"], level=logging.getLogger("tensorflow").level)
+        return 0
+
+    monkeypatch.setattr(core.cli.runs, "cmd_runs", record)
+    before = logging.getLogger("tensorflow").level
+    assert main(argv) == 0
+    if "--verbose" in argv:
+        assert seen == {"env": "1", "level": before}
+    else:
+        assert seen == {"env": "3", "level": logging.ERROR}
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1" and logging.getLogger("tensorflow").level == before
+
+
+def test_tensorflow_start_up_lines_stay_off_the_terminal(tmp_path):
+    # TensorFlow prints its oneDNN/CUDA notices from C++ while it loads, past sys.stderr and
+    # (in TF 2.21) past TF_CPP_MIN_LOG_LEVEL, so only a real process shows them.
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["EMOTION_LAB_ARTIFACTS"] = str(tmp_path)
+    # train imports the training loop (and TensorFlow) before it validates the epochs.
+    proc = subprocess.run([sys.executable, "-m", "core", "train", "--config", "scratch-adam", "--epochs", "0"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == ["error: epochs: expected an integer in [1, 1000]. Received: epochs=0"]
