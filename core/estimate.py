@@ -6,7 +6,6 @@ come from and how long to cache them.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from itertools import product
@@ -79,15 +78,18 @@ def format_duration(seconds: float) -> str:
     return f"{seconds} s"
 
 
-def evolve_estimate(base: RunConfig, mode: str, population: int, generations: int, budget: Mapping[str, Any],
-                    fixed: Mapping[str, Any], genes: Mapping[str, Sequence], sizes: Mapping[str, Mapping[str, int]],
-                    rates: Mapping[str, float] | None = None, retrain_best: bool = True) -> dict[str, Any]:
+def evolve_estimate(base: RunConfig, mode: str, population: int, generations: int, slots_per_generation: int,
+                    budget: Mapping[str, Any], fixed: Mapping[str, Any], genes: Mapping[str, Sequence],
+                    sizes: Mapping[str, Mapping[str, int]], rates: Mapping[str, float] | None = None,
+                    retrain_best: bool = True) -> dict[str, Any]:
     """Upper bound of a search's wall time: every slot trained (cached repeats cost nothing), at the
     mean cost over the free architecture and input-size choices (the genes that set a run's speed).
 
     ``base`` is the full budget the best genome is retrained with; ``budget`` the fitness budget
-    (epochs, max_train, max_eval, long_epochs); ``genes`` each gene's choices. Returns seconds
-    in total and its parts: trainings, per_training, long_trainings, final_seconds, features_seconds.
+    (epochs, max_train, max_eval, long_epochs); ``slots_per_generation`` the trainings a generation
+    may cost (``core.evolution.slots_per_generation``: the population, plus the longer runs of
+    multi-fidelity); ``genes`` each gene's choices. Returns seconds in total and its parts:
+    trainings, per_training, long_trainings, final_seconds, features_seconds.
     """
     archs = [fixed["arch"]] if "arch" in fixed else list(genes["arch"])
     input_sizes = [fixed["input_size"]] if "input_size" in fixed else list(genes["input_size"])
@@ -109,8 +111,7 @@ def evolve_estimate(base: RunConfig, mode: str, population: int, generations: in
                 "final_seconds": 0.0, "features_seconds": features}
     per = mean_cost(full, epochs=int(budget["epochs"]))
     trainings = population * (generations + 1)
-    # Multi-fidelity: the best third of every generation also trains for long_epochs.
-    longs = math.ceil(population / 3) * (generations + 1) if budget.get("long_epochs") else 0
+    longs = (slots_per_generation - population) * (generations + 1)
     long_cost = mean_cost(full, epochs=int(budget["long_epochs"])) if longs else 0.0
     final = mean_cost(full, capped=False) if retrain_best else 0.0
     return {"seconds": trainings * per + longs * long_cost + final, "trainings": trainings, "per_training": per,

@@ -58,8 +58,9 @@ def test_evolve_estimate_counts_slots_long_runs_and_the_final_retrain():
     genes = {"arch": ("resnet50", "vgg16"), "input_size": (48, 96)}
     rates = {"resnet50": 30.0, "vgg16": 30.0}
     budget = {"epochs": 1, "max_train": 280, "max_eval": 70, "long_epochs": 3}
-    est = estimate.evolve_estimate(base, "hyper", 6, 2, budget, {"arch": "vgg16", "input_size": 48}, genes, SIZES,
-                                   rates)
+    # 6 slots plus 2 longer runs (the best third) per generation, 3 generations (0 to 2).
+    est = estimate.evolve_estimate(base, "hyper", 6, 2, 8, budget, {"arch": "vgg16", "input_size": 48}, genes,
+                                   SIZES, rates)
     short = replace(base, model=replace(base.model, arch="vgg16"),
                     data=replace(base.data, max_train=280, max_eval=70))
     per = estimate.estimate_seconds([replace(short, train=replace(short.train, epochs=1))], SIZES, rates)
@@ -69,9 +70,9 @@ def test_evolve_estimate_counts_slots_long_runs_and_the_final_retrain():
     assert est["per_training"] == pytest.approx(per) and est["final_seconds"] == pytest.approx(final)
     assert est["seconds"] == pytest.approx(18 * per + 6 * long + final)
     # Free input size: the mean over its choices, so dearer than 48 px alone.
-    free = estimate.evolve_estimate(base, "hyper", 6, 2, {**budget, "long_epochs": 0}, {"arch": "vgg16"}, genes,
-                                    SIZES, rates, retrain_best=False)
+    free = estimate.evolve_estimate(base, "hyper", 6, 2, 6, {**budget, "long_epochs": 0}, {"arch": "vgg16"},
+                                    genes, SIZES, rates, retrain_best=False)
     assert free["long_trainings"] == 0 and free["final_seconds"] == 0.0 and free["per_training"] > per
-    head = estimate.evolve_estimate(base, "head", 6, 2, budget, {"arch": "vgg16", "input_size": 48}, genes, SIZES,
-                                    rates)
+    head = estimate.evolve_estimate(base, "head", 6, 2, 6, budget, {"arch": "vgg16", "input_size": 48}, genes,
+                                    SIZES, rates)
     assert head["trainings"] == 0 and head["seconds"] == head["features_seconds"] == pytest.approx(per)

@@ -92,8 +92,11 @@ def evolve_base(dataset: str, epochs: int, seed: int) -> RunConfig:
 def evolve_estimate(dataset: str, mode: str, population: int, generations: int, budget: dict[str, Any],
                     fixed: dict[str, Any], final_epochs: int, seed: int = 42, retrain_best: bool = True) -> dict:
     """``core.estimate.evolve_estimate`` with this machine's measured rates and the dataset's sizes."""
-    return estimate.evolve_estimate(evolve_base(dataset, final_epochs, seed), mode, population, generations, budget,
-                                    fixed, gene_choices(), {dataset: dataset_sizes(dataset)},
+    from core import evolution
+
+    slots = evolution.slots_per_generation(population, budget.get("long_epochs") or 0)
+    return estimate.evolve_estimate(evolve_base(dataset, final_epochs, seed), mode, population, generations, slots,
+                                    budget, fixed, gene_choices(), {dataset: dataset_sizes(dataset)},
                                     estimate.measured_rates(runs()), retrain_best)
 
 
