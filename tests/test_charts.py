@@ -316,3 +316,17 @@ def test_epoch_and_generation_axes_tick_on_whole_numbers():
                          "worst": [0.1, 0.2, 0.3]})
     g = charts.fitness_figure(gens).layout.xaxis
     assert (g.tick0, g.dtick) == (0, 1)
+
+
+def test_page_helpers_escape_markdown_trim_margins_and_enlarge_faces():
+    from dashboard import ui
+
+    assert ui.md("a_b *c* [d](e) #1 `x` $5") == r"a\_b \*c\* \[d\](e) \#1 \`x\` \$5"
+    bare = ui.tight(go.Figure(), height=300)
+    assert bare.layout.margin.t == 30 and bare.layout.height == 300
+    titled = ui.tight(go.Figure(layout=dict(title="Confusion")), legend=dict(orientation="h"))
+    assert titled.layout.margin.t == 60 and titled.layout.legend.orientation == "h"
+    face = np.arange(48 * 48, dtype=np.uint16).reshape(48, 48)
+    big = ui.enlarge(face)
+    assert big.shape == (144, 144) and (big[:3, :3] == face[0, 0]).all() and big[3, 3] == face[1, 1]
+    assert ui.enlarge(np.zeros((200, 100))).shape == (200, 100)
