@@ -133,7 +133,7 @@ class RunConfig:
     # Runs submitted together (a comparison grid, a GA search) share a group id.
     group: str = ""
 
-    def validate(self) -> "RunConfig":
+    def validate(self) -> RunConfig:
         """Raise ConfigError naming the first bad value; return self for chaining."""
         _check(bool(self.variant), "variant", self.variant, "a non-empty name")
         self.data.validate()
@@ -147,7 +147,7 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         """Inverse of to_dict; unknown keys are an error so typos do not pass silently."""
         parts = {"data": DataConfig, "model": ModelConfig, "optimizer": OptimizerConfig, "train": TrainConfig}
         kwargs: dict[str, Any] = {}

@@ -83,7 +83,7 @@ class Dataset:
         h.update("|".join(self.class_names).encode())
         return h.hexdigest()[:16]
 
-    def subset(self, max_train: int | None, max_eval: int | None, seed: int) -> "Dataset":
+    def subset(self, max_train: int | None, max_eval: int | None, seed: int) -> Dataset:
         """A stratified, seeded subset (quick runs and smoke tests)."""
         if not max_train and not max_eval:
             return self

@@ -99,9 +99,9 @@ class RunStore:
 
     def log_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None:
         """Per-epoch metrics with step = epoch (1-based)."""
-        from mlflow.entities import Metric
-
         import time
+
+        from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, int(epoch)) for k, v in metrics.items() if v is not None and np.isfinite(v)]
@@ -125,9 +125,9 @@ class RunStore:
 
     def log_summary(self, run_id: str, metrics: dict[str, float]) -> None:
         """Run-level numbers (test accuracy, parameter count, ...)."""
-        from mlflow.entities import Metric
-
         import time
+
+        from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])

@@ -219,7 +219,7 @@ def split_frozen(model, cfg: RunConfig):
     if cfg.model.frozen_blocks >= len(spec.blocks):
         cut, suffix = backbone.output, None
     else:
-        first = next(l for l in backbone.layers if l.name.startswith(spec.blocks[cfg.model.frozen_blocks]))
+        first = next(layer for layer in backbone.layers if layer.name.startswith(spec.blocks[cfg.model.frozen_blocks]))
         cut = first.input
         suffix = keras.Model(cut, backbone.output, name="trainable_blocks")
     prefix = keras.Model(backbone.input, cut, name="frozen_blocks")
@@ -227,7 +227,7 @@ def split_frozen(model, cfg: RunConfig):
     # Same inference-mode BatchNorm as the full model, whose backbone runs with training=False.
     h = suffix(features, training=False) if suffix is not None else features
     for name in ("head_pool", "head_dense", "head_dropout", "head_logits"):
-        if any(l.name == name for l in model.layers):
+        if any(layer.name == name for layer in model.layers):
             h = model.get_layer(name)(h)
     return prefix, keras.Model(features, h, name="trainable_top")
 

@@ -14,7 +14,6 @@ from core.config import ConfigError, RunConfig
 from core.jobs.context import JobContext
 from core.jobs.queue import JobCancelled, JobError, register_kind, submit, submit_many
 
-
 # ------------------------------------------------------------------ train
 
 
@@ -140,7 +139,7 @@ def execute_evolve(ctx: JobContext) -> dict:
     head = (existing or ctx.payload)["mode"] == "head"
     started = {"t": time.monotonic(), "done": None}
 
-    def progress(p: "evolution.Progress") -> None:
+    def progress(p: evolution.Progress) -> None:
         if started["done"] is None:
             started["done"] = p.done - 1  # slots already scored before this attempt
         # Head mode reports the validation accuracy of the method at work (see the progress message).

@@ -338,7 +338,7 @@ class Progress:
     eta_s: float | None
 
     @classmethod
-    def from_row(cls, kind: str, row: Any) -> "Progress":
+    def from_row(cls, kind: str, row: Any) -> Progress:
         """The progress stored in a job row (a ``sqlite3.Row`` or a dict) for a job of ``kind``."""
         unit, _, part, _ = units(kind)
 

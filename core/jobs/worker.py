@@ -23,7 +23,8 @@ from typing import Callable
 from core import runs
 from core.config import PROJECT_ROOT, artifacts_dir, data_dir
 from core.jobs import queue
-from core.jobs.queue import (HEARTBEAT_S, HOST, IDLE_EXIT_S, LOG_TAIL_LINES, STALE_AFTER_S, proc_token)
+from core.jobs.queue import HEARTBEAT_S, HOST, IDLE_EXIT_S, LOG_TAIL_LINES, STALE_AFTER_S, proc_token
+
 
 def child_env() -> dict[str, str]:
     env = dict(os.environ)
