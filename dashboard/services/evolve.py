@@ -2,9 +2,8 @@
 searches, submitting and resuming searches, their time estimate, and how a search's best genome
 compares with the five configurations and with other searches at the same cost.
 
-``core.evolution`` imports only NumPy and pandas at the top: reading searches never loads
-TensorFlow or PyGAD. It is imported inside the functions all the same, so pages that never
-show a search do not pay for it.
+``core.evolution`` loads TensorFlow and PyGAD only when a search runs: reading searches here
+stays light.
 """
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import estimate, jobs, presets
+from core import estimate, evolution, jobs, presets
 from core.config import RunConfig
 from dashboard.services.data import dataset_sizes
 from dashboard.services.jobs import job_table
@@ -24,46 +23,34 @@ from dashboard.services.runstore import LIVE_TTL, report, runs
 
 def search_modes() -> tuple[str, ...]:
     """What a search can evolve: ``hyper`` (training settings) or ``head`` (a head's weights)."""
-    from core import evolution
-
     return tuple(evolution.MODES)
 
 
 def search_strategies() -> tuple[str, ...]:
     """How a settings search proposes genomes: ``ga`` or ``random`` (the baseline)."""
-    from core import evolution
-
     return tuple(evolution.STRATEGIES)
 
 
 def gene_choices(mode: str = "hyper") -> dict[str, tuple]:
     """The genes a search of ``mode`` can pin, each with its allowed values in the search space's order."""
-    from core import evolution
-
     genes = {g.name: g.choices for g in evolution.GENE_SPACE}
     return genes if mode == "hyper" else {name: genes[name] for name in evolution.HEAD_GENES}
 
 
 def budget_defaults() -> dict[str, Any]:
     """The fitness budget a search gets unless told otherwise (epochs, max_train, max_eval, long_epochs)."""
-    from core import evolution
-
     return asdict(evolution.Budget())
 
 
 @st.cache_data(ttl=LIVE_TTL, show_spinner=False)
 def searches() -> pd.DataFrame:
     """Saved searches, newest first (``core.evolution.list_searches``)."""
-    from core import evolution
-
     return evolution.list_searches()
 
 
 @st.cache_data(ttl=1, show_spinner=False)
 def search(search_id: str) -> dict | None:
     """``core.evolution.search_state``, or None while its job has not started it yet."""
-    from core import evolution
-
     try:
         return evolution.search_state(search_id)
     except evolution.SearchNotFound:
@@ -92,8 +79,6 @@ def evolve_base(dataset: str, epochs: int, seed: int) -> RunConfig:
 def evolve_estimate(dataset: str, mode: str, population: int, generations: int, budget: dict[str, Any],
                     fixed: dict[str, Any], final_epochs: int, seed: int = 42, retrain_best: bool = True) -> dict:
     """``core.estimate.evolve_estimate`` with this machine's measured rates and the dataset's sizes."""
-    from core import evolution
-
     slots = evolution.slots_per_generation(population, budget.get("long_epochs") or 0)
     return estimate.evolve_estimate(evolve_base(dataset, final_epochs, seed), mode, population, generations, slots,
                                     budget, fixed, gene_choices(), {dataset: dataset_sizes(dataset)},
@@ -102,8 +87,6 @@ def evolve_estimate(dataset: str, mode: str, population: int, generations: int, 
 
 def new_search_id(strategy: str, mode: str) -> str:
     """A fresh search id (``evo-...``, ``random-...``, ``head-...``)."""
-    from core import evolution
-
     return evolution.new_search_id(strategy, mode)
 
 
