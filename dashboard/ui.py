@@ -4,7 +4,6 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from dashboard import services
@@ -40,8 +39,9 @@ def enlarge(image: np.ndarray, size: int = 144) -> np.ndarray:
 
 
 def eta(job) -> str:
-    """``", about 3 min 20 s left"`` for a job row with a time estimate, else ``""``."""
-    return f", about {services.format_duration(job.eta_s)} left" if pd.notna(job.eta_s) and job.eta_s else ""
+    """``", about 3 min 20 s left"`` for a job row whose progress has a time estimate, else ``""``."""
+    seconds = job.progress.eta_s
+    return f", about {services.format_duration(seconds)} left" if seconds else ""
 
 
 def worker_warning(text: str, key: str, *, rerun: bool = False) -> None:

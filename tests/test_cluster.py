@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import ROOT, tiny_config
+
 from core.config import ConfigError
 
 pytestmark = pytest.mark.timeout(600)

@@ -13,7 +13,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from core import datasets, inference, models, runs
-from core.__main__ import main
+from core.cli import main
 from core.faces import to_gray
 from core.inference import ReferenceModelError, gradcam, predict, predictors
 from core.tracking import RunStore

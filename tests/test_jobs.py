@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, tiny_config
+
 from core import jobs
 from core.config import ConfigError
 
@@ -346,7 +346,7 @@ def test_job_whose_process_dies_three_times_stays_failed(fresh_artifacts, worker
     job_id = jobs.submit_train(tiny_config("vgg16"))
     worker = workers.start("--exit-when-idle", "1")
     for attempt in (1, 2, 3):
-        j = _wait(lambda: (j := jobs.get_job(job_id))["attempts"] == attempt and j["pid"] and j, 60,
+        j = _wait(lambda n=attempt: (j := jobs.get_job(job_id))["attempts"] == n and j["pid"] and j, 60,
                   f"attempt {attempt}")
         _kill_pid(j["pid"])
     failed = _wait(lambda: (j := jobs.get_job(job_id))["state"] == "failed" and j, 30, "the job to give up")

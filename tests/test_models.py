@@ -91,8 +91,8 @@ def test_missing_weights_path_and_unknown_arch():
 def test_freezing_is_by_block_name(arch, first_trainable):
     model = models.build_model(ModelConfig(arch=arch, weights="none", input_size=32, frozen_blocks=4), 7)
     layers = backbone_of(model, arch).layers
-    trainable = [l.name for l in layers if l.trainable and l.weights]
-    frozen = [l.name for l in layers if not l.trainable and l.weights]
+    trainable = [layer.name for layer in layers if layer.trainable and layer.weights]
+    frozen = [layer.name for layer in layers if not layer.trainable and layer.weights]
     assert trainable and all(n.startswith(first_trainable) for n in trainable)
     assert frozen and not any(n.startswith(first_trainable) for n in frozen)
     # The head always trains.

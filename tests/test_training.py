@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from core import training
+from core import runs, training
 from core.tracking import RunStore
 
 
@@ -45,7 +45,7 @@ def test_train_records_everything_in_the_store(finished_run):
 
 def test_evaluate_stored_model_on_another_dataset(finished_run):
     _, result = finished_run
-    new_id, report = training.evaluate_stored(result.run_id, "synthetic-small")
+    new_id, report = runs.evaluate_stored(result.run_id, "synthetic-small")
     store = RunStore()
     assert store.list_runs().set_index("run_id").loc[new_id, "dataset"] == "synthetic-small"
     assert sum(map(sum, report["confusion_matrix"])) == 7 * 30
@@ -69,7 +69,7 @@ def test_interrupted_run_resumes_without_duplicated_epochs():
         training.train(cfg, callbacks=[CrashAtEpoch(3)])
     crashed = store.list_runs().iloc[0]
     assert crashed.status == "FAILED" and "simulated power loss" in crashed.error
-    assert training.checkpoint_dir(crashed.run_id).joinpath("state.json").is_file()
+    assert runs.checkpoint_dir(crashed.run_id).joinpath("state.json").is_file()
 
     # Resumed as a GA individual would be: every number recorded, the model file not kept.
     result = training.train(cfg, run_id=crashed.run_id, keep_model=False)
@@ -80,7 +80,7 @@ def test_interrupted_run_resumes_without_duplicated_epochs():
     assert store.history(result.run_id).epoch.tolist() == [1, 2, 3]
     raw = store.client.get_metric_history(result.run_id, "loss")
     assert sorted(m.step for m in raw) == [1, 2, 3]
-    assert not training.checkpoint_dir(result.run_id).exists()
+    assert not runs.checkpoint_dir(result.run_id).exists()
 
 
 def test_cancel_stops_within_a_batch_and_is_recorded():
@@ -129,4 +129,4 @@ def test_evaluate_stored_names_classes_the_model_does_not_know(finished_run, tmp
                 cv2.imwrite(str(tmp_path / "ckplus" / split / cls / f"{i}.png"), np.full((48, 48), 40 * i, np.uint8))
     _, result = finished_run
     with pytest.raises(DatasetError, match=r"classes \['contempt'\] are unknown to run"):
-        training.evaluate_stored(result.run_id, str(tmp_path / "ckplus"))
+        runs.evaluate_stored(result.run_id, str(tmp_path / "ckplus"))

@@ -218,8 +218,8 @@ def job_panel(job, state: dict | None) -> None:
             ui.worker_warning("Waiting for a worker, but none is running.", "evolve_start_worker")
         if job.state != "running":
             return
-        eta = f", about {duration(job.eta_s)} left" if pd.notna(job.eta_s) and job.eta_s else ""
-        rounds, done, slots, slot = int(job.epochs or 0), int(job.epoch or 0), int(job.batches or 1), int(job.batch or 0)
+        eta, p = ui.eta(job), job.progress
+        rounds, done, slots, slot = p.total or 0, p.done, p.part_total or 1, p.part_done
         if action == "retrain" or (rounds and done >= rounds):
             st.progress(1.0, text=f"retraining the best genome with the full budget as ga-{job.group}")
         elif not rounds:

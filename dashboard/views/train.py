@@ -100,13 +100,11 @@ def live_jobs() -> None:
             ui.job_header(job, f"**#{job.id} {job.label}**", f"cancel_{job.id}",
                           f"group {job.group}" if job.group else "")
             if job.state == "running":
-                epochs = max(int(job.epochs or 1), 1)
-                batches = max(int(job.batches or 1), 1)
-                done = (int(job.epoch or 0) + int(job.batch or 0) / batches) / epochs
-                epoch = int(job.epoch or 0)
-                text = (f"epoch {epoch + 1}/{epochs}, batch {int(job.batch or 0)}/{batches}{ui.eta(job)}"
-                        if epoch < epochs else "all epochs done; evaluating on the test split")
-                st.progress(min(done, 1.0), text=text)
+                p = job.progress
+                text = ("loading data and building the model" if not p.started
+                        else "all epochs done; evaluating on the test split" if p.done >= p.total
+                        else f"epoch {p.done + 1}/{p.total}, batch {p.part_done}/{p.part_total}{ui.eta(job)}")
+                st.progress(p.fraction, text=text)
                 metrics = json.loads(job.metrics) if isinstance(job.metrics, str) and job.metrics else {}
                 if metrics:
                     cols = st.columns(len(metrics))
