@@ -233,7 +233,7 @@ def bench_dataset_cache() -> dict:
     """Loading the synthetic set: first load in this process vs the per-process memo."""
     from core.config import DataConfig
 
-    datasets._cached.cache_clear()
+    datasets.forget_loaded()
     t0 = time.perf_counter()
     datasets.load_for_run(DataConfig(dataset="synthetic"), seed=0)
     first = time.perf_counter() - t0

@@ -361,6 +361,11 @@ def _cached(name: str, val_fraction: float, seed: int, stamp: float) -> Dataset:
     return load_dataset(name, val_fraction, seed)
 
 
+def forget_loaded() -> None:
+    """Drop this process's memo of loaded datasets (the next load reads the decoded cache again)."""
+    _cached.cache_clear()
+
+
 def load_for_run(cfg: DataConfig, seed: int) -> Dataset:
     """Load (memoised per process: a worker decodes a dataset once for consecutive jobs) and subset."""
     kind, path = resolve_source(cfg.dataset)

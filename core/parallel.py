@@ -173,7 +173,7 @@ def evaluate_configs(configs: Sequence[RunConfig], *, run_ids: Sequence[str] | N
     check_fraction("cpus_per_task", cpus)
     store = store or RunStore()
     if run_ids is None:
-        run_ids = [_create_run(store, cfg, dataset, dict((tags or [{}] * len(configs))[i]))
+        run_ids = [_open_run(store, cfg, dataset, dict((tags or [{}] * len(configs))[i]))
                    for i, cfg in enumerate(configs)]
     gcs = connect(address)
     resources, gpu = task_resources(gpus, cpus)
@@ -208,7 +208,7 @@ def evaluate_configs(configs: Sequence[RunConfig], *, run_ids: Sequence[str] | N
     return results  # type: ignore[return-value]
 
 
-def _create_run(store, cfg: RunConfig, dataset, tags: dict) -> str:
+def _open_run(store, cfg: RunConfig, dataset, tags: dict) -> str:
     from core import datasets
 
     ds = dataset if dataset is not None else datasets.load_for_run(cfg.data, cfg.train.seed)

@@ -70,7 +70,7 @@ def run_ray_worker(address: str | None = "local", *, gpus_per_task: float = 1.0,
     (a whole number above one gives a job several GPUs, for ``--distribute mirrored``);
     on a cluster without GPUs each job takes ``cpus_per_task`` CPUs. At most
     ``max_parallel`` jobs run at once (default: as many as the cluster's GPUs, or CPUs,
-    allow). Other arguments as in ``core.queue.run_worker``.
+    allow). Other arguments as in ``core.jobs.worker.run_worker``.
     """
     import ray
 
@@ -100,17 +100,8 @@ def run_ray_worker(address: str | None = "local", *, gpus_per_task: float = 1.0,
         if len([n for n in ray.nodes() if n.get("Alive")]) > 1 and not parallel.uses_shared_store():
             echo("warning: this cluster has several nodes but MLFLOW_TRACKING_URI names no tracking server; "
                  "runs on other nodes will not reach this machine's run store")
-        # The relay must live where the queue file is: on this very node.
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        # Restarted if its process dies: losing it would only pause progress, never a job.
-        relay = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(_Relay).options(
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
-            runtime_env={"env_vars": parallel.task_env(gcs, gpu, gpus_per_task, cpus_per_task)},
-        ).remote(str(queue.db_path()))
-        task = ray.remote(_job_task)
         env = parallel.task_env(gcs, gpu, gpus_per_task, cpus_per_task)
-        paths = parallel.local_paths()
+        relay, task, paths = _start_relay(node, env), ray.remote(_job_task), parallel.local_paths()
         share = f"{gpus_per_task:g} GPU" if gpu else f"{cpus_per_task:g} CPU"
         echo(f"ray worker {os.getpid()} on {queue.HOST}: cluster {gcs} with {ray.cluster_resources().get('CPU', 0):g} "
              f"CPU(s), {ray.cluster_resources().get('GPU', 0):g} GPU(s); each job gets {share}; "
@@ -153,6 +144,17 @@ def run_ray_worker(address: str | None = "local", *, gpus_per_task: float = 1.0,
             ray.shutdown()
     echo(f"ray worker {os.getpid()}: exiting after {claimed} job(s)")
     return 0
+
+
+def _start_relay(node: str, env: dict[str, str]):
+    """The relay actor, on this very node: the one place the queue file can be opened."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    # Restarted if its process dies: losing it would only pause progress, never a job.
+    return ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(_Relay).options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False), runtime_env={"env_vars": env},
+    ).remote(str(queue.db_path()))
 
 
 def _settle(ref, job: dict, wid: str, echo: Callable[[str], None]) -> None:
