@@ -204,6 +204,16 @@ def test_reference_registration_names_the_bad_value(lab, reference, tmp_path):
     assert "x" not in inference.list_references()
 
 
+def test_hdf5_reference_with_a_named_scaling_registers_from_the_cli(lab, tmp_path, capsys):
+    path = tmp_path / "fer_mini.hdf5"  # Keras' legacy HDF5 format under its other common name
+    _small_cnn().save(path)
+    assert main(["register-model", "fer-hdf5", str(path), "--labels", ",".join(FER), "--input-size", "64",
+                 "--scaling", "symmetric"]) == 0
+    assert inference.list_references()["fer-hdf5"]["scaling"] == "-1-1"
+    with pytest.raises(inference.ReferenceModelError, match=r"symmetric \(-1-1\).*Received: scaling='half'"):
+        inference.register_reference("x", path, FER, 64, scaling="half")
+
+
 def test_reference_with_logit_outputs_gets_softmax(lab, tmp_path):
     path = tmp_path / "logits.keras"
     _small_cnn(softmax=False).save(path)

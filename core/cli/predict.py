@@ -11,7 +11,7 @@ from core.cli.common import AddParser
 def register(add: AddParser) -> None:
     """Add this group's commands to the top-level parser."""
     from core.faces import DETECTORS
-    from core.inference.references import SCALINGS
+    from core.inference.references import MODEL_SUFFIXES, SCALING_NAMES, SCALINGS
 
     p = add("predict", help="detect faces in photos and print every model's emotion for each")
     p.add_argument("images", nargs="+", help="JPEG, PNG, WebP or BMP files")
@@ -26,11 +26,13 @@ def register(add: AddParser) -> None:
 
     p = add("register-model", help="register a trusted local Keras model as a reference predictor")
     p.add_argument("name")
-    p.add_argument("path", help=".keras or .h5 file")
+    p.add_argument("path", help=" or ".join(MODEL_SUFFIXES) + " file")
     p.add_argument("--labels", required=True, help="output classes in order, comma-separated")
     p.add_argument("--input-size", type=int, required=True)
     p.add_argument("--channels", type=int, default=1, help="1 (grayscale) or 3 (RGB)")
-    p.add_argument("--scaling", default=SCALINGS[0], help=" | ".join(SCALINGS))
+    p.add_argument("--scaling", default="unit",
+                   help=" | ".join([*(f"{k} ({v})" for k, v in SCALING_NAMES.items()), *SCALINGS[2:]])
+                   + "; 0-1 and -1-1 are accepted too (write --scaling=-1-1)")
     p.add_argument("--replace", action="store_true", help="overwrite a registration of the same name")
     p.set_defaults(fn=cmd_register_model)
 

@@ -24,7 +24,9 @@ from core.tracking import RunStore
 REFERENCE_PREFIX = "ref:"
 REGISTRY_FILE = "reference_models.json"
 SCALINGS = ("0-1", "-1-1", "caffe", "none")
-MODEL_SUFFIXES = (".keras", ".h5")
+# Names that read well on a command line ("-1-1" parses as an option there); entries store SCALINGS.
+SCALING_NAMES: dict[str, str] = {"unit": "0-1", "symmetric": "-1-1"}
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")  # .hdf5 is the legacy HDF5 format under its other common name
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Reference evaluations are recorded through runs.evaluate_and_log, which feeds the model
 # this arch's pipeline output; an adapter layer turns that back into the reference's own
@@ -68,9 +70,11 @@ def register_reference(name: str, path: str | Path, labels: Sequence[str] | str,
 
     ``labels`` are the model's output classes in order (a list or "angry,disgust,...");
     names are mapped onto the FER2013 vocabulary where they match ("Happiness" -> happy),
-    so the model can be compared and evaluated by class name. ``scaling``: '0-1' (x/255),
-    '-1-1' (x/127.5-1), 'caffe' (RGB->BGR minus ImageNet means, 3 channels only), 'none'.
+    so the model can be compared and evaluated by class name. ``scaling``: 'unit' or '0-1'
+    (x/255), 'symmetric' or '-1-1' (x/127.5-1), 'caffe' (RGB->BGR minus ImageNet means,
+    3 channels only), 'none'.
     """
+    scaling = SCALING_NAMES.get(scaling, scaling)
     labels = _check_arguments(name, labels, input_size, channels, scaling)
     file = Path(path).expanduser().resolve()
     if not file.is_file():
@@ -117,7 +121,8 @@ def _check_arguments(name: str, labels: Sequence[str] | str, input_size: int, ch
     if channels not in (1, 3):
         raise ReferenceModelError(f"channels: expected 1 (grayscale) or 3 (RGB). Received: channels={channels!r}")
     if scaling not in SCALINGS:
-        raise ReferenceModelError(f"scaling: expected one of {', '.join(SCALINGS)}. Received: scaling={scaling!r}")
+        names = ", ".join([*(f"{k} ({v})" for k, v in SCALING_NAMES.items()), *SCALINGS])
+        raise ReferenceModelError(f"scaling: expected one of {names}. Received: scaling={scaling!r}")
     if scaling == "caffe" and channels != 3:
         raise ReferenceModelError(f"scaling: 'caffe' subtracts per-colour ImageNet means and needs channels=3. "
                                   f"Received: scaling={scaling!r}, channels={channels!r}")
