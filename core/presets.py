@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from core.config import DataConfig, ModelConfig, OptimizerConfig, RunConfig, TrainConfig
 
@@ -77,21 +78,24 @@ def all_presets(base: RunConfig | None = None) -> list[RunConfig]:
     return [preset(cid, base) for cid in CONFIG_IDS]
 
 
-def grid(dataset: str, archs: Iterable[str], config_ids: Iterable[str], *, epochs: int, batch_size: int,
-         input_size: int, max_train: int | None = None, max_eval: int | None = None, augment: bool = True,
-         class_weights: bool = False, early_stopping: int = 0, seed: int = 42, group: str = "") -> list[RunConfig]:
-    """One config per architecture x configuration, everything else shared (architecture-major order)."""
+def shared_base(arch: str, dataset: str, *, epochs: int, batch_size: int, input_size: int,
+                max_train: int | None = None, max_eval: int | None = None, augment: bool = True,
+                class_weights: bool = False, early_stopping: int = 0, seed: int = 42, group: str = "") -> RunConfig:
+    """The base a form or the command line describes, before any configuration is applied
+    (the genetic search's genes override it directly)."""
+    base = base_config(arch, dataset, epochs=epochs, batch_size=batch_size, seed=seed,
+                       early_stopping_patience=early_stopping)
+    return replace(base, group=group,
+                   data=replace(base.data, max_train=max_train, max_eval=max_eval, augment=augment,
+                                class_weights=class_weights),
+                   model=replace(base.model, input_size=input_size))
+
+
+def grid(dataset: str, archs: Iterable[str], config_ids: Iterable[str], **settings: Any) -> list[RunConfig]:
+    """One config per architecture x configuration, everything else shared (architecture-major order).
+    ``settings`` are ``shared_base``'s keyword arguments."""
     config_ids = list(config_ids)
-    out = []
-    for arch in archs:
-        base = base_config(arch, dataset, epochs=epochs, batch_size=batch_size, seed=seed,
-                           early_stopping_patience=early_stopping)
-        base = replace(base, group=group,
-                       data=replace(base.data, max_train=max_train, max_eval=max_eval, augment=augment,
-                                    class_weights=class_weights),
-                       model=replace(base.model, input_size=input_size))
-        out += [preset(cid, base) for cid in config_ids]
-    return out
+    return [preset(cid, shared_base(arch, dataset, **settings)) for arch in archs for cid in config_ids]
 
 
 def _weights_check(has_weights: Callable[[str], bool] | None) -> Callable[[str], bool]:

@@ -125,17 +125,18 @@ def record_evaluation(model, cfg: RunConfig, ds: datasets.Dataset, store: RunSto
     try:
         report = evaluate_and_log(model, cfg, ds, run_id, store)
     except BaseException as exc:
-        store.finish(run_id, "FAILED", error=f"{type(exc).__name__}: {exc}")
+        close_run(run_id, "FAILED", describe_error(exc), store)
         raise
-    store.finish(run_id, "FINISHED")
+    close_run(run_id, "FINISHED", store=store)
     return run_id, report
 
 
-def evaluate_stored(run_id: str, dataset: str, store: RunStore | None = None) -> tuple[str, dict]:
+def evaluate_stored(run_id: str, dataset: str, store: RunStore | None = None,
+                    tags: Mapping[str, Any] | None = None) -> tuple[str, dict]:
     """Evaluate a stored run's model on another dataset's test split, recorded as a new run.
 
     Classes are matched by name, so a model trained on FER2013 can be scored on any
-    folder dataset whose class folders map onto the same emotions.
+    folder dataset whose class folders map onto the same emotions. ``tags`` go on the new run.
     """
     store = store or RunStore()
     cfg = store.config(run_id)
@@ -143,7 +144,8 @@ def evaluate_stored(run_id: str, dataset: str, store: RunStore | None = None) ->
     target = datasets.load_for_run(replace(cfg.data, dataset=dataset, max_train=None), cfg.train.seed)
     ds = relabel(target, store.report(run_id)["class_names"], f"run {run_id}")
     new_cfg = replace(cfg, data=replace(cfg.data, dataset=dataset))
-    return record_evaluation(model, new_cfg, ds, store, {"evaluated_from": run_id, "kind": "evaluation"})
+    return record_evaluation(model, new_cfg, ds, store,
+                             {**(tags or {}), "evaluated_from": run_id, "kind": "evaluation"})
 
 
 def relabel(target: datasets.Dataset, class_names, owner: str) -> datasets.Dataset:
@@ -165,8 +167,3 @@ def summary(run_id: str, store: RunStore | None = None) -> dict:
     report = store.report(run_id) or {}
     return {"run_id": run_id, "test_accuracy": report.get("accuracy"), "test_macro_f1": report.get("macro_f1"),
             "epochs_done": len(store.history(run_id))}
-
-
-def tag_run(run_id: str, tags: Mapping[str, Any], store: RunStore | None = None) -> None:
-    """Add tags to a run (e.g. the job that wrote it)."""
-    (store or RunStore()).set_tags(run_id, dict(tags))

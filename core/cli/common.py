@@ -58,10 +58,13 @@ def configs_from_args(args: argparse.Namespace, archs: list[str], config_ids: li
     """One validated ``RunConfig`` per architecture x configuration, from the run options."""
     from core import presets
 
-    return presets.grid(args.dataset, archs, config_ids, epochs=args.epochs, batch_size=args.batch_size,
-                        input_size=args.input_size, max_train=args.max_train, max_eval=args.max_eval,
-                        augment=not args.no_augment, class_weights=args.class_weights, seed=args.seed,
-                        group=getattr(args, "group", "") or "")
+    return presets.grid(args.dataset, archs, config_ids, **run_settings(args), group=getattr(args, "group", "") or "")
+
+
+def run_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The run options as ``core.presets.shared_base`` keywords."""
+    return dict(epochs=args.epochs, batch_size=args.batch_size, input_size=args.input_size, max_train=args.max_train,
+                max_eval=args.max_eval, augment=not args.no_augment, class_weights=args.class_weights, seed=args.seed)
 
 
 def fit_verbosity() -> int:

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import replace
 
-from core.cli.common import AddParser, add_run_options, apply_quick
+from core.cli.common import AddParser, add_run_options, apply_quick, run_settings
 
 # Not exported by core.evolution as constants: the defaults of ``evolution.run_search``.
 POPULATION = 8
@@ -48,11 +47,7 @@ def base_from_args(args: argparse.Namespace):
     """The base config genes override: the run options, with no configuration applied (genes choose those)."""
     from core import presets
 
-    base = presets.base_config("resnet50", args.dataset, epochs=args.epochs, batch_size=args.batch_size,
-                               seed=args.seed)
-    data = replace(base.data, max_train=args.max_train, max_eval=args.max_eval, augment=not args.no_augment,
-                   class_weights=args.class_weights)
-    return replace(base, data=data, model=replace(base.model, input_size=args.input_size))
+    return presets.shared_base("resnet50", args.dataset, **run_settings(args))
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from core.cli.common import (
 )
 
 # What ``jobs ID`` prints, in this order, when the job has a value for it.
-DETAIL_KEYS = ("id", "kind", "label", "group", "state", "note", "run_id", "attempts", "progress", "metrics", "eta_s",
+DETAIL_KEYS = ("id", "kind", "label", "group", "state", "note", "run_id", "attempts", "progress", "metrics",
                "heartbeat_age_s", "error", "result", "log_path")
 
 

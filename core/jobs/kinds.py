@@ -79,9 +79,8 @@ def submit_evaluate(run_id: str, dataset: str, key: str | None = None) -> int:
 def execute_evaluate(ctx: JobContext) -> dict:
     """Evaluate a stored run's model on another dataset; the evaluation is a new run."""
     ctx.check_cancelled()
-    new_id, report = runs.evaluate_stored(ctx.payload["run_id"], ctx.payload["dataset"])
+    new_id, report = runs.evaluate_stored(ctx.payload["run_id"], ctx.payload["dataset"], tags={"job_id": ctx.job_id})
     ctx.set_run_id(new_id)
-    runs.tag_run(new_id, {"job_id": ctx.job_id})
     return {"run_id": new_id, "test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"]}
 
 
@@ -166,10 +165,7 @@ def execute_evolve(ctx: JobContext) -> dict:
     state = evolution.search_state(sid)
     if state["status"] == "stopped":
         raise JobCancelled()
-    best, gens = state["best"], state["generations"]
-    if best is not None and len(gens):  # the last generation is saved after its last progress report
-        ctx.progress(metrics={"best_fitness": best["fitness"], "mean_fitness": float(gens["mean"].iloc[-1])},
-                     force=True)
+    best = state["best"]
     if state["mode"] == "head":  # the GA's best validation accuracy; Adam's and RMSprop's are in the curves
         ga = state["curves"][state["curves"].method == "ga"].val_accuracy
         best = {"fitness": float(ga.max())} if len(ga) else None
