@@ -44,6 +44,15 @@ SYNTHETIC_SIZES: dict[str, tuple[int, int, int]] = {
 }
 SYNTHETIC_VERSION = 1
 
+# Below this many training images a class's metrics rest on a handful of faces.
+FEW_TRAINING_IMAGES = 10
+# Largest/smallest training class beyond this ratio: accuracy mostly measures the big classes.
+IMBALANCE_RATIO = 10.0
+# Bumped when the decoded cache's layout changes (v2: skipped file names, not a count).
+DECODED_VERSION = 2
+# How many skipped file names a run records (the count is always complete).
+SKIPPED_NAMES_RECORDED = 5
+
 
 class DatasetError(ValueError):
     """A dataset could not be read; the message names the file, row or value."""
@@ -57,7 +66,7 @@ class Dataset:
     source: str
     class_names: tuple[str, ...]
     splits: dict[str, tuple[np.ndarray, np.ndarray]]
-    skipped: int = 0
+    skipped: list[str] = field(default_factory=list)  # unreadable files, relative to the source
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -82,6 +91,23 @@ class Dataset:
             h.update(np.ascontiguousarray(y).tobytes())
         h.update("|".join(self.class_names).encode())
         return h.hexdigest()[:16]
+
+    def warnings(self) -> list[str]:
+        """What makes this dataset's results weak without making them meaningless (recorded on runs)."""
+        counts = np.bincount(self.splits["train"][1], minlength=len(self.class_names))
+        out = []
+        few = [f"{c} ({n})" for c, n in zip(self.class_names, counts) if n < FEW_TRAINING_IMAGES]
+        if few:
+            out.append(f"{self.name}: fewer than {FEW_TRAINING_IMAGES} training images for {', '.join(few)}; "
+                       "their per-class metrics rest on very few faces")
+        if counts.min() > 0 and counts.max() / counts.min() > IMBALANCE_RATIO:
+            big, small = int(counts.argmax()), int(counts.argmin())
+            out.append(f"{self.name}: classes are very unbalanced ({self.class_names[big]} {counts[big]} vs "
+                       f"{self.class_names[small]} {counts[small]} training images); consider class weights")
+        if self.skipped:
+            out.append(f"{self.name}: {len(self.skipped)} unreadable file(s) skipped, e.g. "
+                       f"{', '.join(self.skipped[:SKIPPED_NAMES_RECORDED])}")
+        return out
 
     def subset(self, max_train: int | None, max_eval: int | None, seed: int) -> Dataset:
         """A stratified, seeded subset (quick runs and smoke tests)."""
@@ -123,9 +149,30 @@ def _split_validation(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, 
 def _check_splits(ds: Dataset) -> Dataset:
     for split in SPLITS:
         if split not in ds.splits or len(ds.splits[split][1]) == 0:
-            extra = f" ({ds.skipped} unreadable images skipped)" if ds.skipped else ""
+            extra = f" ({len(ds.skipped)} unreadable images skipped)" if ds.skipped else ""
             raise DatasetError(f"{ds.source}: split {split!r} is empty{extra}; every split needs at least one image")
+    check_classes(ds)
     return ds
+
+
+def check_classes(ds: Dataset) -> None:
+    """Refuse data a classifier cannot honestly learn: one class, or a class never seen in training.
+
+    A one-class model scores 100% and then names that class for every face; a class absent
+    from training can never be predicted, yet its test images count against the model.
+    """
+    present = [c for c, n in zip(ds.class_names, np.bincount(ds.splits["train"][1], minlength=len(ds.class_names)))
+               if n > 0]
+    if len(ds.class_names) < 2 or len(present) < 2:
+        raise DatasetError(f"{ds.source}: {len(present)} class(es) with training images ({', '.join(present) or 'none'}); "
+                           "a classifier needs at least two classes")
+    counts = ds.counts().pivot(index="class_name", columns="split", values="count")
+    missing = [c for c in ds.class_names if counts.loc[c, "train"] == 0]
+    if missing:
+        detail = "; ".join(f"{c}: " + ", ".join(f"{s} {int(counts.loc[c, s])}" for s in SPLITS if s in counts)
+                           for c in missing)
+        raise DatasetError(f"{ds.source}: class(es) {', '.join(missing)} have no training images ({detail}); "
+                           "every class needs at least one training image (add images or remove the class folder)")
 
 
 # ---------------------------------------------------------------- synthetic
@@ -175,7 +222,7 @@ def load_fer_csv(path: str | Path, val_fraction: float = 0.1, seed: int = 42) ->
     bad = labels.isna() | ~labels.isin(range(len(FER_CLASSES)))
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DatasetError(f"{path.name} row {i + 2}: emotion={df['emotion'].iloc[i]!r}; expected an integer 0-6 "
+        raise DatasetError(f"{path.name} line {i + 2} (data row {i + 1}): emotion={df['emotion'].iloc[i]!r}; expected an integer 0-6 "
                            f"({', '.join(f'{k} {c}' for k, c in enumerate(FER_CLASSES))})")
     images = _parse_pixels(df["pixels"].tolist(), path.name)
     y = labels.to_numpy(dtype=np.int64)
@@ -184,7 +231,7 @@ def load_fer_csv(path: str | Path, val_fraction: float = 0.1, seed: int = 42) ->
         unknown = ~usage.isin(list(FER_USAGE))
         if unknown.any():
             i = int(np.flatnonzero(unknown.to_numpy())[0])
-            raise DatasetError(f"{path.name} row {i + 2}: Usage={usage.iloc[i]!r}; expected one of {list(FER_USAGE)}")
+            raise DatasetError(f"{path.name} line {i + 2} (data row {i + 1}): Usage={usage.iloc[i]!r}; expected one of {list(FER_USAGE)}")
         split_of = usage.map(FER_USAGE).to_numpy()
         splits = {s: (images[split_of == s], y[split_of == s]) for s in SPLITS}
     else:
@@ -204,13 +251,13 @@ def _parse_pixels(strings: list[str], fname: str) -> np.ndarray:
         try:
             values = np.array(s.split(), dtype=np.int64)
         except ValueError:
-            raise DatasetError(f"{fname} row {i + 2}: pixels contains a non-integer value; "
+            raise DatasetError(f"{fname} line {i + 2} (data row {i + 1}): pixels contains a non-integer value; "
                                f"expected {expected} space-separated integers 0-255") from None
         if values.size != expected:
-            raise DatasetError(f"{fname} row {i + 2}: pixels has {values.size} values; "
+            raise DatasetError(f"{fname} line {i + 2} (data row {i + 1}): pixels has {values.size} values; "
                                f"expected {expected} ({side}x{side})")
         if values.min() < 0 or values.max() > 255:
-            raise DatasetError(f"{fname} row {i + 2}: pixel value {int(values.max() if values.max() > 255 else values.min())} "
+            raise DatasetError(f"{fname} line {i + 2} (data row {i + 1}): pixel value {int(values.max() if values.max() > 255 else values.min())} "
                                f"is outside 0-255")
         out[i] = values.reshape(side, side)
     return out
@@ -235,10 +282,10 @@ def _class_folders(root: Path) -> dict[str, Path]:
     return folders
 
 
-def _read_folder_split(root: Path, classes: tuple[str, ...], size: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+def _read_folder_split(root: Path, classes: tuple[str, ...], size: int | None) -> tuple[np.ndarray, np.ndarray, list]:
     import cv2
 
-    images, labels, skipped = [], [], 0
+    images, labels, skipped = [], [], []
     folders = _class_folders(root)
     for name, folder in folders.items():
         if name not in classes:
@@ -249,7 +296,7 @@ def _read_folder_split(root: Path, classes: tuple[str, ...], size: int | None) -
                 continue
             img = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
             if img is None or img.size == 0:
-                skipped += 1
+                skipped.append(str(f.relative_to(root.parent)))
                 log.warning("skipping unreadable image %s", f)
                 continue
             size = size or img.shape[0]
@@ -277,7 +324,7 @@ def load_image_folders(root: str | Path, val_fraction: float = 0.1, seed: int = 
     classes = tuple([c for c in FER_CLASSES if c in found] + sorted(c for c in found if c not in FER_CLASSES))
     x_train, y_train, skipped = _read_folder_split(train_dir, classes, None)
     if len(y_train) == 0:
-        raise DatasetError(f"{train_dir}: no readable images in {list(found)} ({skipped} unreadable skipped)")
+        raise DatasetError(f"{train_dir}: no readable images in {list(found)} ({len(skipped)} unreadable skipped)")
     size = x_train.shape[1]
     x_test, y_test, s2 = _read_folder_split(test_dir, classes, size)
     skipped += s2
@@ -290,8 +337,6 @@ def load_image_folders(root: str | Path, val_fraction: float = 0.1, seed: int = 
     else:
         train, val = _split_validation(x_train, y_train, val_fraction, seed, str(train_dir))
     ds = Dataset(root.name, str(root), classes, {"train": train, "val": val, "test": (x_test, y_test)}, skipped)
-    if skipped:
-        ds.notes.append(f"{skipped} unreadable image(s) skipped")
     return _check_splits(ds)
 
 
@@ -336,7 +381,7 @@ def _decoded_cache_path(path: Path, val_fraction: float, seed: int) -> Path:
 
     stats = [path] if path.is_file() else [path, *sorted(p for p in path.glob("*/*") if p.is_dir())]
     key = "|".join(f"{p.resolve()}:{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in stats)
-    digest = hashlib.sha256(f"{key}|{val_fraction}|{seed}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256(f"{key}|{val_fraction}|{seed}|v{DECODED_VERSION}".encode()).hexdigest()[:16]
     return artifacts_dir() / "cache" / "datasets" / f"{path.stem}-{digest}.npz"
 
 
@@ -344,7 +389,7 @@ def _write_decoded(ds: Dataset, cache: Path) -> None:
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(cache.name + ".tmp.npz")
     arrays = {f"{k}_{s}": v for s, xy in ds.splits.items() for k, v in zip("xy", xy)}
-    meta = np.array([ds.name, ds.source, "|".join(ds.class_names), str(ds.skipped), "\n".join(ds.notes)])
+    meta = np.array([ds.name, ds.source, "|".join(ds.class_names), "\n".join(ds.skipped), "\n".join(ds.notes)])
     np.savez(tmp, meta=meta, **arrays)
     tmp.replace(cache)
 
@@ -353,7 +398,8 @@ def _read_decoded(cache: Path) -> Dataset:
     with np.load(cache) as z:
         name, source, classes, skipped, notes = z["meta"].tolist()
         splits = {s: (z[f"x_{s}"], z[f"y_{s}"]) for s in SPLITS}
-    return Dataset(name, source, tuple(classes.split("|")), splits, int(skipped), [n for n in notes.split("\n") if n])
+    return Dataset(name, source, tuple(classes.split("|")), splits, [f for f in skipped.split("\n") if f],
+                   [n for n in notes.split("\n") if n])
 
 
 @lru_cache(maxsize=4)

@@ -26,17 +26,27 @@ log = logging.getLogger(__name__)
 
 
 def dataset_identity(ds: datasets.Dataset) -> dict:
-    """What a run records about its data: source, sizes and a content hash."""
+    """What a run records about its data: source, sizes, a content hash, skipped files and warnings."""
     counts = ds.counts().groupby("split")["count"].sum().to_dict()
-    return {"name": ds.name, "source": ds.source, "fingerprint": ds.fingerprint(), "image_size": ds.image_size,
-            "classes": ",".join(ds.class_names), **{f"n_{k}": v for k, v in counts.items()}}
+    identity = {"name": ds.name, "source": ds.source, "fingerprint": ds.fingerprint(), "image_size": ds.image_size,
+                "classes": ",".join(ds.class_names), **{f"n_{k}": v for k, v in counts.items()},
+                "skipped": len(ds.skipped)}
+    if ds.skipped:
+        identity["skipped_files"] = ", ".join(ds.skipped[:datasets.SKIPPED_NAMES_RECORDED])
+    warnings = ds.warnings()
+    if warnings:
+        identity["warnings"] = " | ".join(warnings)
+    return identity
 
 
 def open_run(cfg: RunConfig, ds: datasets.Dataset, *, store: RunStore | None = None,
              tags: Mapping[str, Any] | None = None) -> str:
     """Create a run for ``cfg`` trained or scored on ``ds``; returns its id."""
     store = store or RunStore()
-    return store.create_run(cfg, dataset_identity(ds), {k: str(v) for k, v in (tags or {}).items()})
+    identity = dataset_identity(ds)
+    if "warnings" in identity:
+        log.warning("%s", identity["warnings"])
+    return store.create_run(cfg, identity, {k: str(v) for k, v in (tags or {}).items()})
 
 
 def resume_run(run_id: str, store: RunStore | None = None) -> None:

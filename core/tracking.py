@@ -24,7 +24,7 @@ HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rat
 RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 RUN_COLUMNS = ["run_id", "label", "variant", "arch", "dataset", "status", "kind", "group", "start_time", "end_time",
                "epochs", "epochs_done", "test_accuracy", "test_macro_f1", "test_loss", "best_val_accuracy",
-               "params_total", "train_time_s", "images_per_sec", "error"]
+               "params_total", "train_time_s", "images_per_sec", "error", "data_warnings"]
 
 
 def default_uri() -> str:
@@ -188,6 +188,7 @@ class RunStore:
                 "test_loss": m.get("test_loss"), "best_val_accuracy": m.get("best_val_accuracy"),
                 "params_total": m.get("params_total"), "train_time_s": m.get("train_time_s"),
                 "images_per_sec": m.get("mean_images_per_sec"), "error": t.get("error", ""),
+                "data_warnings": t.get("dataset.warnings", ""),
             })
         return pd.DataFrame(rows, columns=RUN_COLUMNS)
 

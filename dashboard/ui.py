@@ -62,3 +62,12 @@ def job_header(job, title: str, cancel_key: str, details: str = "", *, rerun: bo
         services.cancel(int(job.id))
         if rerun:
             st.rerun()
+
+
+def dataset_warnings(overview: dict) -> None:
+    """A dataset's caveats (few or unbalanced training images, unreadable files), as runs record them."""
+    for warning in overview.get("warnings", []):
+        st.warning(md(warning), icon=":material/dataset:")
+    if overview.get("skipped"):
+        with st.expander(f"{len(overview['skipped'])} unreadable file(s) skipped"):
+            st.code("\n".join(overview["skipped"]), language=None)

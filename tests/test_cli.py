@@ -89,9 +89,15 @@ def test_datasets_shows_a_dataset_given_by_path(tmp_path, capsys):
             (root / split / cls).mkdir(parents=True)
             for i in range(n):
                 cv2.imwrite(str(root / split / cls / f"{i}.png"), np.full((48, 48), 40 * i, np.uint8))
+    (root / "train" / "sad" / "broken.png").write_bytes(b"not a png")
     assert main(["datasets", str(root)]) == 0
-    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    out = capsys.readouterr().out
+    table, _, caveats = out.partition("\n\n")
+    rows = [line.split() for line in table.splitlines()[1:]]
     assert [r[:2] for r in rows] == [[str(root), "happy"], [str(root), "sad"]]
+    # Read from the decoded cache or not, the dataset says what it could not read and why it is weak.
+    assert "warning: faces: fewer than 10 training images" in caveats
+    assert "  skipped: train/sad/broken.png" in caveats.splitlines()
 
 
 def test_datasets_without_own_data_says_where_it_looked(tmp_path, monkeypatch, capsys):

@@ -43,11 +43,12 @@ def test_fer_csv_without_usage_carves_splits(tmp_path):
 
 
 @pytest.mark.parametrize("bad_row, message", [
-    ("3,1 2 3,Training", "row 4: pixels has 3 values; expected 2304 (48x48)"),
-    ("3," + " ".join(["7"] * 2304) + ",Holdout", "row 4: Usage='Holdout'; expected one of"),
-    ("9," + " ".join(["7"] * 2304) + ",Training", "row 4: emotion='9'; expected an integer 0-6"),
-    ("3," + " ".join(["300"] * 2304) + ",Training", "row 4: pixel value 300 is outside 0-255"),
-    ("3," + " ".join(["x"] * 2304) + ",Training", "row 4: pixels contains a non-integer value"),
+    # Line numbers count the header, as an editor does; data rows do not.
+    ("3,1 2 3,Training", "line 4 (data row 3): pixels has 3 values; expected 2304 (48x48)"),
+    ("3," + " ".join(["7"] * 2304) + ",Holdout", "line 4 (data row 3): Usage='Holdout'; expected one of"),
+    ("9," + " ".join(["7"] * 2304) + ",Training", "line 4 (data row 3): emotion='9'; expected an integer 0-6"),
+    ("3," + " ".join(["300"] * 2304) + ",Training", "line 4 (data row 3): pixel value 300 is outside 0-255"),
+    ("3," + " ".join(["x"] * 2304) + ",Training", "line 4 (data row 3): pixels contains a non-integer value"),
 ])
 def test_fer_csv_bad_rows_are_named(tmp_path, bad_row, message):
     path = write_fer_csv(tmp_path / "fer.csv", bad_row=bad_row)
@@ -96,13 +97,49 @@ def test_image_folders_map_aliases_onto_fer_order(tmp_path):
     assert len(ds.splits["train"][1]) + len(ds.splits["val"][1]) == 24
 
 
-def test_image_folders_skip_and_count_corrupt_images(tmp_path):
+def test_image_folders_skipped_files_survive_the_decoded_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOTION_LAB_DATA", str(tmp_path))
+    monkeypatch.setenv("EMOTION_LAB_ARTIFACTS", str(tmp_path / "artifacts"))
     root = make_folders(tmp_path / "faces")
     (root / "train" / "happy" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     (root / "test" / "sad" / "empty.jpg").write_bytes(b"")
-    ds = datasets.load_image_folders(root)
-    assert ds.skipped == 2
-    assert "2 unreadable image(s) skipped" in ds.notes[0]
+    first = datasets.load_dataset("faces")
+    assert first.skipped == ["train/happy/broken.png", "test/sad/empty.jpg"]
+    # The second load comes from the decoded cache and still knows which files were skipped.
+    assert list((tmp_path / "artifacts" / "cache" / "datasets").glob("faces-*.npz"))
+    again = datasets.load_dataset("faces")
+    assert again.skipped == first.skipped
+    assert any("2 unreadable file(s) skipped, e.g. train/happy/broken.png" in w for w in again.warnings())
+
+
+def test_one_class_dataset_is_refused_with_its_counts(tmp_path):
+    root = make_folders(tmp_path / "smiles", classes=("happy",))
+    with pytest.raises(DatasetError, match=r"smiles: 1 class\(es\) with training images \(happy\); "
+                                           r"a classifier needs at least two classes"):
+        datasets.load_image_folders(root)
+
+
+def test_class_absent_from_training_is_refused_by_name(tmp_path):
+    # One image per class: carving validation out of train leaves some class with no training image.
+    root = make_folders(tmp_path / "few", classes=("angry", "happy", "sad"), n=1)
+    with pytest.raises(DatasetError, match=r"few: class\(es\) \w+ have no training images \(\w+: train 0, val 1, "
+                                           r"test 1\); every class needs at least one training image"):
+        datasets.load_image_folders(root)
+
+
+def test_small_and_unbalanced_classes_warn():
+    x = np.zeros((40, 32, 32), np.uint8)
+    y = np.array([0] * 33 + [1] * 3 + [2] * 4)
+    ds = datasets.Dataset("lopsided", "test", ("angry", "happy", "sad"),
+                          {"train": (x, y), "val": (x[:3], y[:3]), "test": (x[:3], y[:3])})
+    warnings = ds.warnings()
+    assert warnings[0] == ("lopsided: fewer than 10 training images for happy (3), sad (4); "
+                           "their per-class metrics rest on very few faces")
+    assert "very unbalanced (angry 33 vs happy 3 training images)" in warnings[1]
+    balanced = datasets.Dataset("even", "test", ("angry", "happy"),
+                                {"train": (x[:20], np.array([0, 1] * 10)), "val": (x[:2], y[:2]),
+                                 "test": (x[:2], y[:2])})
+    assert balanced.warnings() == []
 
 
 def test_image_folders_all_corrupt_split_fails(tmp_path):

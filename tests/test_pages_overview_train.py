@@ -95,3 +95,24 @@ def test_train_shows_failed_job_with_its_error():
     at = run_page("train.py")
     errors = [e.value for e in at.error]
     assert any("does-not-exist" in e for e in errors), errors
+
+
+def test_train_page_shows_a_datasets_caveats_and_skipped_files():
+    import os
+
+    import cv2
+    import numpy as np
+
+    root = Path(os.environ["EMOTION_LAB_DATA"]) / "mine"
+    for split in ("train", "test"):
+        for cls in ("happy", "sad"):
+            (root / split / cls).mkdir(parents=True, exist_ok=True)
+            for i in range(3):
+                cv2.imwrite(str(root / split / cls / f"{i}.png"), np.full((32, 32), 50 * i, np.uint8))
+    (root / "train" / "sad" / "truncated.jpg").write_bytes(b"\xff\xd8\xff")
+    at = run_page("train.py", dataset="mine")
+    assert not at.exception
+    warnings = [w.value for w in at.warning]
+    assert any("fewer than 10 training images for happy" in w for w in warnings)
+    assert any("1 unreadable file(s) skipped" in w for w in warnings)
+    assert "train/sad/truncated.jpg" in [c.value for c in at.code]

@@ -75,3 +75,21 @@ def test_get_returns_the_run_or_raises_run_not_found(store):
     assert run.data.tags["kind"] == "run" and run.data.tags["dataset.fingerprint"] == "abc123"
     with pytest.raises(RunNotFound, match="no-such-run"):
         store.get("no-such-run")
+
+
+def test_a_run_records_its_datasets_skipped_files_and_warnings(store):
+    import numpy as np
+
+    from core import datasets, runs
+
+    x, y = np.zeros((12, 32, 32), np.uint8), np.array([0] * 9 + [1] * 3)
+    ds = datasets.Dataset("faces", "/data/faces", ("angry", "happy"), {s: (x, y) for s in datasets.SPLITS},
+                          skipped=[f"train/happy/bad{i}.png" for i in range(7)])
+    run_id = runs.open_run(tiny_config(), ds, store=store)
+    tags = store.get(run_id).data.tags
+    assert tags["dataset.skipped"] == "7"
+    # The count is complete; the names are the first few, enough to find the problem.
+    assert tags["dataset.skipped_files"] == ", ".join(f"train/happy/bad{i}.png" for i in range(5))
+    row = store.list_runs().set_index("run_id").loc[run_id]
+    assert "fewer than 10 training images for angry (9), happy (3)" in row.data_warnings
+    assert "7 unreadable file(s) skipped" in row.data_warnings

@@ -77,17 +77,23 @@ def cmd_datasets(args: argparse.Namespace) -> int:
             where = data_dir() if data_dir().is_dir() else f"{data_dir()} (the folder does not exist)"
             print(f"\nNo datasets of your own in {where}; put {DATA_LAYOUTS} there, or pass a path.")
         return 0 if not table.empty else 1
-    tables, status = [], 0
+    tables, caveats, status = [], [], 0
     for name in args.names:
         try:
-            tables.append(counts_table(name, datasets.load_dataset(name)))
+            ds = datasets.load_dataset(name)
         except datasets.DatasetError as exc:
             print(f"error: {not_a_dataset(name, exc)}", file=sys.stderr)
             status = 1
+            continue
+        tables.append(counts_table(name, ds))
+        caveats += [f"warning: {w}" for w in ds.warnings()]
+        caveats += [f"  skipped: {f}" for f in ds.skipped]
     if tables:
         import pandas as pd
 
         print(pd.concat(tables, ignore_index=True).to_string(index=False))
+    if caveats:
+        print("\n" + "\n".join(caveats))
     return status
 
 

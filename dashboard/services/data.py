@@ -17,13 +17,13 @@ def dataset_names() -> list[str]:
 
 @st.cache_data(ttl=300, show_spinner="Loading dataset…")
 def dataset_overview(name: str) -> dict[str, Any]:
-    """Counts per split/class and a sample grid, or the loader's error message."""
+    """Counts per split/class, a sample grid, skipped files and warnings, or the loader's error message."""
     try:
         ds = datasets.load_dataset(name)
     except datasets.DatasetError as exc:
         return {"error": str(exc)}
     return {"counts": ds.counts(), "samples": datasets.sample_grid(ds, per_class=6),
-            "skipped": ds.skipped, "notes": ds.notes, "image_size": ds.image_size}
+            "skipped": ds.skipped, "warnings": ds.warnings(), "notes": ds.notes, "image_size": ds.image_size}
 
 
 def dataset_sizes(name: str) -> dict[str, int]:

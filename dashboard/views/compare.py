@@ -95,6 +95,10 @@ for rid, row in rows.iterrows():
     elif rid not in done:
         st.warning(f"**{ui.md(name)}** finished without a test report.")
         notes.append(f"{name}: finished without a test report.")
+    if row.data_warnings:
+        st.warning(f"**{ui.md(name)}** was trained on data with a caveat: {ui.md(row.data_warnings)}",
+                   icon=":material/dataset:")
+        notes.append(f"{name}: data caveat: {row.data_warnings}")
 
 # ------------------------------------------------------------------ curves
 st.subheader("Training curves")

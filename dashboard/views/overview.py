@@ -76,6 +76,7 @@ else:
     cols[3].metric("image size", f"{overview['image_size']} px")
     for note in overview["notes"]:
         st.caption(note)
+    ui.dataset_warnings(overview)
     st.plotly_chart(charts.dataset_counts_figure(counts), key="dataset_counts")
     st.markdown("**Samples per class**")
     for cls, images in overview["samples"].items():

@@ -57,6 +57,11 @@ with st.form("train_form"):
     st.form_submit_button("Estimate")
     submitted = st.form_submit_button("Start training", type="primary")
 
+data_overview = services.dataset_overview(dataset)
+if "error" in data_overview:
+    st.error(data_overview["error"], icon=":material/error:")
+ui.dataset_warnings(data_overview)
+
 configs = []
 if archs and config_ids:
     configs = services.build_configs(dataset, archs, config_ids, epochs=int(epochs), batch_size=int(batch_size),
