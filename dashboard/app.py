@@ -9,9 +9,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import streamlit as st  # noqa: E402
 
-from dashboard import services  # noqa: E402
+from dashboard import services, ui  # noqa: E402
 
 st.set_page_config(page_title="Emotion recognition lab", page_icon=":material/mood:", layout="wide")
+
+
+def sign_in_configured() -> bool:
+    """True when .streamlit/secrets.toml has an ``[auth]`` (OIDC) section: the lab is then shared."""
+    try:
+        return "auth" in st.secrets
+    except FileNotFoundError:  # no secrets file at all: a local lab
+        return False
+
+
+if sign_in_configured():
+    # Checked before anything else runs, so a visitor who is not signed in can neither queue work
+    # nor start a worker. st.user has no attributes until a provider is configured, hence .get.
+    if not st.user.get("is_logged_in"):
+        st.title("Emotion recognition lab")
+        st.write("This lab is shared with a team: sign in to train, compare and predict.")
+        st.button("Sign in", key="sign_in", type="primary", on_click=st.login, icon=":material/login:")
+        st.stop()
+    who = st.user.get("name") or st.user.get("email") or "signed in"
+    st.sidebar.caption(f"Signed in as **{ui.md(who)}**")
+    st.sidebar.button("Sign out", key="sign_out", on_click=st.logout, icon=":material/logout:")
 
 if "worker_checked" not in st.session_state:
     # Training never runs in this server process: a detached worker does it, and outlives us.

@@ -188,3 +188,13 @@ def test_boxes_are_drawn_and_numbered():
     assert out[2:20, 202:220].any()  # and inside the second, which touches the top edge
     big = images.draw_faces(np.zeros((2000, 4000, 3), np.uint8), [(1000, 1000, 400, 400)])
     assert big.shape == (800, 1600, 3) and tuple(big[480, 400]) == (255, 221, 0)  # shrunk with its boxes
+
+
+def test_one_analysis_takes_at_most_the_photo_cap(lab):
+    at = run_page()
+    blank = png(np.zeros((8, 8, 3), np.uint8))
+    at = upload(at, *[(f"p{i}.png", blank) for i in range(services.MAX_PHOTOS + 1)])
+    assert [e.value for e in at.error] == [
+        f"{services.MAX_PHOTOS + 1} photos were uploaded; one analysis takes at most {services.MAX_PHOTOS}. "
+        "Remove some, or score a whole folder with `python -m core predict FOLDER`."]
+    assert not at.dataframe  # nothing was analysed

@@ -45,6 +45,8 @@ from dashboard.services.plan import (
 from dashboard.services.predict import (
     DEFAULT_PREDICTORS,
     DETECTORS,
+    MAX_PHOTO_MB,
+    MAX_PHOTOS,
     YUNET_ENV,
     agreement,
     analyse_photo,
@@ -78,7 +80,7 @@ __all__ = [
     "searches", "submit_evolve", "submit_search_action",
     "ACTIVE_STATES", "cancel", "ensure_worker", "job_action", "job_table", "submit", "worker_status",
     "build_configs", "estimate_seconds", "format_duration", "missing_weights", "quick_comparison_configs",
-    "DEFAULT_PREDICTORS", "DETECTORS", "YUNET_ENV", "agreement", "analyse_photo", "default_predictors",
+    "DEFAULT_PREDICTORS", "DETECTORS", "MAX_PHOTO_MB", "MAX_PHOTOS", "YUNET_ENV", "agreement", "analyse_photo", "default_predictors",
     "predictions_table", "predictors", "timings_table", "yunet_model",
     "KIND_NOTES", "LIVE_TTL", "history", "misclassified", "misclassified_or_error", "predictions", "report",
     "results_table", "run_config", "run_labels", "runs", "significance", "store",

@@ -168,7 +168,13 @@ gradcam = cam_col.toggle("Grad-CAM", value=True, key="predict_gradcam", persist_
 
 # ------------------------------------------------------------------ input
 files = st.file_uploader("Photos", type=TYPES, accept_multiple_files=True, key="predict_upload",
-                         help="JPEG, PNG, WebP or BMP, up to 20 MB each.") or []
+                         max_upload_size=services.MAX_PHOTO_MB,
+                         help=f"JPEG, PNG, WebP or BMP, up to {services.MAX_PHOTO_MB} MB each and "
+                              f"{services.MAX_PHOTOS} photos at a time.") or []
+if len(files) > services.MAX_PHOTOS:
+    st.error(f"{len(files)} photos were uploaded; one analysis takes at most {services.MAX_PHOTOS}. Remove "
+             f"some, or score a whole folder with `python -m core predict FOLDER`.", icon=":material/error:")
+    st.stop()
 uploads = [(f, f.name) for f in files]
 # Behind a toggle, so the browser asks for the camera only when someone wants it.
 if st.toggle("Take a photo with the camera", key="predict_use_camera"):
