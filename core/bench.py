@@ -179,6 +179,40 @@ def bench_predict_latency(arch: str, size: int, n: int = 20) -> dict:
     return {"arch": arch, "size": size, **{k: got[k]["median"] for k in ("detection_ms", "preprocess_ms", "predict_ms")}}
 
 
+def bench_detection(megapixels: tuple[float, ...] = (0.25, 40.0), repeats: int = 3) -> dict:
+    """Haar detection time on photos of the given sizes, searched at full resolution ("before",
+    one pass: it takes seconds at 40 MP) and on the ~1 MP working copy (``core.faces`` default,
+    median of ``repeats``). The photo is scikit-image's astronaut resized, or a drawn face without it."""
+    import cv2
+
+    from core import faces
+
+    try:
+        from skimage import data as skdata
+
+        base, source = skdata.astronaut(), "astronaut"
+    except ImportError:
+        from core import synthetic
+
+        base, source = np.repeat(synthetic.generate(1, size=512)[0][0][..., None], 3, axis=-1), "drawn face"
+    faces.detect_faces(base)  # loads the cascade, which is not what is measured
+    rows = []
+    for mp in megapixels:
+        side = max(16, round((mp * 1e6) ** 0.5))
+        image = cv2.resize(base, (side, side), interpolation=cv2.INTER_AREA if side < base.shape[0] else cv2.INTER_CUBIC)
+        t0 = time.perf_counter()
+        full = faces.detect_faces(image, work_pixels=None)
+        before = time.perf_counter() - t0
+        after = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fast = faces.detect_faces(image)
+            after.append(time.perf_counter() - t0)
+        rows.append({"megapixels": side * side / 1e6, "side": side, "photo": source, "before_ms": before * 1000,
+                     "after_ms": float(np.median(after)) * 1000, "faces_before": len(full), "faces_after": len(fast)})
+    return {"work_pixels": faces.DETECT_PIXELS, "rows": rows}
+
+
 def environment_summary() -> dict:
     """Device, versions and the settings the numbers were measured with."""
     import tensorflow as tf
@@ -214,6 +248,8 @@ def run_benchmark(archs=("resnet50", "vgg16"), sizes=(48, 96), n_images: int = 9
     for arch in archs:
         progress(f"prediction latency per face: {arch} at 48px…")
         results["predict_latency"].append(bench_predict_latency(arch, 48))
+    progress("face detection on large photos, full resolution vs working copy…")
+    results["detection"] = bench_detection()
     progress("dataset decode, first use vs held in memory…")
     results["dataset_cache"] = bench_dataset_cache()
     if out is not None:
@@ -268,5 +304,8 @@ def format_table(results: dict) -> str:
     for p in results.get("predict_latency", []):
         lines.append(f"prediction per face, {p['arch']}@{p['size']}: detection {p['detection_ms']:.0f} ms, "
                      f"preprocessing {p['preprocess_ms']:.1f} ms, model {p['predict_ms']:.1f} ms")
+    for r in results.get("detection", {}).get("rows", []):
+        lines.append(f"Haar detection, {r['megapixels']:.2f} MP {r['photo']}: full resolution {r['before_ms']:.0f} ms "
+                     f"({r['faces_before']} face(s)), ~1 MP working copy {r['after_ms']:.0f} ms ({r['faces_after']})")
     return "\n".join(lines)
 

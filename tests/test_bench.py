@@ -24,6 +24,7 @@ def test_bench_smoke_reports_all_sections(tmp_path):
     assert saved["predict_latency"][0]["predict_ms"] > 0
     table = bench.format_table(results)
     assert "vgg16@32" in table and "matmul ceiling" in table and "frozen backbone" in table
+    assert "Haar detection, 40.01 MP" in table and saved["detection"]["rows"][1]["faces_after"] >= 1
 
 
 def test_forward_flops_match_a_hand_count():
