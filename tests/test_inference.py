@@ -78,6 +78,9 @@ def _iou(a, b) -> float:
 
 def test_list_predictors_describes_runs_and_references(lab, reference):
     found = {p["id"]: p for p in inference.list_predictors()}
+    assert found[lab.resnet]["note"] == inference.DRAWN_FACES_NOTE and not found[lab.resnet]["for_photos"]
+    assert found[lab.resnet]["trained_on"] == "synthetic-tiny"
+    assert found[reference.id]["for_photos"] and found[reference.id]["trained_on"] == "the operator's registered file"
     res, vgg, ref = found[lab.resnet], found[lab.vgg], found[reference.id]
     assert (res["kind"], res["arch"], res["input_size"], res["source_size"]) == ("run", "resnet50", 32, 48)
     assert res["class_names"] == FER and "resnet50/scratch-adam" in res["label"]
@@ -252,6 +255,7 @@ def test_cli_predict_prints_a_table_per_face(lab, tmp_path, capsys):
     assert rc == 1  # one unusable image
     assert "astronaut.png: 1 face(s)" in out and "model(s) say" in out
     assert "resnet50/scratch-adam" in out and "vgg16/scratch-adam" in out
+    assert out.count(": trained on drawn faces: not meaningful on photos") == 2
     assert "coffee.jpg: no face found" in out and "--detector whole" in out
     assert "broken.png" in err and "Traceback" not in err
 

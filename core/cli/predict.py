@@ -64,6 +64,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
               "--quick) or register one (python -m core register-model --help).")
         return 1
     labels = {p["id"]: p["label"] for p in predictors}
+    for p in predictors:
+        if p["id"] in ids and p["note"]:
+            print(f"note: {p['label']}: {p['note']}")
     status = 0
     for path in args.images:
         try:

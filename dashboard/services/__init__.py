@@ -49,8 +49,11 @@ from dashboard.services.predict import (
     agreement,
     analyse_photo,
     default_predictors,
+    fetch_reference,
+    has_photo_model,
     predictions_table,
     predictors,
+    published_reference,
     timings_table,
     yunet_model,
 )
@@ -79,7 +82,8 @@ __all__ = [
     "ACTIVE_STATES", "cancel", "ensure_worker", "job_action", "job_table", "submit", "worker_status",
     "build_configs", "estimate_seconds", "format_duration", "missing_weights", "quick_comparison_configs",
     "DEFAULT_PREDICTORS", "DETECTORS", "YUNET_ENV", "agreement", "analyse_photo", "default_predictors",
-    "predictions_table", "predictors", "timings_table", "yunet_model",
+    "fetch_reference", "has_photo_model", "predictions_table", "predictors", "published_reference", "timings_table",
+    "yunet_model",
     "KIND_NOTES", "LIVE_TTL", "history", "misclassified", "misclassified_or_error", "predictions", "report",
     "results_table", "run_config", "run_labels", "runs", "significance", "store",
 ]

