@@ -2,6 +2,9 @@
 is sampled, its face tracked and scored over time; tracking, limits, cancelling and the CLI."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pandas as pd
@@ -123,3 +126,35 @@ def test_cli_prints_each_tracked_face_and_writes_the_per_frame_csv(tiny, tmp_pat
     assert "face 1: seen from 0.0 s to 2.5 s in 6 frame(s)" in text and "reference/tiny: mostly " in text
     rows = pd.read_csv(out)
     assert len(rows) == 6 and (rows.file == "astronaut.mp4").all() and list(rows["time (s)"]) == [0, .5, 1, 1.5, 2, 2.5]
+
+
+PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "predict.py")
+
+
+def test_video_panel_charts_each_face_and_offers_both_downloads(tiny, downloads, st_clean):
+    import io
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(PAGE, default_timeout=240)
+    at.run()
+    at.radio(key="predict_mode").set_value("Video").run()
+    assert not at.exception, at.exception
+    assert at.multiselect(key="predict_models").value == ["ref:tiny"]
+    assert any("Videos up to 200 MB and 5 minutes (MP4, MOV, WebM, AVI)" in c.value for c in at.caption)
+    at.file_uploader(key="predict_video").set_value([("astronaut.mp4", tiny.read_bytes(), "video/mp4")])
+    at.slider(key="predict_video_fps").set_value(2.0).run()
+    at.button(key="predict_video_start").click().run()
+    assert not at.exception, at.exception
+    assert any(m.value.startswith("**astronaut.mp4: 1 face tracked** in 6 frames (2 per second of a 3.0 s video")
+               for m in at.markdown)
+    assert any(m.value.startswith("#### Face 1: seen from 0.0 s to 2.5 s in 6 frames") for m in at.markdown)
+    (chart,) = at.get("plotly_chart")
+    traces = json.loads(chart.proto.spec)["data"]
+    assert [t["name"] for t in traces] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    csv = pd.read_csv(io.StringIO(downloads["predict_video_csv"]))
+    assert len(csv) == 6 and list(csv["time (s)"]) == [0, .5, 1, 1.5, 2, 2.5] and (csv.face == 1).all()
+    assert len(downloads["predict_video_download"]) > 1000  # the annotated video's bytes
+    # The result is kept: another rerun shows it without analysing again.
+    at.run()
+    assert len(at.get("plotly_chart")) == 1 and not [b for b in at.button if b.key == "predict_video_start"]
