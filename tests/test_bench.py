@@ -25,6 +25,7 @@ def test_bench_smoke_reports_all_sections(tmp_path):
     table = bench.format_table(results)
     assert "vgg16@32" in table and "matmul ceiling" in table and "frozen backbone" in table
     assert "Haar detection, 40.01 MP" in table and saved["detection"]["rows"][1]["faces_after"] >= 1
+    assert saved["video"]["frames"] == 12 and saved["video"]["faces"] == 1 and "per sampled frame" in table
 
 
 def test_forward_flops_match_a_hand_count():

@@ -20,7 +20,7 @@ import numpy as np
 
 from core.faces import DETECTORS, Face, crop_face, detect_faces
 from core.inference.predict import prepare, probabilities
-from core.inference.predictors import load
+from core.inference.predictors import LoadedPredictor, load
 from core.tracking import RunStore
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".avi")
@@ -172,13 +172,14 @@ def _annotate(bgr: np.ndarray, boxes: list, numbers: list[int], labels: list[str
     return out
 
 
-def analyse_video(path: str | Path, predictor_ids: Sequence[str], sample_fps: float = DEFAULT_SAMPLE_FPS,
+def analyse_video(path: str | Path, predictor_ids: Sequence[str | LoadedPredictor], sample_fps: float = DEFAULT_SAMPLE_FPS,
                   detector: str = "haar", margin: float = 0.2, min_size: int = 24,
                   yunet_model: str | Path | None = None, annotated: str | Path | None = None,
                   store: RunStore | None = None, name: str | None = None,
                   progress: Callable[[int, int], None] | None = None,
                   cancelled: Callable[[], bool] | None = None) -> dict:
-    """Sample a video's frames, detect and track faces, and score every face with every predictor.
+    """Sample a video's frames, detect and track faces, and score every face with every predictor
+    (ids, or models already in memory as ``predictors.wrap_model`` gives them).
 
     ``annotated``: a file name stem; the annotated video (boxes, face numbers, the models'
     majority label) is written there with the first codec in CODECS that works (its suffix is
@@ -192,16 +193,18 @@ def analyse_video(path: str | Path, predictor_ids: Sequence[str], sample_fps: fl
     {path, codec, browser}), cancelled, seconds}.
     """
     t_start = time.perf_counter()
-    ids = list(dict.fromkeys(predictor_ids))
-    if not ids:
+    if not predictor_ids:
         raise ValueError("predictor_ids: choose at least one trained run or reference model")
     if detector not in DETECTORS:
         raise ValueError(f"Unknown detector {detector!r}; expected one of {', '.join(DETECTORS)}")
     name = name or Path(path).name
     info = probe(path, name)
     picked = sample_indices(info["frames"], info["fps"], sample_fps)
-    store = store or RunStore()
-    loaded = {pid: load(pid, store)[0] for pid in ids}
+    loaded = {}
+    for p in predictor_ids:
+        entry = p if isinstance(p, LoadedPredictor) else load(p, store)[0]
+        loaded.setdefault(entry.predictor.id, entry)
+    ids = list(loaded)
     tracker = FaceTracker()
     per_track: dict[int, dict[str, Any]] = {}
     rows: list[dict] = []
