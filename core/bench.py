@@ -179,7 +179,10 @@ def bench_predict_latency(arch: str, size: int, n: int = 20) -> dict:
     return {"arch": arch, "size": size, **{k: got[k]["median"] for k in ("detection_ms", "preprocess_ms", "predict_ms")}}
 
 
-def bench_detection(megapixels: tuple[float, ...] = (0.25, 40.0), repeats: int = 3) -> dict:
+DETECTION_MEGAPIXELS = (0.25, 40.0)  # photo sizes bench_detection measures in run_benchmark
+
+
+def bench_detection(megapixels: tuple[float, ...] = DETECTION_MEGAPIXELS, repeats: int = 3) -> dict:
     """Haar detection time on photos of the given sizes, searched at full resolution ("before",
     one pass: it takes seconds at 40 MP) and on the ~1 MP working copy (``core.faces`` default,
     median of ``repeats``). The photo is scikit-image's astronaut resized, or a drawn face without it."""
@@ -286,7 +289,7 @@ def run_benchmark(archs=("resnet50", "vgg16"), sizes=(48, 96), n_images: int = 9
         progress(f"prediction latency per face: {arch} at 48px…")
         results["predict_latency"].append(bench_predict_latency(arch, 48))
     progress("face detection on large photos, full resolution vs working copy…")
-    results["detection"] = bench_detection()
+    results["detection"] = bench_detection(DETECTION_MEGAPIXELS)
     progress(f"video analysis per sampled frame: {archs[0]} at 48px…")
     results["video"] = bench_video(archs[0])
     progress("dataset decode, first use vs held in memory…")
