@@ -179,6 +179,80 @@ def bench_predict_latency(arch: str, size: int, n: int = 20) -> dict:
     return {"arch": arch, "size": size, **{k: got[k]["median"] for k in ("detection_ms", "preprocess_ms", "predict_ms")}}
 
 
+DETECTION_MEGAPIXELS = (0.25, 40.0)  # photo sizes bench_detection measures in run_benchmark
+
+
+def bench_detection(megapixels: tuple[float, ...] = DETECTION_MEGAPIXELS, repeats: int = 3) -> dict:
+    """Haar detection time on photos of the given sizes, searched at full resolution ("before",
+    one pass: it takes seconds at 40 MP) and on the ~1 MP working copy (``core.faces`` default,
+    median of ``repeats``). The photo is scikit-image's astronaut resized, or a drawn face without it."""
+    import cv2
+
+    from core import faces
+
+    try:
+        from skimage import data as skdata
+
+        base, source = skdata.astronaut(), "astronaut"
+    except ImportError:
+        from core import synthetic
+
+        base, source = np.repeat(synthetic.generate(1, size=512)[0][0][..., None], 3, axis=-1), "drawn face"
+    faces.detect_faces(base)  # loads the cascade, which is not what is measured
+    rows = []
+    for mp in megapixels:
+        side = max(16, round((mp * 1e6) ** 0.5))
+        image = cv2.resize(base, (side, side), interpolation=cv2.INTER_AREA if side < base.shape[0] else cv2.INTER_CUBIC)
+        t0 = time.perf_counter()
+        full = faces.detect_faces(image, work_pixels=None)
+        before = time.perf_counter() - t0
+        after = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fast = faces.detect_faces(image)
+            after.append(time.perf_counter() - t0)
+        rows.append({"megapixels": side * side / 1e6, "side": side, "photo": source, "before_ms": before * 1000,
+                     "after_ms": float(np.median(after)) * 1000, "faces_before": len(full), "faces_after": len(fast)})
+    return {"work_pixels": faces.DETECT_PIXELS, "rows": rows}
+
+
+def bench_video(arch: str = "vgg16", size: int = 48, sample_fps: float = 4.0) -> dict:
+    """Video analysis throughput: a synthesized 3 s 480x272 clip (a face sliding across, 8 fps) sampled at
+    ``sample_fps``, every sample detected, tracked and scored by one model built in memory (untrained:
+    weights do not change the cost); the first sample, which traces the model, is left out."""
+    import cv2
+
+    from core import inference
+    from core.config import ModelConfig
+    from core.inference import video
+
+    try:
+        from skimage import data as skdata
+
+        face = cv2.resize(skdata.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
+    except ImportError:
+        from core import synthetic
+
+        face = np.repeat(synthetic.generate(1, size=256)[0][0][..., None], 3, axis=-1)
+    model = inference.wrap_model(models.build_model(ModelConfig(arch=arch, weights="none", input_size=size), 7),
+                                 arch, size)
+    stamps: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "clip.avi"
+        writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 8, (480, 272))
+        for i in range(24):
+            frame = np.full((272, 480, 3), 90, np.uint8)
+            frame[8:264, 8 * i:8 * i + 256] = cv2.cvtColor(face, cv2.COLOR_RGB2BGR)
+            writer.write(frame)
+        writer.release()
+        got = video.analyse_video(clip, [model], sample_fps=sample_fps,
+                                  progress=lambda done, total: stamps.append(time.perf_counter()))
+    per_frame = float(np.median(np.diff(stamps))) if len(stamps) > 2 else float("nan")
+    return {"arch": arch, "size": size, "frame_size": "480x272", "sample_fps": sample_fps,
+            "frames": got["info"]["analysed"], "faces": len(got["tracks"]), "ms_per_frame": per_frame * 1000,
+            "frames_per_s": 1.0 / per_frame}
+
+
 def environment_summary() -> dict:
     """Device, versions and the settings the numbers were measured with."""
     import tensorflow as tf
@@ -214,6 +288,10 @@ def run_benchmark(archs=("resnet50", "vgg16"), sizes=(48, 96), n_images: int = 9
     for arch in archs:
         progress(f"prediction latency per face: {arch} at 48px…")
         results["predict_latency"].append(bench_predict_latency(arch, 48))
+    progress("face detection on large photos, full resolution vs working copy…")
+    results["detection"] = bench_detection(DETECTION_MEGAPIXELS)
+    progress(f"video analysis per sampled frame: {archs[0]} at 48px…")
+    results["video"] = bench_video(archs[0])
     progress("dataset decode, first use vs held in memory…")
     results["dataset_cache"] = bench_dataset_cache()
     if out is not None:
@@ -268,5 +346,11 @@ def format_table(results: dict) -> str:
     for p in results.get("predict_latency", []):
         lines.append(f"prediction per face, {p['arch']}@{p['size']}: detection {p['detection_ms']:.0f} ms, "
                      f"preprocessing {p['preprocess_ms']:.1f} ms, model {p['predict_ms']:.1f} ms")
+    for r in results.get("detection", {}).get("rows", []):
+        lines.append(f"Haar detection, {r['megapixels']:.2f} MP {r['photo']}: full resolution {r['before_ms']:.0f} ms "
+                     f"({r['faces_before']} face(s)), ~1 MP working copy {r['after_ms']:.0f} ms ({r['faces_after']})")
+    if v := results.get("video"):
+        lines.append(f"video, {v['frame_size']} frames with one face, {v['arch']}@{v['size']}: {v['ms_per_frame']:.0f} ms "
+                     f"per sampled frame ({v['frames_per_s']:.1f} frames/s: decode, detect, track, score)")
     return "\n".join(lines)
 

@@ -546,3 +546,40 @@ def report_html(
         parts.append("</section>")
     parts.extend(["</body>", "</html>"])
     return "\n".join(parts)
+
+
+def emotion_timeline_figure(
+    times: Sequence[float],
+    probs: npt.ArrayLike,
+    class_names: Sequence[str],
+    title: str = "",
+) -> go.Figure:
+    """One tracked face under one model: each class's probability (lines) over the video's time."""
+    values = np.asarray(probs, dtype=float)
+    names = [str(c) for c in class_names]
+    if values.size == 0 or not names:
+        return empty_figure("No frames with this face")
+    if values.shape != (len(times), len(names)):
+        raise ValueError(
+            f"probabilities must be one row per time and one column per class ({len(times)}, {len(names)}). "
+            f"Received: shape={values.shape}"
+        )
+    fig = go.Figure()
+    for k, name in enumerate(names):
+        fig.add_trace(
+            go.Scatter(
+                x=list(times),
+                y=values[:, k],
+                mode="lines+markers" if len(times) < 40 else "lines",
+                name=name,
+                line=dict(color=PALETTE[k % len(PALETTE)], width=2),
+                hovertemplate=f"<b>{html.escape(name)}</b><br>%{{x:.2f}} s: %{{y:.1%}}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        title=title or None,
+        xaxis_title="time in the video (s)",
+        yaxis=dict(title="probability", range=[0, 1], tickformat=".0%"),
+        hovermode="x unified",
+    )
+    return fig

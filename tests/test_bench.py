@@ -9,7 +9,8 @@ import json
 from core import bench
 
 
-def test_bench_smoke_reports_all_sections(tmp_path):
+def test_bench_smoke_reports_all_sections(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "DETECTION_MEGAPIXELS", (0.25, 4.0))  # 40 MP at full resolution takes 10-30 s
     out = tmp_path / "bench.json"
     results = bench.run_benchmark(archs=("vgg16",), sizes=(32,), n_images=14, batch_size=7, epochs=2, out=out,
                                   progress=lambda line: None)
@@ -24,6 +25,9 @@ def test_bench_smoke_reports_all_sections(tmp_path):
     assert saved["predict_latency"][0]["predict_ms"] > 0
     table = bench.format_table(results)
     assert "vgg16@32" in table and "matmul ceiling" in table and "frozen backbone" in table
+    assert "Haar detection, 4.00 MP astronaut: full resolution" in table
+    assert saved["detection"]["rows"][1]["faces_after"] >= 1
+    assert saved["video"]["frames"] == 12 and saved["video"]["faces"] == 1 and "per sampled frame" in table
 
 
 def test_forward_flops_match_a_hand_count():

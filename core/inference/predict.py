@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from core import models
-from core.faces import DETECTORS, Face, crop_face, detect_faces, to_gray
+from core.faces import DETECTORS, Face, ImageError, crop_face, detect_faces, load_image, to_gray
 from core.inference.gradcam import normalise, overlay_heatmap, traced_grad_cam
 from core.inference.predictors import LoadedPredictor, Predictor, load
 from core.inference.references import scale
@@ -179,6 +179,65 @@ def _face_result(i: int, face: Face, crop: np.ndarray, loaded: dict, probs: dict
         if maps is not None:
             heat, overlay = overlay_heatmap(crop, maps[i])
             out["gradcam"][pid] = {"heatmap": heat, "overlay": overlay, "resolution": tuple(maps.shape[1:])}
+    return out
+
+
+# ---------------------------------------------------------------- folders
+
+
+def folder_files(folder: str | Path) -> list[Path]:
+    """Every file under ``folder`` (subfolders included, hidden files left out), sorted: each is tried
+    as an image, so a photo with a wrong extension is still scored and a stray file is reported."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder")
+    return sorted(p for p in root.rglob("*") if p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def prediction_rows(name: str, result: dict, labels: dict[str, str] | None = None) -> list[dict]:
+    """One row per (face, model) of a ``predict_faces`` result: file, face number (from 1), box,
+    model, top label, its probability, then p(class) for every class the model knows."""
+    labels = labels or {p["id"]: p["label"] for p in result["predictors"]}
+    rows = []
+    for face in result["faces"]:
+        x, y, w, h = face["box"]
+        for pid, pred in face["predictions"].items():
+            rows.append({"file": name, "face": face["index"] + 1, "x": x, "y": y, "width": w, "height": h,
+                         "model": labels.get(pid, pid), "model id": pid, "top label": pred["top_label"],
+                         "probability": pred["probability"], **{f"p({c})": v for c, v in pred["probs"].items()}})
+    return rows
+
+
+def predict_folder(folder: str | Path, predictor_ids: Sequence[str], detector: str = "haar", margin: float = 0.2,
+                   min_size: int = 24, yunet_model: str | Path | None = None, store: RunStore | None = None,
+                   progress: Callable[[int, int, str], None] | None = None) -> dict:
+    """Score every image in a folder (see ``folder_files``) with every predictor; no Grad-CAM.
+
+    Returns {rows (``prediction_rows`` of every image, file names relative to the folder),
+    files (how many were tried), scored, no_face [names], unreadable [(name, message)]}.
+    A file that is not a usable image is listed in ``unreadable`` and the rest go on.
+    ``progress(done, total, name)`` is called after each file.
+    """
+    root = Path(folder)
+    files = folder_files(root)
+    store = store or RunStore()
+    out: dict[str, Any] = {"rows": [], "files": len(files), "scored": 0, "no_face": [], "unreadable": []}
+    for i, path in enumerate(files):
+        name = path.relative_to(root).as_posix()
+        try:
+            rgb = load_image(path, name)
+        except ImageError as exc:
+            out["unreadable"].append((name, str(exc)))
+        else:
+            result = predict_faces(rgb, predictor_ids, detector, margin, gradcam=False, yunet_model=yunet_model,
+                                   min_size=min_size, store=store)
+            out["scored"] += 1
+            if not result["faces"]:
+                out["no_face"].append(name)
+            out["rows"] += prediction_rows(name, result)
+        if progress:
+            progress(i + 1, len(files), name)
     return out
 
 

