@@ -53,7 +53,7 @@ def test_page_opens_with_the_labs_settings_and_animates_five_paths():
 def test_a_link_restores_every_control():
     query = {"surface": "rosenbrock", "opt": ["rmsprop", "adam"], "lr": "0.01", "steps": "50", "present": "true",
              "rosenbrock_x": "-0.1", "rosenbrock_y": "0.2", "momentum": "0.5", "rho": "0.8", "beta1": "0.7",
-             "beta2": "0.99", "wd": "0.01", "seed": "3"}
+             "beta2": "0.99", "wd": "0.01", "noise_seed": "3"}
     at = open_page(**query)
     assert not at.exception
     controls = {"surface": at.selectbox(key="surface").value, "opt": at.multiselect(key="opt").value,
@@ -62,10 +62,10 @@ def test_a_link_restores_every_control():
                 "rosenbrock_y": at.slider(key="rosenbrock_y").value, "momentum": at.slider(key="momentum").value,
                 "rho": at.slider(key="rho").value, "beta1": at.slider(key="beta1").value,
                 "beta2": at.select_slider(key="beta2").value, "wd": at.select_slider(key="wd").value,
-                "seed": at.number_input(key="seed").value}
+                "noise_seed": at.number_input(key="noise_seed").value}
     assert controls == {"surface": "rosenbrock", "opt": ["rmsprop", "adam"], "lr": 0.01, "steps": 50, "present": True,
                         "rosenbrock_x": pytest.approx(-0.1), "rosenbrock_y": pytest.approx(0.2), "momentum": 0.5,
-                        "rho": 0.8, "beta1": 0.7, "beta2": 0.99, "wd": 0.01, "seed": 3}
+                        "rho": 0.8, "beta1": 0.7, "beta2": 0.99, "wd": 0.01, "noise_seed": 3}
     # The charts follow the link: two optimizers, 50 steps, from the linked start; presentation fonts.
     paths = figure(at, "optimizers_paths")
     assert [t["name"] for t in paths["data"][2:]] == ["RMSprop", "Adam"]

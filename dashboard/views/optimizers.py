@@ -53,7 +53,7 @@ beta_1 = a1.slider("Adam/AdamW beta 1", 0.0, 0.99, defaults["beta_1"], 0.01, key
 beta_2 = a2.select_slider("Adam/AdamW beta 2", [0.9, 0.99, 0.999, 0.9999], defaults["beta_2"], key="beta2", bind=URL)
 decay = a3.select_slider("AdamW weight decay", [0.0, 1e-4, 1e-3, 1e-2, 0.1, 1.0], defaults["weight_decay"],
                          format_func=services.format_rate, key="wd", bind=URL)
-seed = a4.number_input("Noise seed (noisy surface)", 0, 10_000, 0, key="seed", bind=URL)
+seed = a4.number_input("Noise seed (noisy surface)", 0, 10_000, 0, key="noise_seed", bind=URL)
 
 st.markdown(f"**{info['title']}.** {info['lesson']}")
 if not names:
