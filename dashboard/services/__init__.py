@@ -80,6 +80,7 @@ from dashboard.services.teaching import (
     classroom_histories,
     format_rate,
     optimizer_paths,
+    optimizers_href,
     optimizers_link,
     parse_rate,
     playground_defaults,
@@ -100,6 +101,6 @@ __all__ = [
     "KIND_NOTES", "LIVE_TTL", "history", "misclassified", "misclassified_or_error", "predictions", "report",
     "results_table", "run_config", "run_labels", "runs", "significance", "store",
     "CLASSROOM_LABELS", "OPTIMIZERS", "SURFACES", "classroom_defaults", "classroom_experiment", "classroom_histories",
-    "format_rate", "optimizer_paths", "optimizers_link", "parse_rate", "playground_defaults", "surface_grid",
+    "format_rate", "optimizer_paths", "optimizers_href", "optimizers_link", "parse_rate", "playground_defaults", "surface_grid",
     "surface_info",
 ]

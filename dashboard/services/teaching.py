@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Any
+from urllib.parse import urlencode
 
 import streamlit as st
 
 from core import classroom, playground
+from core.tracking import RunNotFound
+from dashboard.services.runstore import run_config
 
 SURFACES = {name: s.title for name, s in playground.SURFACES.items()}
 OPTIMIZERS = {name: playground.LABELS[name] for name in playground.OPTIMIZERS}
@@ -66,6 +69,15 @@ def optimizers_link(run_config: dict) -> dict[str, str]:
     if opt.get("name") == "sgd":
         params["momentum"] = f"{float(opt.get('momentum', 0.9)):g}"
     return params
+
+
+def optimizers_href(run_id: str) -> str | None:
+    """A relative link to the Optimizers page preset to run ``run_id``'s optimizer and learning rate,
+    or None for a run without a stored config."""
+    try:
+        return "optimizers?" + urlencode(optimizers_link(run_config(run_id)))
+    except RunNotFound:
+        return None
 
 
 def classroom_defaults() -> dict[str, Any]:
