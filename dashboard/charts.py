@@ -556,6 +556,11 @@ def _log_loss_levels(z: np.ndarray) -> np.ndarray:
     return np.log10(z - np.nanmin(z) + 1e-6 * (np.nanmax(z) - np.nanmin(z) + 1e-12))
 
 
+def _optimizer_colors(labels: Sequence[str]) -> dict[str, str]:
+    # A handful of optimizers, always shown together: distinct palette slots beat stable hashes here.
+    return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+
+
 def optimizer_paths_figure(
     xs: npt.ArrayLike,
     ys: npt.ArrayLike,
@@ -575,7 +580,7 @@ def optimizer_paths_figure(
     """
     if not paths:
         return empty_figure("No optimizer selected")
-    palette = _colors_for(list(paths), None)
+    palette = _optimizer_colors(list(paths))
     arrays = {k: np.asarray(v, dtype=float) for k, v in paths.items()}
     steps = max(len(a) for a in arrays.values()) - 1
     shown = np.unique(np.linspace(0, steps, min(max_frames, steps + 1)).round().astype(int))
@@ -600,20 +605,23 @@ def optimizer_paths_figure(
         fig.add_trace(trail(label, 0))
     indices = list(range(first, first + len(arrays)))
     fig.frames = [go.Frame(name=str(s), traces=indices, data=[trail(label, s) for label in arrays]) for s in shown]
-    play = dict(frame=dict(duration=frame_ms, redraw=False), transition=dict(duration=0), fromcurrent=True,
+    # redraw=True: without it plotly.js drops the contour trace on the first animated frame.
+    play = dict(frame=dict(duration=frame_ms, redraw=True), transition=dict(duration=0), fromcurrent=True,
                 mode="immediate")
-    pause = dict(frame=dict(duration=0, redraw=False), transition=dict(duration=0), mode="immediate")
+    pause = dict(frame=dict(duration=0, redraw=True), transition=dict(duration=0), mode="immediate")
     fig.update_layout(
         xaxis=dict(title="x", range=[float(np.min(xs)), float(np.max(xs))]),
         yaxis=dict(title="y", range=[float(np.min(ys)), float(np.max(ys))]),
-        legend=dict(orientation="h", y=-0.32 if font_size else -0.25),
-        updatemenus=[dict(type="buttons", direction="left", x=0, y=1.12, xanchor="left", showactive=False,
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        # Under the plot, clear of plotly's toolbar above it.
+        updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.12, xanchor="left", yanchor="top",
+                          showactive=False,
                           buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
                                    dict(label="❚❚ Pause", method="animate", args=[[None], pause])])],
-        sliders=[dict(active=0, x=0.2, len=0.8, y=1.14, yanchor="bottom", pad=dict(t=0, b=0),
-                      currentvalue=dict(prefix="step ", font=dict(size=font_size or 14)),
+        sliders=[dict(active=0, x=0.35, len=0.65, y=-0.1, yanchor="top", pad=dict(t=0, b=0),
+                      currentvalue=dict(prefix="step ", xanchor="right", font=dict(size=font_size or 14)),
                       steps=[dict(label=str(s), method="animate", args=[[str(s)], pause]) for s in shown])],
-        hovermode="closest",
+        hovermode="closest", margin=dict(b=130 if font_size else 110),
     )
     if font_size:
         fig.update_layout(font=dict(size=font_size))
@@ -624,7 +632,7 @@ def optimizer_loss_figure(losses: Mapping[str, npt.ArrayLike], *, font_size: int
     """Loss against step for each optimizer (step 0 is the shared start); log scale when every loss is positive."""
     if not losses:
         return empty_figure("No optimizer selected")
-    palette = _colors_for(list(losses), None)
+    palette = _optimizer_colors(list(losses))
     fig = go.Figure()
     positive = True
     for label, values in losses.items():
@@ -650,7 +658,7 @@ def step_size_figure(step_sizes: Mapping[str, npt.ArrayLike], *, font_size: int 
 
     if not step_sizes:
         return empty_figure("No optimizer selected")
-    palette = _colors_for(list(step_sizes), None)
+    palette = _optimizer_colors(list(step_sizes))
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=("parameter x", "parameter y"))
     for label, values in step_sizes.items():
@@ -660,9 +668,9 @@ def step_size_figure(step_sizes: Mapping[str, npt.ArrayLike], *, font_size: int 
                                      legendgroup=label, showlegend=col == 0, line=dict(color=palette[label], width=2),
                                      hovertemplate="<b>%{meta}</b><br>step %{x}<br>|Δθ|/|g| %{y:.3g}<extra></extra>"),
                           row=1, col=col + 1)
-    fig.update_xaxes(title_text="Step")
-    fig.update_yaxes(type="log", title_text="|Δθ| / |gradient|", row=1, col=1)
-    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_xaxes(title_text="Step", nticks=4)
+    fig.update_yaxes(type="log", exponentformat="power", title_text="|Δθ| / |gradient|", row=1, col=1)
+    fig.update_yaxes(type="log", exponentformat="power", row=1, col=2)
     fig.update_layout(hovermode="closest")
     if font_size:
         fig.update_layout(font=dict(size=font_size))
