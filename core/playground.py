@@ -2,9 +2,9 @@
 
 Every path is computed by the real ``keras.optimizers`` classes applied to a two-element
 variable, so what a class sees is what the lab's training does, not a re-implementation.
-All five optimizers step together inside one ``tf.function`` (a graph-mode loop), which
-runs 200 steps of all five in a fraction of a second where 1000 eager Keras calls would
-take seconds.
+All the optimizers step together inside one ``tf.function`` (a graph-mode loop) whose
+hyperparameters are variables, so it is compiled once per surface and set of optimizers and
+then reused: moving a slider re-runs a compiled loop instead of making 1000 eager Keras calls.
 
 Surfaces are written with arithmetic only, so one definition serves NumPy (the contour
 grid) and TensorFlow (the gradients). Each is a textbook function ``f`` in coordinates
@@ -15,9 +15,11 @@ TensorFlow is imported only when a path is computed.
 """
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -158,6 +160,10 @@ class Paths:
     def final_loss(self) -> dict[str, float]:
         return {n: float(v) for n, v in zip(self.names, self.loss[:, -1])}
 
+    def diverged(self) -> list[str]:
+        """Optimizers whose path ran off to infinity (their learning rate is too large for this surface)."""
+        return [n for n, t in zip(self.names, self.theta) if not np.isfinite(t).all()]
+
 
 def surface(name: str) -> Surface:
     """The surface ``name`` (one of ``SURFACES``), or a ValueError naming the choices."""
@@ -175,15 +181,80 @@ def grid(name: str, n: int = 120) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return xs, ys, srf.loss(gx, gy)
 
 
+# Hyperparameters held in variables, so one compiled loop serves every slider position. SGD's
+# momentum stays a Python number: Keras' SGD requires a float and decides at build time whether
+# it keeps a momentum slot, so a new momentum compiles a new loop.
+_TENSOR_SETTINGS = ("rho", "beta_1", "beta_2", "weight_decay", "epsilon")
+
+
+class _Loop:
+    """The compiled loop of one surface and one list of optimizers, reused across calls."""
+
+    def __init__(self, name: str, names: tuple[str, ...], momentum: float, nesterov: bool):
+        import tensorflow as tf
+
+        srf = surface(name)
+        self.hyper = {k: tf.Variable(getattr(Settings(), k), dtype=tf.float32, trainable=False)
+                      for k in _TENSOR_SETTINGS}
+        settings = replace(Settings(momentum=momentum, nesterov=nesterov), **self.hyper)
+        self.opts = [make_optimizer(n, settings) for n in names]
+        self.variables = [tf.Variable(tf.zeros(2), name=f"theta_{n}") for n in names]
+        for opt, var in zip(self.opts, self.variables):
+            opt.build([var])
+        self.lock = threading.Lock()  # dashboard sessions share loops; one run at a time per loop
+
+        def step(i, thetas, grads, shifts):
+            step_grads = []
+            for opt, var in zip(self.opts, self.variables):
+                with tf.GradientTape() as tape:
+                    # The mini-batch's loss: the surface with its minimum moved by this step's shift.
+                    loss = srf.loss(var[0] - shifts[i, 0], var[1] - shifts[i, 1])
+                g = tape.gradient(loss, var)
+                opt.apply_gradients([(g, var)])
+                step_grads.append(g)
+            # tf.function orders reads after the updates to the same variables.
+            moved = tf.stack([v.read_value() for v in self.variables])
+            return i + 1, thetas.write(i + 1, moved), grads.write(i, tf.stack(step_grads)), shifts
+
+        # autograph=False: converting Keras' optimizer code costs more than the whole loop runs.
+        @tf.function(autograph=False, input_signature=[tf.TensorSpec([None, 2], tf.float32)])
+        def run(shifts):
+            steps = tf.shape(shifts)[0]
+            thetas = tf.TensorArray(tf.float32, size=steps + 1).write(
+                0, tf.stack([v.read_value() for v in self.variables]))
+            grads = tf.TensorArray(tf.float32, size=steps)
+            _, thetas, grads, _ = tf.while_loop(lambda i, *_: i < steps, step,
+                                                (tf.constant(0), thetas, grads, shifts))
+            return thetas.stack(), grads.stack()
+
+        self.run = run
+
+    def __call__(self, settings: Settings, start: tuple[float, float], shifts: np.ndarray):
+        with self.lock:
+            for opt, var in zip(self.opts, self.variables):
+                for v in opt.variables:  # a fresh optimizer: step count and slots back to zero
+                    v.assign(np.zeros(v.shape, v.dtype))
+                opt.learning_rate = settings.learning_rate
+                var.assign(start)
+            for k, v in self.hyper.items():
+                v.assign(getattr(settings, k))
+            return [a.numpy() for a in self.run(shifts.astype(np.float32))]
+
+
+@functools.lru_cache(maxsize=32)
+def _loop(name: str, names: tuple[str, ...], momentum: float, nesterov: bool) -> _Loop:
+    return _Loop(name, names, momentum, nesterov)
+
+
 def paths(name: str, settings: Settings | None = None, steps: int = 200, start: Sequence[float] | None = None,
           optimizers: Sequence[str] = OPTIMIZERS, seed: int = 0) -> Paths:
     """Run ``optimizers`` for ``steps`` steps on surface ``name`` from ``start`` (default: the surface's).
 
     All optimizers start from the same point and, on the noisy surface, see the same seeded
-    sequence of mini-batch shifts.
+    sequence of mini-batch shifts. The first call for a surface, list of optimizers and SGD
+    momentum compiles a loop; later calls (any learning rate, betas, rho, decay, start, steps)
+    reuse it.
     """
-    import tensorflow as tf
-
     srf = surface(name)
     settings = (settings or Settings()).validate()
     if not 1 <= steps <= 10_000:
@@ -191,38 +262,17 @@ def paths(name: str, settings: Settings | None = None, steps: int = 200, start: 
     start = tuple(float(v) for v in (srf.start if start is None else start))
     if len(start) != 2 or not np.all(np.isfinite(start)):
         raise ValueError(f"start={start!r}: expected two finite numbers (x, y)")
-    names = list(optimizers)
+    names = tuple(optimizers)
+    for n in names:
+        if n not in OPTIMIZERS:
+            raise ValueError(f"Unknown optimizer {n!r}; expected one of {', '.join(OPTIMIZERS)}")
     t0 = time.perf_counter()
-    opts = [make_optimizer(n, settings) for n in names]
-    variables = [tf.Variable(start, dtype=tf.float32, name=f"theta_{n}") for n in names]
-    for opt, var in zip(opts, variables):
-        opt.build([var])
-    shifts = tf.constant(np.random.default_rng(seed).normal(0.0, srf.noise, (steps, 2)), tf.float32)
-
-    def step(i, thetas, grads):
-        step_grads = []
-        for opt, var in zip(opts, variables):
-            with tf.GradientTape() as tape:
-                # The mini-batch's loss: the surface with its minimum moved by this step's shift.
-                loss = srf.loss(var[0] - shifts[i, 0], var[1] - shifts[i, 1])
-            g = tape.gradient(loss, var)
-            opt.apply_gradients([(g, var)])
-            step_grads.append(g)
-        # The reads wait for the updates: the next step must see the moved variables.
-        with tf.control_dependencies(step_grads):
-            moved = tf.stack([v.read_value() for v in variables])
-        return i + 1, thetas.write(i + 1, moved), grads.write(i, tf.stack(step_grads))
-
-    # autograph=False: converting Keras' optimizer code costs more than the whole loop runs.
-    @tf.function(autograph=False)
-    def run():
-        thetas = tf.TensorArray(tf.float32, size=steps + 1).write(0, tf.stack([v.read_value() for v in variables]))
-        grads = tf.TensorArray(tf.float32, size=steps)
-        _, thetas, grads = tf.while_loop(lambda i, *_: i < steps, step, (tf.constant(0), thetas, grads))
-        return thetas.stack(), grads.stack()
-
-    theta, grad = (np.swapaxes(a.numpy().astype(np.float64), 0, 1) for a in run())
+    shifts = np.random.default_rng(seed).normal(0.0, srf.noise, (steps, 2))
+    theta, grad = _loop(name, names, settings.momentum, settings.nesterov)(settings, start, shifts)
+    theta, grad = (np.swapaxes(a.astype(np.float64), 0, 1) for a in (theta, grad))
     seconds = time.perf_counter() - t0
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # A learning rate too large for the surface sends a path to infinity: NaN from there on, not a warning.
+    with np.errstate(all="ignore"):
         step_size = np.where(np.abs(grad) > 0, np.abs(np.diff(theta, axis=1)) / np.abs(grad), np.nan)
-    return Paths(name, names, theta, srf.loss(theta[..., 0], theta[..., 1]), grad, step_size, seconds, settings)
+        loss = srf.loss(theta[..., 0], theta[..., 1])
+    return Paths(name, list(names), theta, loss, grad, step_size, seconds, settings)

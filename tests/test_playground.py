@@ -18,6 +18,9 @@ def quadratic_grad(x: float, y: float) -> tuple[float, float]:
 
 def test_first_three_adam_and_rmsprop_steps_match_the_update_rules():
     s = playground.Settings(learning_rate=0.01)
+    # Runs share a compiled loop: an earlier run with other settings must leave nothing behind.
+    playground.paths("quadratic", playground.Settings(learning_rate=0.3, beta_1=0.5, rho=0.5), steps=7,
+                     start=(0.1, 0.1), optimizers=("rmsprop", "adam"))
     got = playground.paths("quadratic", s, steps=3, start=START, optimizers=("rmsprop", "adam"))
     lr, eps = s.learning_rate, s.epsilon
 
@@ -78,6 +81,12 @@ def test_noisy_surface_is_seeded_and_every_optimizer_sees_the_same_batches():
     assert not np.allclose(b.theta, c.theta)
     clean = playground.paths("quadratic", steps=30, optimizers=("sgd",))
     assert not np.allclose(b.theta, clean.theta)
+
+
+def test_a_learning_rate_too_large_for_the_surface_is_reported_as_divergence():
+    got = playground.paths("beale", playground.Settings(learning_rate=0.1), steps=100, optimizers=("sgd", "adam"))
+    assert got.diverged() == ["sgd"]  # Adam's step is bounded by its learning rate; SGD's grows with the gradient
+    assert np.isfinite(got.loss[1]).all()
 
 
 def test_grid_and_bad_input():

@@ -63,6 +63,10 @@ settings = {**defaults, "learning_rate": lr, "momentum": momentum, "rho": rho, "
             "weight_decay": decay}
 paths = services.optimizer_paths(surface, settings, int(steps), (x, y), tuple(names), int(seed))
 labels = [services.OPTIMIZERS[n] for n in paths.names]
+if diverged := paths.diverged():
+    st.warning(f"Diverged at learning rate {services.format_rate(lr)}: "
+               f"{', '.join(services.OPTIMIZERS[n] for n in diverged)} (the path leaves the picture). "
+               "Lower the learning rate to see it converge.", icon=":material/warning:")
 xs, ys, z = services.surface_grid(surface)
 
 plot, side = st.columns([3, 2]) if not present else (st.container(), st.container())
@@ -75,7 +79,8 @@ side.plotly_chart(ui.tight(charts.step_size_figure(dict(zip(labels, paths.step_s
                            height=height // 2), key="optimizers_step_size")
 st.caption(
     f"Each path: `keras.optimizers` applied to a two-element variable, {steps} steps from ({x:.3f}, {y:.3f}), all "
-    f"optimizers together in one compiled loop ({paths.seconds:.2f} s on this machine). Press ▶ Play to animate. "
+    f"optimizers together in one compiled loop ({paths.seconds:.2f} s on this machine; the first run of a surface "
+    "and set of optimizers also compiles the loop). Press ▶ Play to animate. "
     "Effective step size = |change of a parameter| / |its gradient|: plain SGD's is its learning rate on both "
     "parameters; RMSprop and Adam give each parameter its own."
     + (f" Noisy surface: every step sees a mini-batch whose minimum is shifted by N(0, {info['noise']}²) per "
