@@ -97,14 +97,14 @@ def test_classroom_experiment_animates_and_says_what_was_trained(st_clean, monke
     monkeypatch.setattr(services, "classroom_defaults", lambda: tiny)
     monkeypatch.setattr(services, "classroom_experiment", lambda: teaching.classroom_experiment(**tiny))
     at = open_page()
-    assert "Trains **only a classifier head**" in texts(at) and "**vgg16** backbone" in texts(at)
+    assert "Trains **only a classifier head**" in texts(at) and "**resnet50** backbone" in texts(at)
     at.button(key="classroom_start").click().run()
     assert not at.exception
-    assert "ImageNet weights for vgg16 are not cached" in texts(at)  # offline: said plainly
+    assert "ImageNet weights for resnet50 are not cached" in texts(at)  # offline: said plainly
     table = at.dataframe[0].value
     assert sorted(table.optimizer) == ["Adam", "RMSprop", "SGD (momentum 0.9, Nesterov)"]
     assert (table.epoch == 2).all()
     curves = figure(at, "classroom_accuracy")
     assert {t["legendgrouptitle"]["text"] for t in curves["data"] if t.get("legendgrouptitle")} == {
         "Adam", "RMSprop", "SGD (momentum 0.9, Nesterov)"}
-    assert "measured on 18 validation images of synthetic-tiny" in texts(at) or "validation images" in texts(at)
+    assert "measured on 21 validation images of synthetic-tiny" in texts(at)

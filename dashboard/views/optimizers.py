@@ -95,8 +95,8 @@ st.markdown(
     f"**{setup['arch']}** backbone ({setup['weights']} weights when cached on this machine, otherwise a randomly "
     f"initialised backbone), {setup['input_size']} px faces of the **{setup['dataset']}** set. The three heads "
     f"start from the same random weights and see the same batches in the same order, for {setup['epochs']} epochs at "
-    f"learning rate {setup['learning_rate']:g}. It runs here, in the dashboard, and takes seconds once the "
-    "features are cached (the first run computes them: about half a minute).")
+    f"learning rate {setup['learning_rate']:g}. It runs here, in the dashboard: seconds once the features are "
+    "cached; the first run also makes the one backbone pass over the data, which takes longer.")
 if st.button("Run the experiment", type="primary", key="classroom_start"):
     with st.spinner("Computing backbone features (cached after the first run)…"):
         experiment = services.classroom_experiment()
