@@ -77,10 +77,12 @@ class Experiment:
         self.details = {**asdict(setup), "weights_used": weights, "note": note,
                         "feature_dim": int(self.data["x_train"].shape[1]),
                         "n_train": int(len(self.data["y_train"])), "n_val": int(len(self.data["y_val"]))}
-        keras.utils.set_random_seed(setup.seed)
-        # One seeded random head; every optimizer trains a copy of it.
+        # One seeded random head; every optimizer trains a copy of it. A seeded initializer rather than
+        # a global seed: this may run inside the dashboard's server process.
+        init = keras.initializers.GlorotUniform(seed=setup.seed)
         self.head = keras.Sequential([keras.Input((self.details["feature_dim"],), name="features"),
-                                      keras.layers.Dense(len(self.classes), activation="softmax", name="head_logits")],
+                                      keras.layers.Dense(len(self.classes), activation="softmax",
+                                                         kernel_initializer=init, name="head_logits")],
                                      name="head")
         self.initial_weights: dict[str, list[np.ndarray]] = {}
 

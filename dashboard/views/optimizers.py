@@ -79,8 +79,8 @@ side.plotly_chart(ui.tight(charts.step_size_figure(dict(zip(labels, paths.step_s
                            height=height // 2), key="optimizers_step_size")
 st.caption(
     f"Each path: `keras.optimizers` applied to a two-element variable, {steps} steps from ({x:.3f}, {y:.3f}), all "
-    f"optimizers together in one compiled loop ({paths.seconds:.2f} s on this machine; the first run of a surface "
-    "and set of optimizers also compiles the loop). Press ▶ Play to animate. "
+    f"optimizers together in one compiled loop ({paths.seconds:.2f} s on this machine; a first run also starts "
+    "TensorFlow or compiles the loop for this surface and set of optimizers). Press ▶ Play to animate. "
     "Effective step size = |change of a parameter| / |its gradient|: plain SGD's is its learning rate on both "
     "parameters; RMSprop and Adam give each parameter its own."
     + (f" Noisy surface: every step sees a mini-batch whose minimum is shifted by N(0, {info['noise']}²) per "
