@@ -24,6 +24,8 @@ st.title("Optimizers")
 present = st.toggle("Presentation mode (larger charts and text, advanced controls tucked away)", key="present",
                     bind=URL)
 font, height = (20, 680) if present else (None, 520)
+# Streamlit's chart theme sets its own font sizes; presenting keeps the figures' larger ones.
+theme = None if present else "streamlit"
 if present:
     st.html("<style>.stMarkdown p, .stCaption, label p {font-size: 1.25rem !important}</style>")
 
@@ -72,11 +74,11 @@ xs, ys, z = services.surface_grid(surface)
 plot, side = st.columns([3, 2]) if not present else (st.container(), st.container())
 plot.plotly_chart(ui.tight(charts.optimizer_paths_figure(xs, ys, z, dict(zip(labels, paths.theta)),
                                                          minimum=info["minimum"], font_size=font), height=height),
-                  key="optimizers_paths")
+                  key="optimizers_paths", theme=theme)
 side.plotly_chart(ui.tight(charts.optimizer_loss_figure(dict(zip(labels, paths.loss)), font_size=font),
-                           height=height // 2), key="optimizers_loss")
+                           height=height // 2), key="optimizers_loss", theme=theme)
 side.plotly_chart(ui.tight(charts.step_size_figure(dict(zip(labels, paths.step_size)), font_size=font),
-                           height=height // 2), key="optimizers_step_size")
+                           height=height // 2), key="optimizers_step_size", theme=theme)
 st.caption(
     f"Each path: `keras.optimizers` applied to a two-element variable, {steps} steps from ({x:.3f}, {y:.3f}), all "
     f"optimizers together in one compiled loop ({paths.seconds:.2f} s on this machine; a first run also starts "
