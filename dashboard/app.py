@@ -47,5 +47,6 @@ pages = [
     st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
     st.Page("views/evolve.py", title="Evolve", icon=":material/genetics:"),
     st.Page("views/predict.py", title="Predict", icon=":material/face:"),
+    st.Page("views/optimizers.py", title="Optimizers", icon=":material/school:"),
 ]
 st.navigation(pages).run()

@@ -6,6 +6,7 @@ Debian's chromium with Playwright, and saves screenshots under the session's art
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -137,4 +138,35 @@ def test_fetch_the_reference_model_and_it_reads_a_smile(dashboard):
         # The published model alone is chosen: "The model says happy (100%)." for the one face.
         expect(page.get_by_text("The model says happy").first).to_be_visible(timeout=240_000)
         page.screenshot(path=str(ROOT / "artifacts" / "e2e-screenshots" / "5-predict-reference.png"), full_page=True)
+        browser.close()
+
+
+def test_optimizers_page_plays_its_animation_and_keeps_its_state_in_the_link(dashboard):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, env, tmp_path = dashboard
+    shots = ROOT / "artifacts" / "e2e-screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        expect.set_options(timeout=90_000)  # the first path computation imports TensorFlow
+
+        page.goto(f"{url}/optimizers?surface=rosenbrock&steps=100")
+        paths = page.locator(".js-plotly-plot").first
+        expect(paths.get_by_text("step 0", exact=True)).to_be_visible()
+        page.screenshot(path=str(shots / "5-optimizers.png"), full_page=True)
+        paths.get_by_text("▶ Play").click()
+        # The slider follows the animation: its label leaves step 0 (a busy machine draws frames slowly,
+        # so the test does not wait for the last one).
+        expect(paths.get_by_text(re.compile(r"^step ([1-9]\d*)$"))).to_be_visible(timeout=60_000)
+        paths.get_by_text("❚❚ Pause").click()
+        page.screenshot(path=str(shots / "6-optimizers-played.png"), full_page=True)
+        # A control changed in the browser lands in the link.
+        page.get_by_text("Presentation mode").click()
+        expect(page).to_have_url(re.compile(r"present=true"))
+        assert "surface=rosenbrock" in page.url and "steps=100" in page.url
         browser.close()

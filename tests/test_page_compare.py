@@ -205,3 +205,11 @@ def test_runs_without_results_still_show_curves(lab):
     assert not at.dataframe and not at.download_button
     names = {t["meta"] for t in figure(at, "compare_curves_accuracy")["data"]}
     assert names == {label(lab["running"]), label(lab["failed"])}
+
+
+def test_each_run_links_to_the_optimizers_page_preset_to_its_optimizer(lab):
+    at = run_page()
+    links = next(c.value for c in at.caption if "on 2-D loss surfaces" in c.value)
+    # scratch-adam trains with Adam at 1e-3, scratch-rmsprop with RMSprop at 1e-3.
+    assert "(optimizers?opt=adam&lr=0.001)" in links and "(optimizers?opt=rmsprop&lr=0.001)" in links
+    assert links.count("](optimizers?") == len(at.multiselect(key="compare_runs").value)

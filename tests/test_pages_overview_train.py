@@ -65,8 +65,8 @@ def test_train_form_prefilled_from_link_submits_one_job(no_worker):
 
     at = run_page("train.py", dataset="synthetic-tiny", archs="vgg16", configs="scratch-adam", epochs="1",
                   size="32", batch="8")
-    assert at.selectbox(key="train_dataset").value == "synthetic-tiny"
-    assert at.multiselect(key="train_configs").value == ["scratch-adam"]
+    assert at.selectbox(key="dataset").value == "synthetic-tiny"
+    assert at.multiselect(key="configs").value == ["scratch-adam"]
     assert "1 run(s); estimated time" in texts(at)
     assert "No jobs yet" in texts(at)
     at.button[1].click().run()  # "Start training"
@@ -119,3 +119,22 @@ def test_train_page_shows_a_datasets_caveats_and_skipped_files():
     assert any("fewer than 10 training images for happy" in w for w in warnings)
     assert any("1 unreadable file(s) skipped" in w for w in warnings)
     assert "train/sad/truncated.jpg" in [c.value for c in at.code]
+
+
+def test_train_link_restores_every_control(no_worker):
+    query = {"dataset": "synthetic-tiny", "archs": ["vgg16", "resnet50"], "configs": ["scratch-adam", "scratch-rmsprop"],
+             "epochs": "2", "size": "32", "batch": "8", "max_train": "100", "max_eval": "50", "augment": "false",
+             "class_weights": "true", "early_stopping": "3", "seed": "7"}
+    at = run_page("train.py", **query)
+    assert not at.exception
+    controls = {"dataset": at.selectbox(key="dataset").value, "archs": at.multiselect(key="archs").value,
+                "configs": at.multiselect(key="configs").value, "epochs": at.number_input(key="epochs").value,
+                "size": at.select_slider(key="size").value, "batch": at.select_slider(key="batch").value,
+                "max_train": at.number_input(key="max_train").value, "max_eval": at.number_input(key="max_eval").value,
+                "augment": at.checkbox(key="augment").value, "class_weights": at.checkbox(key="class_weights").value,
+                "early_stopping": at.number_input(key="early_stopping").value, "seed": at.number_input(key="seed").value}
+    assert controls == {"dataset": "synthetic-tiny", "archs": ["vgg16", "resnet50"],
+                        "configs": ["scratch-adam", "scratch-rmsprop"], "epochs": 2, "size": 32, "batch": 8,
+                        "max_train": 100, "max_eval": 50, "augment": False, "class_weights": True,
+                        "early_stopping": 3, "seed": 7}
+    assert "4 run(s); estimated time" in texts(at)

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from core.config import ModelConfig, RunConfig, artifacts_dir
+from core.config import ModelConfig, RunConfig
 from core.evolution.spec import Budget, Progress, SearchStopped
 from core.evolution.state import save_state
 
@@ -35,35 +35,6 @@ def _release_graphs() -> None:
     import keras
 
     keras.backend.clear_session()
-
-
-def _head_features(ds, arch: str, weights: str, input_size: int, seed: int) -> dict[str, np.ndarray]:
-    """Pooled backbone features of the train and val splits, computed once per backbone and data."""
-    from core import datasets, models
-
-    cache = (artifacts_dir() / "cache" / "features" /
-             f"{arch}-{weights}-{input_size}-seed{seed}-{ds.fingerprint()}.npz")
-    if cache.is_file():
-        with np.load(cache) as z:
-            return {k: z[k] for k in z.files}
-    import keras
-
-    cfg = ModelConfig(arch=arch, weights=weights, input_size=input_size, frozen_blocks=5, dropout=0.0)
-    model = models.build_model(cfg, len(ds.class_names), seed=seed)
-    extractor = keras.Model(model.input, model.get_layer("head_pool").output)
-    out = {}
-    for split in ("train", "val"):
-        x, y = ds.splits[split]
-        pipe = datasets.make_pipeline(x, y, arch=arch, input_size=input_size, num_classes=len(ds.class_names),
-                                      batch_size=64, training=False)
-        out[f"x_{split}"] = np.concatenate([np.asarray(extractor.predict_on_batch(b)) for b, _ in pipe])
-        out[f"y_{split}"] = y
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.name + ".tmp.npz")
-    np.savez_compressed(tmp, **out)
-    tmp.replace(cache)
-    _release_graphs()
-    return out
 
 
 def head_probs(solutions: np.ndarray, x: np.ndarray, num_classes: int) -> np.ndarray:
@@ -87,7 +58,7 @@ def _cross_entropy(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def _features(state: dict) -> tuple[dict, dict]:
     """Standardised train/val features for the state's backbone, and the head's details."""
-    from core import datasets, models
+    from core import datasets, features, models
 
     base = RunConfig.from_dict(state["base"])
     fixed, budget = state["fixed"], Budget(**state["budget"])
@@ -96,21 +67,16 @@ def _features(state: dict) -> tuple[dict, dict]:
     weights = fixed.get("weights", base.model.weights)
     if fixed.get("weights") == "imagenet":
         models.resolve_weights(ModelConfig(arch=arch, weights="imagenet"))  # raises, naming the missing file
-    if weights == "imagenet" and not models.imagenet_weights_cached(arch):
-        weights = "none"
-        note = (f"ImageNet weights for {arch} are not cached: features come from a randomly "
-                f"initialised backbone (seed {base.train.seed}).")
-        log.warning(note)
-        if note not in state["notes"]:  # a resumed comparison starts over
-            state["notes"].append(note)
+    weights, note = features.available_weights(arch, weights, base.train.seed)
+    if note and note not in state["notes"]:  # a resumed comparison starts over
+        state["notes"].append(note)
     # Data and backbone are the base config's (seeded like its runs); the search seed drives the GA.
     ds = datasets.load_for_run(replace(base.data, max_train=budget.max_train, max_eval=budget.max_eval),
                                base.train.seed)
-    f = _head_features(ds, arch, weights, input_size, base.train.seed)
+    f = features.backbone_features(ds, arch, weights, input_size, base.train.seed)
+    _release_graphs()  # the backbone's graph is no longer needed
     # Standardised with training statistics: one mutation scale then suits every backbone.
-    mu, sd = f["x_train"].mean(axis=0), f["x_train"].std(axis=0) + 1e-6
-    data = {"x_train": (f["x_train"] - mu) / sd, "x_val": (f["x_val"] - mu) / sd,
-            "y_train": f["y_train"], "y_val": f["y_val"], "num_classes": len(ds.class_names)}
+    data = {**features.standardise(f), "num_classes": len(ds.class_names)}
     details = {"arch": arch, "weights": weights, "input_size": input_size,
                "feature_dim": int(data["x_train"].shape[1]), "n_train": int(len(f["y_train"])),
                "n_val": int(len(f["y_val"]))}

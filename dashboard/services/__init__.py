@@ -8,6 +8,8 @@ package is the only place with ``st.cache_*``. Its modules, by what they wrap:
 - ``plan``: configuration grids, the quick profile and time estimates (``core.presets``, ``core.estimate``)
 - ``jobs``: the job queue and its worker
 - ``predict``: models to predict with, and photos scored by them (``core.inference``)
+- ``teaching``: the Optimizers page's 2-D surfaces (``core.playground``) and classroom experiment
+  (``core.classroom``), and links to that page preset to a run
 - ``evolve``: searches (``core.evolution``), their estimates, and comparisons of their best genomes
 
 The choice lists pages offer come from the registries that define them (below and in ``evolve``).
@@ -76,6 +78,22 @@ from dashboard.services.runstore import (
     significance,
     store,
 )
+from dashboard.services.teaching import (
+    CLASSROOM_LABELS,
+    OPTIMIZERS,
+    SURFACES,
+    classroom_defaults,
+    classroom_experiment,
+    classroom_histories,
+    format_rate,
+    optimizer_paths,
+    optimizers_href,
+    optimizers_link,
+    parse_rate,
+    playground_defaults,
+    surface_grid,
+    surface_info,
+)
 
 __all__ = [
     "ARCHITECTURES", "CONFIG_IDS", "DESCRIPTIONS",
@@ -90,4 +108,7 @@ __all__ = [
     "video_limits", "yunet_model",
     "KIND_NOTES", "LIVE_TTL", "history", "misclassified", "misclassified_or_error", "predictions", "report",
     "results_table", "run_config", "run_labels", "runs", "significance", "store",
+    "CLASSROOM_LABELS", "OPTIMIZERS", "SURFACES", "classroom_defaults", "classroom_experiment", "classroom_histories",
+    "format_rate", "optimizer_paths", "optimizers_href", "optimizers_link", "parse_rate", "playground_defaults", "surface_grid",
+    "surface_info",
 ]

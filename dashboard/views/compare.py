@@ -100,6 +100,9 @@ for rid, row in rows.iterrows():
                    icon=":material/dataset:")
         notes.append(f"{name}: data caveat: {row.data_warnings}")
 
+st.caption("Each run's optimizer and learning rate on 2-D loss surfaces: " + " · ".join(
+    f"[{ui.md(labels[r])}]({href})" for r in selected if (href := services.optimizers_href(r))))
+
 # ------------------------------------------------------------------ curves
 st.subheader("Training curves")
 live = [r for r in selected if status[r] in ("RUNNING", "SCHEDULED")]

@@ -10,50 +10,37 @@ from dashboard import charts, services, ui
 
 st.title("Train")
 
-# A link such as ?dataset=synthetic&archs=vgg16&configs=scratch-adam&epochs=3 pre-fills the form,
-# so an instructor can hand a class the exact setup to run.
-params = st.query_params
-
-
-def _param_list(name: str, allowed, default):
-    values = [v for v in params.get(name, "").split(",") if v in allowed]
-    return values or default
-
-
-def _param_int(name: str, allowed, default: int) -> int:
-    try:
-        value = int(params.get(name, default))
-    except ValueError:
-        return default
-    return value if value in allowed else default
-
+# Every control is bound to the URL: a link such as
+# ?dataset=synthetic&archs=vgg16&configs=scratch-adam&epochs=3 (lists repeat the parameter) pre-fills the
+# form, so an instructor can hand a class the exact setup to run. Choices show their ids: a bound widget
+# writes what it shows into the URL.
+URL = "query-params"
 
 with st.form("train_form"):
     names = services.dataset_names()
-    wanted = params.get("dataset", "synthetic")
-    dataset = st.selectbox("Dataset", names, index=names.index(wanted) if wanted in names else 0,
-                           key="train_dataset")
+    dataset = st.selectbox("Dataset", names, index=names.index("synthetic") if "synthetic" in names else 0,
+                           key="dataset", bind=URL)
     c1, c2 = st.columns(2)
-    archs = c1.multiselect("Architectures", list(services.ARCHITECTURES),
-                           default=_param_list("archs", services.ARCHITECTURES, ["resnet50"]), key="train_archs")
-    config_ids = c2.multiselect("Configurations", list(services.CONFIG_IDS),
-                                default=_param_list("configs", services.CONFIG_IDS, list(services.CONFIG_IDS)),
-                                format_func=lambda c: f"{c} — {services.DESCRIPTIONS[c]}", key="train_configs")
+    archs = c1.multiselect("Architectures", list(services.ARCHITECTURES), default=["resnet50"], key="archs", bind=URL)
+    config_ids = c2.multiselect("Configurations", list(services.CONFIG_IDS), default=list(services.CONFIG_IDS),
+                                help="  \n".join(f"**{c}**: {d}" for c, d in services.DESCRIPTIONS.items()),
+                                key="configs", bind=URL)
     c1, c2, c3 = st.columns(3)
     sizes, batches = [32, 48, 64, 96, 128, 160, 224], [8, 16, 32, 64, 128, 256]
-    epochs = c1.number_input("Epochs", 1, 200, _param_int("epochs", range(1, 201), 5), key="train_epochs")
-    input_size = c2.select_slider("Input size (px)", sizes, _param_int("size", sizes, 48), key="train_size")
-    batch_size = c3.select_slider("Batch size", batches, _param_int("batch", batches, 32), key="train_batch")
+    epochs = c1.number_input("Epochs", 1, 200, 5, key="epochs", bind=URL)
+    input_size = c2.select_slider("Input size (px)", sizes, 48, key="size", bind=URL)
+    batch_size = c3.select_slider("Batch size", batches, 32, key="batch", bind=URL)
     with st.expander("Advanced"):
         a1, a2 = st.columns(2)
-        max_train = a1.number_input("Cap training images (0 = all)", 0, 1_000_000, 0, step=100, key="train_max")
+        max_train = a1.number_input("Cap training images (0 = all)", 0, 1_000_000, 0, step=100, key="max_train",
+                                    bind=URL)
         max_eval = a2.number_input("Cap validation/test images (0 = all)", 0, 1_000_000, 0, step=100,
-                                   key="train_max_eval")
-        augment = a1.checkbox("Augmentation (flip, rotation, shift, zoom)", True, key="train_augment")
+                                   key="max_eval", bind=URL)
+        augment = a1.checkbox("Augmentation (flip, rotation, shift, zoom)", True, key="augment", bind=URL)
         class_weights = a2.checkbox("Class weights (rare classes such as disgust count more)", False,
-                                    key="train_cw")
-        early = a1.number_input("Early stopping patience (0 = off)", 0, 50, 0, key="train_early")
-        seed = a2.number_input("Seed", 0, 2**31 - 1, 42, key="train_seed")
+                                    key="class_weights", bind=URL)
+        early = a1.number_input("Early stopping patience (0 = off)", 0, 50, 0, key="early_stopping", bind=URL)
+        seed = a2.number_input("Seed", 0, 2**31 - 1, 42, key="seed", bind=URL)
     st.form_submit_button("Estimate")
     submitted = st.form_submit_button("Start training", type="primary")
 
