@@ -58,6 +58,16 @@ def dashboard(tmp_path):
     _stop_worker(env)
 
 
+def open_browser(p):
+    """Debian's chromium, headless, kept off the network it would otherwise keep calling."""
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"])
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    return browser, page
+
+
 def _stop_worker(env: dict) -> None:
     """The app's worker is detached on purpose; the test must stop it itself."""
     code = "from core import jobs; s = jobs.worker_status(); print(s.get('pid') or '')"
@@ -76,11 +86,7 @@ def test_start_a_run_watch_it_and_compare(dashboard):
     shots = ROOT / "artifacts" / "e2e-screenshots"  # git-ignored; kept for people to look at
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
+        browser, page = open_browser(p)
         expect.set_options(timeout=90_000)  # first loads generate the synthetic set and import TF in the worker
 
         page.goto(url)
@@ -119,11 +125,7 @@ def test_fetch_the_reference_model_and_it_reads_a_smile(dashboard):
     url, env, tmp_path = dashboard
     astronaut = Path(skimage.__file__).parent / "data" / "astronaut.png"
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
+        browser, page = open_browser(p)
         expect.set_options(timeout=120_000)
 
         page.goto(f"{url}/predict")
@@ -148,11 +150,7 @@ def test_optimizers_page_plays_its_animation_and_keeps_its_state_in_the_link(das
     shots = ROOT / "artifacts" / "e2e-screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
+        browser, page = open_browser(p)
         expect.set_options(timeout=90_000)  # the first path computation imports TensorFlow
 
         page.goto(f"{url}/optimizers?surface=rosenbrock&steps=100")
