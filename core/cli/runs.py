@@ -11,6 +11,7 @@ from core.cli.common import (
     AddParser,
     add_distribute_option,
     add_run_options,
+    add_seeds_option,
     apply_distribute,
     apply_quick,
     configs_from_args,
@@ -49,6 +50,7 @@ def register(add: AddParser) -> None:
     p.add_argument("--group", default="", help="name for this comparison (default: generated)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch output")
     add_run_options(p)
+    add_seeds_option(p)
     p.set_defaults(fn=cmd_compare)
 
     p = add("evaluate", help="evaluate a stored run's model on another dataset's test split")

@@ -104,8 +104,7 @@ def _features(state: dict) -> tuple[dict, dict]:
         if note not in state["notes"]:  # a resumed comparison starts over
             state["notes"].append(note)
     # Data and backbone are the base config's (seeded like its runs); the search seed drives the GA.
-    ds = datasets.load_for_run(replace(base.data, max_train=budget.max_train, max_eval=budget.max_eval),
-                               base.train.seed)
+    ds = datasets.load_for_run(replace(base.data, max_train=budget.max_train, max_eval=budget.max_eval))
     f = _head_features(ds, arch, weights, input_size, base.train.seed)
     # Standardised with training statistics: one mutation scale then suits every backbone.
     mu, sd = f["x_train"].mean(axis=0), f["x_train"].std(axis=0) + 1e-6
