@@ -161,6 +161,9 @@ def verdict(name_a: str, name_b: str, result: dict, metric: str = "test accuracy
     interval = f"[{interval[0]:.1f}, {interval[1]:.1f}]"
     head = (f"{better} beat {worse} in {wins} of {n} seeds by {abs(diff):.1f}{unit} {interval} of {metric} "
             f"(mean of the per-seed differences, 95% CI).")
+    if len(set(result["diffs"])) == 1:
+        return (f"{better} beat {worse} by exactly {abs(diff):.1f}{unit} of {metric} with every one of {n} seeds: "
+                "no spread across seeds, so the difference is consistent (a t-test has no variance to work with).")
     p = result["t_p"]
     if np.isfinite(p) and p < alpha:
         return head + f" The difference is real at this seed count (paired t-test p = {p:.3g} < {alpha})."

@@ -80,6 +80,8 @@ def test_verdicts_in_plain_words():
     close = {1: 0.61, 2: 0.60, 3: 0.59, 4: 0.62, 5: 0.62}
     text = stats.verdict("Adam", "RMSprop", stats.paired(ADAM, close))
     assert "inconclusive" in text and "seeds would be needed" in text and "an estimate from 5 seeds" in text
+    assert "by exactly 10.0 points of test accuracy with every one of 3 seeds" in stats.verdict(
+        "A", "B", stats.paired({1: 0.5, 2: 0.6, 3: 0.7}, {1: 0.4, 2: 0.5, 3: 0.6}))
     assert "single seed cannot separate" in stats.verdict("A", "B", stats.paired({1: 0.5}, {1: 0.4}))
 
 
