@@ -140,9 +140,10 @@ def missing_weights(configs: Iterable[RunConfig], has_weights: Callable[[str], b
 
 
 def quick_configs(has_weights: Callable[[str], bool] | None = None, dataset: str = "synthetic",
-                  arch: str = "resnet50") -> list[RunConfig]:
-    """The quick profile: every configuration of ``arch`` with ``QUICK``'s budget on ``dataset``, less
-    the ImageNet ones whose weights ``has_weights`` (default: the local Keras cache) says are absent."""
-    configs = grid(dataset, [arch], CONFIG_IDS, **QUICK)
+                  arch: str = "resnet50", seeds: Iterable[int] | None = None) -> list[RunConfig]:
+    """The quick profile: every configuration of ``arch`` with ``QUICK``'s budget on ``dataset`` (once per
+    seed in ``seeds``), less the ImageNet ones whose weights ``has_weights`` (default: the local Keras
+    cache) says are absent."""
+    configs = grid(dataset, [arch], CONFIG_IDS, seeds=seeds, **QUICK)
     missing = set(missing_weights(configs, has_weights))
     return [c for c in configs if not (c.model.weights == "imagenet" and c.model.arch in missing)]

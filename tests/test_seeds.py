@@ -100,3 +100,25 @@ def test_train_page_queues_seeds_of_each_configuration(no_worker):
     payloads = [jobs.get_job(int(i))["payload"]["config"] for i in jobs.list_jobs().id]
     assert sorted(p["train"]["seed"] for p in payloads) == [5, 6, 7]
     assert len({p["group"] for p in payloads}) == 1
+
+
+def test_overview_quick_comparison_with_seeds(no_worker):
+    from pathlib import Path
+
+    from conftest import texts
+    from streamlit.testing.v1 import AppTest
+
+    from core import jobs
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py"), default_timeout=60)
+    at.run()
+    one = texts(at).split("Estimated time on this machine: **")[1].split("**")[0]
+    at.number_input(key="quick_seeds").set_value(3).run()
+    page = texts(at)
+    assert "scratch-adam, scratch-rmsprop**, each with 3 seeds (6 runs)" in page
+    three = page.split("Estimated time on this machine: **")[1].split("**")[0]
+    assert three != one  # the estimate covers every seed's runs
+    at.button(key="quick_start").click().run()
+    payloads = [jobs.get_job(int(i))["payload"]["config"] for i in jobs.list_jobs().id]
+    assert sorted((p["variant"], p["train"]["seed"]) for p in payloads) == [
+        (v, s) for v in ("scratch-adam", "scratch-rmsprop") for s in (42, 43, 44)]

@@ -21,9 +21,10 @@ def missing_weights(configs: list[RunConfig]) -> list[str]:
     return presets.missing_weights(configs)
 
 
-def quick_comparison_configs() -> list[RunConfig]:
-    """The Overview's one-click comparison: every configuration this machine can run, quickly."""
-    return presets.quick_configs()
+def quick_comparison_configs(n_seeds: int = 1) -> list[RunConfig]:
+    """The Overview's one-click comparison: every configuration this machine can run, quickly, with
+    ``n_seeds`` consecutive training seeds each (from the usual 42)."""
+    return presets.quick_configs(seeds=presets.seed_list([n_seeds]))
 
 
 def estimate_seconds(configs: list[RunConfig]) -> float:
