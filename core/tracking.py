@@ -175,9 +175,11 @@ class RunStore:
             if not token:
                 return runs
 
-    def list_runs(self, max_results: int = 1000) -> pd.DataFrame:
-        """One row per run, newest first, with the columns in ``RUN_COLUMNS``."""
-        runs = self.client.search_runs([self.experiment_id], max_results=max_results, order_by=["attributes.start_time DESC"])
+    def list_runs(self, max_results: int = 1000, group: str | None = None) -> pd.DataFrame:
+        """One row per run (only ``group``'s, when given), newest first, with the columns in ``RUN_COLUMNS``."""
+        where = f"tags.group = {_quote_value(group)}" if group is not None else ""
+        runs = self.client.search_runs([self.experiment_id], where, max_results=max_results,
+                                       order_by=["attributes.start_time DESC"])
         rows = []
         for r in runs:
             t, m, p = r.data.tags, r.data.metrics, r.data.params

@@ -6,33 +6,56 @@ from dataclasses import replace
 
 import pytest
 from conftest import tiny_config
+from scipy import stats as sps
 
 from core import presets
 from core.config import ConfigError
 
-
-def _first_epoch_loss(seed: int, store) -> tuple[float, str]:
-    from core import training
-
-    cfg = tiny_config("vgg16", "scratch-adam", seed=seed)
-    cfg = replace(cfg, data=replace(cfg.data, max_train=16, max_eval=7))
-    result = training.train(cfg, store=store, keep_model=False)
-    return float(result.history["loss"].iloc[0]), store.get(result.run_id).data.tags["dataset.fingerprint"]
+TINY = ["--dataset", "synthetic-tiny", "--arch", "vgg16", "--epochs", "1", "--input-size", "32", "--batch-size", "8",
+        "--max-train", "16", "--max-eval", "7"]
 
 
-def test_same_seed_same_loss_other_seed_other_loss_same_split(fresh_artifacts):
+def test_seeded_grid_end_to_end_from_the_cli_reproducible_by_seed(fresh_artifacts, capsys):
+    """2 configurations x 3 seeds from `compare --seeds 3`, then `summary`; one run repeated with `train`."""
+    from core import comparison
+    from core.cli import main
     from core.tracking import RunStore
 
+    assert main(["compare", *TINY, "--configs", "scratch-adam", "scratch-rmsprop", "--seeds", "3",
+                 "--group", "g-tiny", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "Group g-tiny: 6 of 6 runs finished." in out and "python -m core summary g-tiny" in out
     store = RunStore()
-    first, split_a = _first_epoch_loss(7, store)
-    again, split_b = _first_epoch_loss(7, store)
-    other, split_c = _first_epoch_loss(8, store)
-    assert first == again  # exactly: op determinism on CPU
-    assert other != first
-    assert split_a == split_b == split_c  # the split follows data.split_seed, not the training seed
     table = store.list_runs()
-    assert sorted(table.seed) == [7, 7, 8]
-    assert table.repeat_key.nunique() == 1  # three repeats of one configuration
+    assert sorted(zip(table.variant, table.seed)) == [(v, s) for v in ("scratch-adam", "scratch-rmsprop")
+                                                      for s in (42, 43, 44)]
+    assert table.groupby("variant").repeat_key.nunique().tolist() == [1, 1]
+    assert set(table.group) == {"g-tiny"}
+    # Seeds change the training only: every run saw the same split.
+    assert len({store.get(r).data.tags["dataset.fingerprint"] for r in table.run_id}) == 1
+    first_loss = {(v, s): float(store.history(r).loss.iloc[0]) for r, v, s in zip(table.run_id, table.variant, table.seed)}
+    assert len({first_loss["scratch-adam", s] for s in (42, 43, 44)}) == 3  # different seeds, different losses
+
+    # The same seed again reproduces the first-epoch loss exactly (op determinism on CPU).
+    assert main(["train", *TINY, "--config", "scratch-adam", "--seed", "43"]) == 0
+    again = store.list_runs().iloc[0]
+    assert (again.seed, again.group) == (43, "")
+    assert float(store.history(again.run_id).loss.iloc[0]) == first_loss["scratch-adam", 43]
+    capsys.readouterr()
+
+    assert main(["summary", "g-tiny"]) == 0
+    out = capsys.readouterr().out
+    summary = comparison.group_summary("g-tiny")
+    acc = summary["per_seed"].pivot(index="seed", columns="configuration", values="test accuracy")
+    adam, rms = acc["vgg16/scratch-adam · synthetic-tiny"], acc["vgg16/scratch-rmsprop · synthetic-tiny"]
+    half = sps.t.ppf(0.975, 2) * sps.sem(adam)  # t.interval itself gives NaN when every seed scored the same
+    mean, low, high = adam.mean(), adam.mean() - half, adam.mean() + half
+    assert f"{mean * 100:.3g} [{low * 100:.3g}, {high * 100:.3g}]" in out
+    assert "Group g-tiny: 6 finished runs of 2 configuration(s)" in out and "42, 43, 44" in out
+    p = sps.ttest_rel(adam, rms).pvalue if (adam - rms).std() > 0 else None
+    if p is not None:
+        assert summary["pairs"]["p (paired t)"][0] == pytest.approx(p)
+    assert summary["verdicts"][0] in out
 
 
 def test_grid_repeats_every_configuration_per_seed():

@@ -89,11 +89,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
     else:
         apply_quick(args)
         configs = configs_from_args(args, args.arch, args.configs)
-        if len(configs) == 1:
-            ids = [jobs.submit_train(configs[0])]
-        else:
-            ids = jobs.submit_grid(configs, args.group or f"grid-{uuid.uuid4().hex[:8]}")
+        group = args.group or f"grid-{uuid.uuid4().hex[:8]}"
+        ids = [jobs.submit_train(configs[0])] if len(configs) == 1 else jobs.submit_grid(configs, group)
     print(f"Queued job(s) {', '.join(map(str, ids))}.")
+    if not args.evaluate and len(ids) > 1 and len({c.train.seed for c in configs}) > 1:
+        print(f"When they finish, across seeds with paired tests: python -m core summary {group}")
     if not args.no_worker:
         pid = jobs.ensure_worker()
         status = jobs.worker_status()

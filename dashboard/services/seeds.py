@@ -9,26 +9,20 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from core import evaluation, presets, stats
+from core import comparison, evaluation, presets, stats
 from core.config import RunConfig
 from dashboard.services.jobs import submit
 from dashboard.services.runstore import history, predictions, report, run_config, runs
 
-SEED_SUMMARIES = ("final epoch", "best validation epoch")
-# Per-seed columns the paired tests can compare, with the scale and unit the verdict uses.
-SEED_METRICS = {"test accuracy": (100.0, " points"), "macro-F1": (1.0, ""), "validation accuracy": (100.0, " points")}
+SEED_SUMMARIES = comparison.SUMMARIES
+SEED_METRICS = comparison.METRICS
+with_summary = comparison.with_summary
+aggregate_table = comparison.aggregate
 
 
 def repeat_groups(run_ids: list[str]) -> dict[str, list[str]]:
-    """Selected runs grouped by configuration (runs differing at most in seed and grid), in selection
-    order; named ``arch/variant · dataset``, plus a short key where two groups would share that name."""
-    table = runs().set_index("run_id").loc[run_ids]
-    by_key: dict[str, list[str]] = {}
-    for rid, key in zip(run_ids, table.repeat_key):
-        by_key.setdefault(key, []).append(rid)
-    names = {key: f"{table.loc[rids[0], 'label']} · {table.loc[rids[0], 'dataset']}" for key, rids in by_key.items()}
-    clash = {n for n in names.values() if list(names.values()).count(n) > 1}
-    return {(f"{names[k]} · {k[:4]}" if names[k] in clash else names[k]): rids for k, rids in by_key.items()}
+    """Selected runs grouped by configuration (runs differing at most in seed and grid), in selection order."""
+    return comparison.repeat_groups(runs().set_index("run_id").loc[run_ids].reset_index())
 
 
 def has_repeats(run_ids: list[str]) -> bool:
@@ -38,50 +32,11 @@ def has_repeats(run_ids: list[str]) -> bool:
 
 
 def per_seed_table(groups: dict[str, list[str]]) -> pd.DataFrame:
-    """One row per finished run with a test report: configuration, seed, test accuracy, macro-F1, and the
-    validation accuracy at the final epoch and at the best validation epoch."""
+    """One row per finished run with a test report (``core.comparison.PER_SEED_COLUMNS``)."""
     table = runs().set_index("run_id")
-    rows = []
-    for name, rids in groups.items():
-        for rid in rids:
-            rep = report(rid) if table.loc[rid, "status"] == "FINISHED" else None
-            if not rep:
-                continue
-            h = history(rid)
-            val = h["val_accuracy"].dropna() if "val_accuracy" in h else pd.Series(dtype=float)
-            best = h.loc[val.idxmax()] if len(val) else None
-            rows.append({"configuration": name, "seed": int(table.loc[rid, "seed"]), "run_id": rid,
-                         "test accuracy": rep["accuracy"], "macro-F1": rep["macro_f1"],
-                         "final val accuracy": float(val.iloc[-1]) if len(val) else np.nan,
-                         "best val accuracy": float(best["val_accuracy"]) if best is not None else np.nan,
-                         "best val epoch": int(best["epoch"]) if best is not None else None})
-    return pd.DataFrame(rows, columns=["configuration", "seed", "run_id", "test accuracy", "macro-F1",
-                                       "final val accuracy", "best val accuracy", "best val epoch"])
-
-
-def with_summary(per_seed: pd.DataFrame, summary: str) -> pd.DataFrame:
-    """``per_seed`` with a ``validation accuracy`` column taken at the ``summary`` epoch."""
-    if summary not in SEED_SUMMARIES:
-        raise ValueError(f"summary: expected one of {SEED_SUMMARIES}. Received: summary={summary!r}")
-    column = "final val accuracy" if summary == "final epoch" else "best val accuracy"
-    return per_seed.assign(**{"validation accuracy": per_seed[column]})
-
-
-def aggregate_table(per_seed: pd.DataFrame) -> pd.DataFrame:
-    """Per configuration: seeds, and each metric's mean with its 95% t-interval across seeds."""
-    rows = []
-    for name, g in per_seed.groupby("configuration", sort=False):
-        row = {"configuration": name, "seeds": len(g), "seed list": ", ".join(map(str, sorted(g.seed)))}
-        for metric in SEED_METRICS:
-            ci = stats.mean_ci(g[metric].to_numpy())
-            row.update({metric: ci["mean"], f"{metric} CI low": ci["low"], f"{metric} CI high": ci["high"]})
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def seed_values(per_seed: pd.DataFrame, metric: str) -> dict[str, dict[int, float]]:
-    """``configuration -> {seed: metric}``: what the paired tests compare."""
-    return {name: dict(zip(g.seed, g[metric])) for name, g in per_seed.groupby("configuration", sort=False)}
+    finished = set(table.index[table.status == "FINISHED"])
+    return comparison.per_seed_table(groups, table.seed.to_dict(), lambda r: report(r) if r in finished else None,
+                                     history)
 
 
 def seed_bands(groups: dict[str, list[str]], metric: str, x: str = "epoch", smoothing: float = 0.0) -> dict[str, dict]:
@@ -120,15 +75,12 @@ def per_class_f1(run_ids: list[str]) -> dict:
 
 def paired_test(per_seed: pd.DataFrame, name_a: str, name_b: str, metric: str) -> tuple[dict, str]:
     """The paired comparison of two configurations on ``metric`` across their shared seeds, and its verdict."""
-    values = seed_values(per_seed, metric)
-    result = stats.paired(values[name_a], values[name_b])
-    scale, unit = SEED_METRICS[metric]
-    return result, stats.verdict(name_a, name_b, result, metric=metric, scale=scale, unit=unit)
+    return comparison.paired_test(per_seed, name_a, name_b, metric)
 
 
 def pairs_table(per_seed: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Every pair of configurations with the paired t-test p-value Holm-corrected over all pairs."""
-    return stats.all_pairs(seed_values(per_seed, metric))
+    return stats.all_pairs(comparison.seed_values(per_seed, metric))
 
 
 def seed_mcnemar(per_seed: pd.DataFrame, name_a: str, name_b: str) -> pd.DataFrame:

@@ -194,8 +194,8 @@ else:
         st.markdown(ui.md(outcome[1]))
         st.caption("McNemar's test looks only at the test images where exactly one of the two models is right "
                    "(exact binomial test when there are fewer than 25 such images).")
-    if not repeats:
-        compare_seeds.single_seed_offer(done)
+if not repeats:
+    compare_seeds.single_seed_offer(done)
 
 # ------------------------------------------------------------------ misclassified images
 st.subheader("Misclassified test images")

@@ -163,8 +163,9 @@ def _significance(per_seed, names: list[str], metric: str):
 def single_seed_offer(done: list[str]) -> None:
     """Where every selected configuration ran with one seed: say so in one line and offer more seeds."""
     st.info("Each configuration here ran with a single seed, and a single seed cannot separate two configurations: "
-            "the gap could be that seed's luck. Queue more seeds of the same grid to find out.",
-            icon=":material/casino:")
+            "the gap could be that seed's luck. Queue more seeds of the same grid to find out." if len(done) > 1 else
+            "This run used a single seed, so it shows nothing of how much another seed would change its results. "
+            "Queue more seeds of it to see its spread.", icon=":material/casino:")
     c1, c2 = st.columns([1, 3])
     n = int(c1.number_input("New seeds per configuration", 1, 20, 2, key="compare_more_seeds"))
     plan, group = services.more_seeds_plan(done, n)
