@@ -83,7 +83,7 @@ def paired(a: Mapping[int, float], b: Mapping[int, float], confidence: float = C
            "high": ci["high"], "wins_a": int(np.sum(diffs > 0)), "wins_b": int(np.sum(diffs < 0)),
            "ties": int(np.sum(diffs == 0)), "t_statistic": math.nan, "t_p": math.nan,
            "wilcoxon_statistic": math.nan, "wilcoxon_p": math.nan, "wilcoxon_note": "", "d_z": math.nan,
-           "min_wilcoxon_p": min_wilcoxon_p(int(np.sum(diffs != 0)))}
+           "min_wilcoxon_p": min_wilcoxon_p(int(np.sum(diffs != 0))), "seeds_needed": None}
     if n < 2:
         out["wilcoxon_note"] = "needs at least two seeds"
         return out
@@ -188,6 +188,8 @@ def curve_band(curves: Sequence[pd.DataFrame], metric: str, x: str = "epoch", sm
     """
     if not 0.0 <= smoothing < 1.0:
         raise ValueError(f"smoothing: expected a number in [0, 1). Received: smoothing={smoothing!r}")
+    if x not in ("epoch", "time"):
+        raise ValueError(f"x: expected 'epoch' or 'time'. Received: x={x!r}")
     columns = ["x", "mean", "low", "high", "n"]
     frames = []
     for i, h in enumerate(curves):
