@@ -117,7 +117,7 @@ def test_start_a_run_watch_it_and_compare(dashboard):
         page.goto(f"{url}/compare")
         expect(page.get_by_text("Training curves across seeds")).to_be_visible()
         expect(page.get_by_text("Results across seeds")).to_be_visible()
-        expect(page.get_by_text("vgg16/scratch-adam · synthetic-tiny 3", exact=False).first).to_be_visible()
+        expect(page.get_by_text("vgg16/scratch-adam · synthetic-tiny: 3", exact=False).first).to_be_visible()
         # The band is a filled area between the mean's upper and lower bounds.
         expect(page.locator(".js-plotly-plot .scatterlayer path.js-fill").first).to_be_attached()
         page.screenshot(path=str(shots / "5-compare-seeds.png"), full_page=True)

@@ -94,6 +94,7 @@ def test_grid_of_seeds_is_grouped_with_intervals_and_paired_tests_from_scipy(lab
     at = run_page()
     assert at.selectbox(key="compare_group").value == "grid-seeds"
     assert at.toggle(key="compare_grouped").value is True
+    assert f"Seeds per configuration: {RMSPROP}: 3, {ADAM}: 3." in words(at)
     table = frame(at, "compare_seed_table").set_index("configuration")
     assert table.seeds.to_dict() == {ADAM: 3, RMSPROP: 3}
     for name, cid in ((ADAM, "scratch-adam"), (RMSPROP, "scratch-rmsprop")):

@@ -33,7 +33,7 @@ def render(selected: list[str], live: bool) -> None:
     seeds_per = {name: len(rids) for name, rids in groups.items()}
     st.caption(f"{len(selected)} runs of {len(groups)} configuration(s), grouped by configuration: runs that differ "
                "only in their training seed (same data split, so the same validation and test images). Seeds per "
-               "configuration: " + ", ".join(f"{ui.md(n)} {k}" for n, k in seeds_per.items()) + ".")
+               "configuration: " + ", ".join(f"{ui.md(n)}: {k}" for n, k in seeds_per.items()) + ".")
 
     st.subheader("Training curves across seeds")
     c1, c2 = st.columns(2)
