@@ -313,10 +313,10 @@ def bench_dataset_cache() -> dict:
 
     datasets.forget_loaded()
     t0 = time.perf_counter()
-    datasets.load_for_run(DataConfig(dataset="synthetic"), seed=0)
+    datasets.load_for_run(DataConfig(dataset="synthetic"))
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    datasets.load_for_run(DataConfig(dataset="synthetic"), seed=0)
+    datasets.load_for_run(DataConfig(dataset="synthetic"))
     return {"first_load_s": first, "cached_load_s": time.perf_counter() - t0}
 
 

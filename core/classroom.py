@@ -70,7 +70,7 @@ class Experiment:
         self.setup = setup.validate()
         weights, note = features.available_weights(setup.arch, setup.weights, setup.seed)
         ds = datasets.load_for_run(DataConfig(dataset=setup.dataset, max_train=setup.max_train,
-                                              max_eval=setup.max_eval, augment=False), setup.seed)
+                                              max_eval=setup.max_eval, augment=False))
         self.data = features.standardise(
             features.backbone_features(ds, setup.arch, weights, setup.input_size, setup.seed))
         self.classes = list(ds.class_names)

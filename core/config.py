@@ -40,9 +40,14 @@ class DataConfig:
     augment: bool = True
     augment_strength: float = 1.0
     class_weights: bool = False
+    # Seeds the validation/test split and the subsets, separately from train.seed: repeats
+    # of a configuration with different training seeds are scored on the same images.
+    # 42 was the training seed that also drew the split before the two were separated.
+    split_seed: int = 42
 
     def validate(self) -> None:
         _check(bool(self.dataset), "dataset", self.dataset, "a dataset name or path")
+        _check(isinstance(self.split_seed, int), "split_seed", self.split_seed, "an integer")
         _check(0.0 < self.val_fraction < 0.5, "val_fraction", self.val_fraction, "a fraction in (0, 0.5)")
         for name in ("max_train", "max_eval"):
             v = getattr(self, name)
@@ -105,6 +110,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     mixed_precision: str = "auto"
     xla: str = "auto"
+    # TensorFlow op determinism: the same seed gives the same run. "auto" turns it on where it
+    # is cheap (CPU) and leaves GPUs their faster nondeterministic kernels.
+    deterministic: str = "auto"
     # With frozen blocks and no augmentation in front of them, their output never changes:
     # compute it once and train only the rest (same result, a fraction of the compute).
     cache_frozen_features: bool = True
@@ -119,6 +127,7 @@ class TrainConfig:
         _check(0.0 <= self.label_smoothing < 0.5, "label_smoothing", self.label_smoothing, "a number in [0, 0.5)")
         _check(self.mixed_precision in TOGGLES, "mixed_precision", self.mixed_precision, f"one of {TOGGLES}")
         _check(self.xla in TOGGLES, "xla", self.xla, f"one of {TOGGLES}")
+        _check(self.deterministic in TOGGLES, "deterministic", self.deterministic, f"one of {TOGGLES}")
 
 
 @dataclass(frozen=True)

@@ -412,12 +412,16 @@ def forget_loaded() -> None:
     _cached.cache_clear()
 
 
-def load_for_run(cfg: DataConfig, seed: int) -> Dataset:
-    """Load (memoised per process: a worker decodes a dataset once for consecutive jobs) and subset."""
+def load_for_run(cfg: DataConfig) -> Dataset:
+    """Load (memoised per process: a worker decodes a dataset once for consecutive jobs) and subset.
+
+    Split and subset follow ``cfg.split_seed``, never the training seed: runs that differ only
+    by seed see the same images, so their differences are the seed's alone.
+    """
     kind, path = resolve_source(cfg.dataset)
     stamp = path.stat().st_mtime if path is not None else 0.0
-    ds = _cached(cfg.dataset, cfg.val_fraction, seed, stamp)
-    return ds.subset(cfg.max_train, cfg.max_eval, seed)
+    ds = _cached(cfg.dataset, cfg.val_fraction, cfg.split_seed, stamp)
+    return ds.subset(cfg.max_train, cfg.max_eval, cfg.split_seed)
 
 
 def available_datasets() -> list[dict]:

@@ -72,3 +72,18 @@ def distribution_scope(store=None, run_id: str | None = None) -> Iterator[Any]:
         store.set_tags(run_id, {"distribute": "mirrored", "replicas": strategy.num_replicas_in_sync})
     with strategy.scope():
         yield strategy
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Seed Python, NumPy and TensorFlow (weights, data order, augmentation, dropout) and, when
+    ``deterministic``, make TensorFlow's ops deterministic so the same seed gives the same run.
+
+    Op determinism is process-wide and cannot be switched off again; job processes run one
+    training each, so it never leaks into a run that asked for ``off``.
+    """
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()

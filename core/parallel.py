@@ -211,7 +211,7 @@ def evaluate_configs(configs: Sequence[RunConfig], *, run_ids: Sequence[str] | N
 def _open_run(store, cfg: RunConfig, dataset, tags: dict) -> str:
     from core import datasets
 
-    ds = dataset if dataset is not None else datasets.load_for_run(cfg.data, cfg.train.seed)
+    ds = dataset if dataset is not None else datasets.load_for_run(cfg.data)
     return runs.open_run(cfg, ds, store=store, tags=tags)
 
 

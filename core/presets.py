@@ -7,11 +7,11 @@ configuration alone.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from core.config import DataConfig, ModelConfig, OptimizerConfig, RunConfig, TrainConfig
+from core.config import ConfigError, DataConfig, ModelConfig, OptimizerConfig, RunConfig, TrainConfig
 
 # Fine-tuning pretrained features needs small steps or it wrecks them in the first epoch.
 PRETRAINED_LR = 1e-4
@@ -91,11 +91,36 @@ def shared_base(arch: str, dataset: str, *, epochs: int, batch_size: int, input_
                    model=replace(base.model, input_size=input_size))
 
 
-def grid(dataset: str, archs: Iterable[str], config_ids: Iterable[str], **settings: Any) -> list[RunConfig]:
-    """One config per architecture x configuration, everything else shared (architecture-major order).
-    ``settings`` are ``shared_base``'s keyword arguments."""
-    config_ids = list(config_ids)
-    return [preset(cid, shared_base(arch, dataset, **settings)) for arch in archs for cid in config_ids]
+def grid(dataset: str, archs: Iterable[str], config_ids: Iterable[str], seeds: Iterable[int] | None = None,
+         **settings: Any) -> list[RunConfig]:
+    """One config per seed x architecture x configuration, everything else shared. ``settings`` are
+    ``shared_base``'s keyword arguments; ``seeds`` (default: ``settings``' one seed) repeat the grid
+    with different training seeds, seed-major, so a grid cut short still holds whole repeats."""
+    archs, config_ids = list(archs), list(config_ids)
+    seeds = [settings.pop("seed", 42)] if seeds is None else list(seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds: expected distinct integers. Received: seeds={seeds!r}")
+    return [preset(cid, shared_base(arch, dataset, seed=seed, **settings))
+            for seed in seeds for arch in archs for cid in config_ids]
+
+
+def seed_list(seeds: Sequence[int], start: int = 42) -> list[int]:
+    """``--seeds`` as seeds: one number N means N consecutive seeds from ``start``; several are the seeds."""
+    seeds = [int(s) for s in seeds]
+    if len(seeds) == 1:
+        _check_count(seeds[0])
+        return list(range(start, start + seeds[0]))
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds: expected distinct integers. Received: seeds={seeds!r}")
+    return seeds
+
+
+MAX_SEEDS = 100
+
+
+def _check_count(n: int) -> None:
+    if not 1 <= n <= MAX_SEEDS:
+        raise ConfigError(f"seeds: a single number is how many seeds to run, 1 to {MAX_SEEDS}. Received: seeds={n}")
 
 
 def _weights_check(has_weights: Callable[[str], bool] | None) -> Callable[[str], bool]:
@@ -115,9 +140,10 @@ def missing_weights(configs: Iterable[RunConfig], has_weights: Callable[[str], b
 
 
 def quick_configs(has_weights: Callable[[str], bool] | None = None, dataset: str = "synthetic",
-                  arch: str = "resnet50") -> list[RunConfig]:
-    """The quick profile: every configuration of ``arch`` with ``QUICK``'s budget on ``dataset``, less
-    the ImageNet ones whose weights ``has_weights`` (default: the local Keras cache) says are absent."""
-    configs = grid(dataset, [arch], CONFIG_IDS, **QUICK)
+                  arch: str = "resnet50", seeds: Iterable[int] | None = None) -> list[RunConfig]:
+    """The quick profile: every configuration of ``arch`` with ``QUICK``'s budget on ``dataset`` (once per
+    seed in ``seeds``), less the ImageNet ones whose weights ``has_weights`` (default: the local Keras
+    cache) says are absent."""
+    configs = grid(dataset, [arch], CONFIG_IDS, seeds=seeds, **QUICK)
     missing = set(missing_weights(configs, has_weights))
     return [c for c in configs if not (c.model.weights == "imagenet" and c.model.arch in missing)]

@@ -151,7 +151,7 @@ def evaluate_stored(run_id: str, dataset: str, store: RunStore | None = None,
     store = store or RunStore()
     cfg = store.config(run_id)
     model = store.load_model(run_id)
-    target = datasets.load_for_run(replace(cfg.data, dataset=dataset, max_train=None), cfg.train.seed)
+    target = datasets.load_for_run(replace(cfg.data, dataset=dataset, max_train=None))
     ds = relabel(target, store.report(run_id)["class_names"], f"run {run_id}")
     new_cfg = replace(cfg, data=replace(cfg.data, dataset=dataset))
     return record_evaluation(model, new_cfg, ds, store,

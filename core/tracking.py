@@ -5,6 +5,7 @@ local SQLite store for a team server (``MLFLOW_TRACKING_URI``) changes nothing e
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -24,7 +25,10 @@ HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rat
 RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 RUN_COLUMNS = ["run_id", "label", "variant", "arch", "dataset", "status", "kind", "group", "start_time", "end_time",
                "epochs", "epochs_done", "test_accuracy", "test_macro_f1", "test_loss", "best_val_accuracy",
-               "params_total", "train_time_s", "images_per_sec", "error", "data_warnings"]
+               "params_total", "train_time_s", "images_per_sec", "error", "data_warnings", "seed", "repeat_key"]
+# Params that may differ between repeats of one configuration: the training seed, and the grid
+# a repeat was queued in (more seeds of a grid can be queued later as a grid of their own).
+REPEAT_FREE_PARAMS = ("train.seed", "group")
 
 
 def default_uri() -> str:
@@ -81,14 +85,16 @@ class RunStore:
         """Open a run with its resolved config, dataset identity, versions and device. Returns its id."""
         tags = {
             "variant": cfg.variant, "arch": cfg.model.arch, "dataset": cfg.data.dataset, "group": cfg.group,
-            "label": f"{cfg.model.arch}/{cfg.variant}",
+            "label": f"{cfg.model.arch}/{cfg.variant}", "seed": str(cfg.train.seed),
             **{f"dataset.{k}": str(v) for k, v in dataset.items()},
             **(extra_tags or {}),
         }
         run = self.client.create_run(self.experiment_id, tags=tags, run_name=tags["label"])
         run_id = run.info.run_id
-        for key, value in cfg.flat().items():
-            self.client.log_param(run_id, key, "" if value is None else str(value))
+        from mlflow.entities import Param
+
+        # One request for all params: one per param made opening a run cost a second on a busy machine.
+        self.client.log_batch(run_id, params=[Param(k, "" if v is None else str(v)) for k, v in cfg.flat().items()])
         self.log_json(run_id, "config.json", cfg.to_dict())
         self.log_json(run_id, "environment.json", environment())
         return run_id
@@ -169,9 +175,11 @@ class RunStore:
             if not token:
                 return runs
 
-    def list_runs(self, max_results: int = 1000) -> pd.DataFrame:
-        """One row per run, newest first, with the columns in ``RUN_COLUMNS``."""
-        runs = self.client.search_runs([self.experiment_id], max_results=max_results, order_by=["attributes.start_time DESC"])
+    def list_runs(self, max_results: int = 1000, group: str | None = None) -> pd.DataFrame:
+        """One row per run (only ``group``'s, when given), newest first, with the columns in ``RUN_COLUMNS``."""
+        where = f"tags.group = {_quote_value(group)}" if group is not None else ""
+        runs = self.client.search_runs([self.experiment_id], where, max_results=max_results,
+                                       order_by=["attributes.start_time DESC"])
         rows = []
         for r in runs:
             t, m, p = r.data.tags, r.data.metrics, r.data.params
@@ -189,6 +197,8 @@ class RunStore:
                 "params_total": m.get("params_total"), "train_time_s": m.get("train_time_s"),
                 "images_per_sec": m.get("mean_images_per_sec"), "error": t.get("error", ""),
                 "data_warnings": t.get("dataset.warnings", ""),
+                "seed": int(p["train.seed"]) if "train.seed" in p else None,
+                "repeat_key": repeat_key(p, t.get("kind", "run")),
             })
         return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
@@ -267,6 +277,13 @@ def _load_keras(path: str, mtime: float):
 
     # safe_mode stays on: our models have no Lambda layers, and files come only from our store.
     return keras.models.load_model(path, compile=False)
+
+
+def repeat_key(params: dict[str, str], kind: str = "run") -> str:
+    """Equal for runs of one kind whose params differ at most in ``REPEAT_FREE_PARAMS``: repeats
+    of one configuration with different seeds."""
+    same = sorted((k, v) for k, v in params.items() if k not in REPEAT_FREE_PARAMS)
+    return hashlib.sha256(json.dumps([kind, same]).encode()).hexdigest()[:12]
 
 
 def _quote_key(key: str) -> str:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from core import datasets, models, runs
 from core.config import RunConfig
-from core.device import accelerator, distribution_scope, resolve_toggle, steps_per_execution
+from core.device import accelerator, distribution_scope, resolve_toggle, seed_everything, steps_per_execution
 from core.tracking import RunStore
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def train(cfg: RunConfig, *, run_id: str | None = None, store: RunStore | None =
     """
     store = store or RunStore()
     models.resolve_weights(cfg.model)  # fail before any work if weights are missing
-    ds = dataset or datasets.load_for_run(cfg.data, cfg.train.seed)
+    ds = dataset or datasets.load_for_run(cfg.data)
     if run_id is None:
         run_id = runs.open_run(cfg, ds, store=store)
     else:
@@ -144,7 +144,8 @@ def _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbos
     xla = resolve_toggle(cfg.train.xla, acc["gpu"])
     if mixed:
         keras.mixed_precision.set_global_policy("mixed_bfloat16" if acc["bf16"] else "mixed_float16")
-    keras.utils.set_random_seed(cfg.train.seed)
+    deterministic = resolve_toggle(cfg.train.deterministic, not acc["gpu"])
+    seed_everything(cfg.train.seed, deterministic)
     k = len(ds.class_names)
     common = dict(arch=cfg.model.arch, input_size=cfg.model.input_size, num_classes=k,
                   batch_size=cfg.train.batch_size, seed=cfg.train.seed)
@@ -161,7 +162,8 @@ def _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbos
                 store.log_epoch(run_id, r["epoch"], {k: v for k, v in r.items() if k != "epoch"})
     cached = can_cache_features(cfg)
     store.set_tags(run_id, {"device": acc["device"], "mixed_precision": mixed, "xla": xla,
-                            "epochs_done": len(records), "frozen_feature_cache": cached})
+                            "epochs_done": len(records), "frozen_feature_cache": cached,
+                            "deterministic": deterministic})
     if cached:
         fit_model, train_ds, val_ds = _frozen_feature_setup(model, cfg, ds, common, xla, acc)
     else:

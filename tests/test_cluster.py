@@ -165,7 +165,7 @@ def test_a_ga_generation_trains_its_individuals_in_parallel_on_ray(shared_store,
     base = tiny_config("vgg16", "scratch-adam")
     configs = [replace(base, variant=f"ga-test-g0s{i}", group="ga-test",
                        optimizer=replace(base.optimizer, learning_rate=lr)) for i, lr in enumerate((1e-3, 3e-4))]
-    ds = datasets.load_for_run(base.data, base.train.seed)
+    ds = datasets.load_for_run(base.data)
     # As the GA does: score on the validation split, handed to train() as its "test" split.
     search_ds = datasets.Dataset(ds.name, ds.source, ds.class_names,
                                  {"train": ds.splits["train"], "val": ds.splits["val"], "test": ds.splits["val"]})

@@ -182,7 +182,7 @@ def test_synthetic_is_cached_and_subset_is_stratified(tmp_path, monkeypatch):
     assert list((tmp_path).glob("synthetic-tiny-*.npz"))
     again = datasets.load_synthetic("synthetic-tiny")
     assert again.fingerprint() == ds.fingerprint()
-    sub = datasets.load_for_run(DataConfig(dataset="synthetic-tiny", max_train=14, max_eval=7), seed=0)
+    sub = datasets.load_for_run(DataConfig(dataset="synthetic-tiny", max_train=14, max_eval=7))
     assert np.bincount(sub.splits["train"][1]).tolist() == [2] * 7
     assert len(sub.splits["test"][1]) == 7
 

@@ -1,4 +1,5 @@
-"""End to end in a real browser: Overview -> start a tiny run on Train -> watch it finish -> Compare.
+"""End to end in a real browser: Overview -> start a tiny run on Train -> watch it finish -> Compare ->
+queue two more seeds of it -> Compare groups the three seeds with a band.
 
 Starts `streamlit run` on a free loopback port (the app starts its own worker), drives
 Debian's chromium with Playwright, and saves screenshots under the session's artifacts.
@@ -113,6 +114,20 @@ def test_start_a_run_watch_it_and_compare(dashboard):
         expect(page.locator(".js-plotly-plot .heatmaplayer, .js-plotly-plot .hm").first).to_be_visible()
         assert page.locator(".js-plotly-plot").count() >= 2
         page.screenshot(path=str(shots / "4-compare.png"), full_page=True)
+
+        # One seed cannot show spread: queue two more seeds of the same run, then Compare groups them.
+        expect(page.get_by_text("This run used a single seed")).to_be_visible()
+        page.get_by_role("button", name="Queue 2 run(s): seeds 43, 44").click()
+        expect(page.get_by_text("Queued 2 job(s)")).to_be_visible()
+        page.goto(f"{url}/train")
+        expect(page.get_by_text("· done")).to_have_count(3, timeout=840_000)
+        page.goto(f"{url}/compare")
+        expect(page.get_by_text("Training curves across seeds")).to_be_visible()
+        expect(page.get_by_text("Results across seeds")).to_be_visible()
+        expect(page.get_by_text("vgg16/scratch-adam · synthetic-tiny: 3", exact=False).first).to_be_visible()
+        # The band is a filled area between the mean's upper and lower bounds.
+        expect(page.locator(".js-plotly-plot .scatterlayer path.js-fill").first).to_be_attached()
+        page.screenshot(path=str(shots / "5-compare-seeds.png"), full_page=True)
         browser.close()
 
 

@@ -258,7 +258,7 @@ def test_every_decoded_config_builds_and_trains_a_step(tmp_path, monkeypatch):
     for j, gene in enumerate(full):
         assert {g[j] for g in genomes} == set(range(len(gene.choices))), f"{gene.name} not covered"
 
-    ds = datasets.load_for_run(DataConfig("synthetic-tiny"), SEED)
+    ds = datasets.load_for_run(DataConfig("synthetic-tiny"))
     x, y = ds.splits["train"]
     k = len(ds.class_names)
     saved_kernel = _first_vgg16_kernel(weights_file)
@@ -360,7 +360,7 @@ def test_search_killed_between_generations_resumes_to_the_uninterrupted_result(f
     assert set(pop.run_id) == set(children.run_id)
 
     # Fitness is validation accuracy; the test split was never handed to a child run.
-    search_data = datasets.load_for_run(DataConfig("synthetic-tiny", max_train=14, max_eval=14), SEED)
+    search_data = datasets.load_for_run(DataConfig("synthetic-tiny", max_train=14, max_eval=14))
     seen = datasets.Dataset(search_data.name, search_data.source, search_data.class_names,
                             {"train": search_data.splits["train"], "val": search_data.splits["val"],
                              "test": search_data.splits["val"]})
@@ -384,8 +384,8 @@ def test_search_killed_between_generations_resumes_to_the_uninterrupted_result(f
     section_attr = [g.field.split(".") for g in evolution.GENE_SPACE]
     assert [getattr(getattr(cfg, sec), attr) for sec, attr in section_attr] == list(best["genes"].values())
     report = store.report(resumed["final_run_id"])
-    assert report["n"] == len(datasets.load_for_run(cfg.data, SEED).splits["test"][1])  # the real test split
-    assert dataset_identity(datasets.load_for_run(cfg.data, SEED))["fingerprint"] == \
+    assert report["n"] == len(datasets.load_for_run(cfg.data).splits["test"][1])  # the real test split
+    assert dataset_identity(datasets.load_for_run(cfg.data))["fingerprint"] == \
         store.get(resumed["final_run_id"]).data.tags["dataset.fingerprint"]
 
     listed = evolution.list_searches().set_index("search_id")
@@ -418,7 +418,7 @@ def test_random_baseline_multi_fidelity_cancel_and_resume(fresh_artifacts):
     (killed_run,) = state["evaluations"].run_id
     assert store.list_runs().set_index("run_id").loc[killed_run, "status"] == "KILLED"
     # A run opened by a search killed before it could record the run id: resuming discards it.
-    orphan = open_run(_base(), datasets.load_for_run(_base().data, SEED), store=store, tags={"search_id": sid})
+    orphan = open_run(_base(), datasets.load_for_run(_base().data), store=store, tags={"search_id": sid})
 
     seen = []
     assert evolution.resume_search(sid, progress=seen.append) == sid

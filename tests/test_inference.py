@@ -29,7 +29,7 @@ def _stored_run(store: RunStore, arch: str, input_size: int) -> str:
     to save a shared 2-core CPU a minute, and test_training.py covers them."""
     cfg = tiny_config(arch, "scratch-adam")
     cfg = replace(cfg, model=replace(cfg.model, input_size=input_size))
-    ds = datasets.load_for_run(cfg.data, cfg.train.seed)
+    ds = datasets.load_for_run(cfg.data)
     run_id = runs.open_run(cfg, ds, store=store)
     model = models.build_model(cfg.model, len(ds.class_names), seed=cfg.train.seed)
     runs.evaluate_and_log(model, cfg, ds, run_id, store)
@@ -46,7 +46,7 @@ def lab(tmp_path_factory):
         mp.setenv("EMOTION_LAB_ARTIFACTS", str(root / "artifacts"))
         store = RunStore()
         resnet, vgg = _stored_run(store, "resnet50", 32), _stored_run(store, "vgg16", 48)
-        ds = datasets.load_for_run(tiny_config().data, tiny_config().train.seed)
+        ds = datasets.load_for_run(tiny_config().data)
         yield SimpleNamespace(store=store, resnet=resnet, vgg=vgg, ds=ds, root=root)
 
 

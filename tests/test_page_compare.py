@@ -36,7 +36,7 @@ def _add_run(store, cfg, curve: list[float], correct: np.ndarray | None = None, 
     """One run as training would log it; ``correct`` marks which test images it gets right."""
     from core import datasets, evaluation
 
-    ds = datasets.load_for_run(cfg.data, cfg.train.seed)
+    ds = datasets.load_for_run(cfg.data)
     identity = {"name": ds.name, "source": ds.source, "fingerprint": ds.fingerprint(),
                 "classes": ",".join(ds.class_names)}
     run_id = store.create_run(cfg, identity)

@@ -45,6 +45,15 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="a few minutes on a laptop CPU: " + ", ".join(f"{k}={v}" for k, v in presets.QUICK.items()))
 
 
+def add_seeds_option(p: argparse.ArgumentParser) -> None:
+    """``--seeds``: repeat every configuration with several training seeds (same data split)."""
+    p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="N",
+                   help="repeat each configuration with several training seeds: one number N runs N seeds "
+                        "from --seed (--seeds 3: 42 43 44), several numbers are the seeds (--seeds 1 2 3); the "
+                        "data split stays the same, so repeats differ only in weights, data order, augmentation "
+                        "and dropout")
+
+
 def apply_quick(args: argparse.Namespace) -> None:
     """``--quick`` overrides the budget options with ``presets.QUICK``."""
     from core import presets
@@ -58,7 +67,13 @@ def configs_from_args(args: argparse.Namespace, archs: list[str], config_ids: li
     """One validated ``RunConfig`` per architecture x configuration, from the run options."""
     from core import presets
 
-    return presets.grid(args.dataset, archs, config_ids, **run_settings(args), group=getattr(args, "group", "") or "")
+    settings = run_settings(args)
+    seeds = getattr(args, "seeds", None)
+    if seeds:
+        settings.pop("seed")
+        seeds = presets.seed_list(seeds, start=args.seed)
+    return presets.grid(args.dataset, archs, config_ids, seeds=seeds, **settings,
+                        group=getattr(args, "group", "") or "")
 
 
 def run_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -74,11 +89,12 @@ def fit_verbosity() -> int:
 
 def print_result(cfg: Any, result: Any) -> None:
     """One line per finished run: test accuracy with its interval, macro-F1, run id."""
+    name = f"{cfg.model.arch}/{cfg.variant} seed {cfg.train.seed}"
     if result.report is None:
-        print(f"{cfg.model.arch}/{cfg.variant}: {result.status} (run {result.run_id})")
+        print(f"{name}: {result.status} (run {result.run_id})")
         return
     r = result.report
-    print(f"{cfg.model.arch}/{cfg.variant}: test accuracy {r['accuracy']:.3f} "
+    print(f"{name}: test accuracy {r['accuracy']:.3f} "
           f"[{r['accuracy_ci'][0]:.3f}, {r['accuracy_ci'][1]:.3f}], macro-F1 {r['macro_f1']:.3f} (run {result.run_id})")
 
 

@@ -7,6 +7,7 @@ from core.cli.common import (
     AddParser,
     add_distribute_option,
     add_run_options,
+    add_seeds_option,
     apply_distribute,
     apply_quick,
     configs_from_args,
@@ -47,6 +48,7 @@ def register(add: AddParser) -> None:
     p.add_argument("--evaluate", metavar="RUN_ID", help="instead: evaluate this run's model on --dataset")
     p.add_argument("--no-worker", action="store_true", help="only queue; do not start a worker")
     add_run_options(p)
+    add_seeds_option(p)
     p.set_defaults(fn=cmd_submit)
 
     p = add("jobs", help="list jobs, or show one job with its log tail")
@@ -87,11 +89,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
     else:
         apply_quick(args)
         configs = configs_from_args(args, args.arch, args.configs)
-        if len(configs) == 1:
-            ids = [jobs.submit_train(configs[0])]
-        else:
-            ids = jobs.submit_grid(configs, args.group or f"grid-{uuid.uuid4().hex[:8]}")
+        group = args.group or f"grid-{uuid.uuid4().hex[:8]}"
+        ids = [jobs.submit_train(configs[0])] if len(configs) == 1 else jobs.submit_grid(configs, group)
     print(f"Queued job(s) {', '.join(map(str, ids))}.")
+    if not args.evaluate and len(ids) > 1 and len({c.train.seed for c in configs}) > 1:
+        print(f"When they finish, across seeds with paired tests: python -m core summary {group}")
     if not args.no_worker:
         pid = jobs.ensure_worker()
         status = jobs.worker_status()

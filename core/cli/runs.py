@@ -1,4 +1,4 @@
-"""Commands about data and runs in the foreground: datasets, train, compare, evaluate, runs, fetch-weights."""
+"""Commands about data and runs in the foreground: datasets, train, compare, summary, evaluate, runs, fetch-weights."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +11,7 @@ from core.cli.common import (
     AddParser,
     add_distribute_option,
     add_run_options,
+    add_seeds_option,
     apply_distribute,
     apply_quick,
     configs_from_args,
@@ -49,7 +50,19 @@ def register(add: AddParser) -> None:
     p.add_argument("--group", default="", help="name for this comparison (default: generated)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch output")
     add_run_options(p)
+    add_seeds_option(p)
     p.set_defaults(fn=cmd_compare)
+
+    p = add("summary", help="a grid's results across seeds: each configuration's mean with its 95%% CI, and "
+                           "paired tests between configurations")
+    p.add_argument("group", help="the grid's group (printed by compare and submit; listed by runs)")
+    p.add_argument("--metric", choices=("test accuracy", "macro-F1", "validation accuracy"), default="test accuracy",
+                   help="what the paired tests compare (default: test accuracy)")
+    p.add_argument("--summary", choices=("final epoch", "best validation epoch"), default="final epoch",
+                   help="the epoch validation accuracy is read at (default: final epoch)")
+    p.add_argument("--csv", metavar="PATH", help="also write the per-configuration table and the per-seed values "
+                                                 "(PATH and PATH with -seeds before .csv)")
+    p.set_defaults(fn=cmd_summary)
 
     p = add("evaluate", help="evaluate a stored run's model on another dataset's test split")
     p.add_argument("run_id")
@@ -154,7 +167,47 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(f"Group {args.group}: {len(configs) - len(failures)} of {len(configs)} runs finished.")
     for f in failures:
         print("  " + f)
+    if len({c.train.seed for c in configs}) > 1:
+        print(f"Across seeds, with paired tests: python -m core summary {args.group}")
     return 0 if len(failures) < len(configs) else 1
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    """Print a grid's aggregated table across seeds, the paired tests and their verdicts."""
+    from core import comparison
+
+    s = comparison.group_summary(args.group, summary=args.summary, metric=args.metric)
+    per_seed, agg, pairs = s["per_seed"], s["aggregate"], s["pairs"]
+    datasets = ", ".join(sorted({name.rsplit(" · ", 1)[-1] for name in agg.configuration}))
+    print(f"Group {args.group}: {len(per_seed)} finished runs of {len(agg)} configuration(s); test metrics on the "
+          f"test split of {datasets}, validation accuracy at the {args.summary}.\n")
+    shown = agg[["configuration", "seeds", "seed list"]].copy()
+    for metric, (scale, _) in comparison.METRICS.items():
+        shown[metric] = [_with_ci(m, lo, hi, scale) for m, lo, hi in
+                         zip(agg[metric], agg[f"{metric} CI low"], agg[f"{metric} CI high"])]
+    print("Mean across seeds [95% t-interval]; accuracies in %:")
+    print(shown.to_string(index=False))
+    if len(pairs):
+        print(f"\nPaired by seed on {args.metric} (A - B; paired t-test, p Holm-corrected over {len(pairs)} pair(s)):")
+        print(pairs.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print()
+        for line in s["verdicts"]:
+            print(line)
+    if args.csv:
+        from pathlib import Path
+
+        path = Path(args.csv)
+        seeds_path = path.with_name(f"{path.stem}-seeds{path.suffix or '.csv'}")
+        agg.to_csv(path, index=False)
+        per_seed.to_csv(seeds_path, index=False)
+        print(f"\nWrote {path} and {seeds_path}.")
+    return 0
+
+
+def _with_ci(mean: float, low: float, high: float, scale: float) -> str:
+    if low != low:  # one seed: no interval
+        return f"{mean * scale:.3g}"
+    return f"{mean * scale:.3g} [{low * scale:.3g}, {high * scale:.3g}]"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -71,8 +71,7 @@ def _features(state: dict) -> tuple[dict, dict]:
     if note and note not in state["notes"]:  # a resumed comparison starts over
         state["notes"].append(note)
     # Data and backbone are the base config's (seeded like its runs); the search seed drives the GA.
-    ds = datasets.load_for_run(replace(base.data, max_train=budget.max_train, max_eval=budget.max_eval),
-                               base.train.seed)
+    ds = datasets.load_for_run(replace(base.data, max_train=budget.max_train, max_eval=budget.max_eval))
     f = features.backbone_features(ds, arch, weights, input_size, base.train.seed)
     _release_graphs()  # the backbone's graph is no longer needed
     # Standardised with training statistics: one mutation scale then suits every backbone.

@@ -78,7 +78,7 @@ class _HyperSearch:
         self.fidelity_base = {"short": short}
         if self.budget.long_epochs:
             self.fidelity_base["long"] = replace(short, train=replace(short.train, epochs=self.budget.long_epochs))
-        ds = datasets.load_for_run(short.data, short.train.seed)
+        ds = datasets.load_for_run(short.data)
         # train() evaluates on the "test" split at the end: hand it the validation split
         # under that name, so the real test split stays unseen for the whole search.
         self.search_ds = datasets.Dataset(ds.name, ds.source, ds.class_names,
@@ -312,7 +312,7 @@ class _HyperSearch:
         st = self.state
         genome, fitness, run_id = best_entry(st)
         cfg = replace(decode(genome, self.base, self.space), variant=f"ga-{self.id}", group=self.id)
-        full = datasets.load_for_run(cfg.data, cfg.train.seed)
+        full = datasets.load_for_run(cfg.data)
         if st["final"] is None:
             tags = {"kind": "ga-best", "search_id": self.id, "genome": genome_key(genome), "strategy": st["strategy"],
                     "search_fitness": f"{fitness:.4f}", "search_run_id": run_id}

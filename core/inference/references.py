@@ -242,7 +242,7 @@ def evaluate_reference(name: str, dataset: str, store: RunStore | None = None,
     reference = load_reference_model(name, entry)
     cfg = RunConfig(variant=f"ref-{name}", data=DataConfig(dataset=dataset, max_eval=max_eval),
                     model=ModelConfig(arch=_EVAL_ARCH, weights="none", input_size=size)).validate()
-    target = datasets.load_for_run(cfg.data, cfg.train.seed)
+    target = datasets.load_for_run(cfg.data)
     ds = runs.relabel(target, entry["labels"], f"reference model {name!r}")
     model = _reference_adapter(reference, entry, name)
     tags = {"kind": "evaluation", "evaluated_from": REFERENCE_PREFIX + name, "label": f"reference/{name}",

@@ -47,7 +47,7 @@ def execute_train(ctx: JobContext) -> dict:
 
     if ctx.run_id and runs.is_finished(ctx.run_id):
         return runs.summary(ctx.run_id)  # finished before its job row could say so
-    ds = datasets.load_for_run(cfg.data, cfg.train.seed)
+    ds = datasets.load_for_run(cfg.data)
     ctx.check_cancelled()
     if ctx.run_id is None:
         ctx.set_run_id(runs.open_run(cfg, ds, tags={"job_id": ctx.job_id}))

@@ -4,6 +4,7 @@ Pages call ``services.<name>`` and never touch TensorFlow, MLflow or artifact pa
 package is the only place with ``st.cache_*``. Its modules, by what they wrap:
 
 - ``runstore``: the run store (runs table, curves, reports), results table, significance, misclassified images
+- ``seeds``: repeats of a configuration over seeds: aggregated results, bands, paired tests (``core.stats``)
 - ``data``: datasets and ImageNet weights on this machine
 - ``plan``: configuration grids, the quick profile and time estimates (``core.presets``, ``core.estimate``)
 - ``jobs``: the job queue and its worker
@@ -78,6 +79,23 @@ from dashboard.services.runstore import (
     significance,
     store,
 )
+from dashboard.services.seeds import (
+    SEED_METRICS,
+    SEED_SUMMARIES,
+    aggregate_table,
+    has_repeats,
+    mean_confusion,
+    more_seeds_plan,
+    paired_test,
+    pairs_table,
+    per_class_f1,
+    per_seed_table,
+    queue_more_seeds,
+    repeat_groups,
+    seed_bands,
+    seed_mcnemar,
+    with_summary,
+)
 from dashboard.services.teaching import (
     CLASSROOM_LABELS,
     OPTIMIZERS,
@@ -111,4 +129,7 @@ __all__ = [
     "CLASSROOM_LABELS", "OPTIMIZERS", "SURFACES", "classroom_defaults", "classroom_experiment", "classroom_histories",
     "format_rate", "optimizer_paths", "optimizers_href", "optimizers_link", "parse_rate", "playground_defaults", "surface_grid",
     "surface_info",
+    "SEED_METRICS", "SEED_SUMMARIES", "aggregate_table", "has_repeats", "mean_confusion", "more_seeds_plan",
+    "paired_test", "pairs_table", "per_class_f1", "per_seed_table", "queue_more_seeds", "repeat_groups",
+    "seed_bands", "seed_mcnemar", "with_summary",
 ]

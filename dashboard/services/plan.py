@@ -7,8 +7,13 @@ from core.config import RunConfig
 from dashboard.services.data import dataset_sizes
 from dashboard.services.runstore import runs
 
-build_configs = presets.grid
 format_duration = estimate.format_duration
+
+
+def build_configs(dataset: str, archs: list[str], config_ids: list[str], n_seeds: int = 1, **settings) -> list[RunConfig]:
+    """The grid a form describes; ``n_seeds`` repeats it with consecutive training seeds from ``settings['seed']``."""
+    seeds = presets.seed_list([n_seeds], start=settings.pop("seed", 42))
+    return presets.grid(dataset, archs, config_ids, seeds=seeds, **settings)
 
 
 def missing_weights(configs: list[RunConfig]) -> list[str]:
@@ -16,9 +21,10 @@ def missing_weights(configs: list[RunConfig]) -> list[str]:
     return presets.missing_weights(configs)
 
 
-def quick_comparison_configs() -> list[RunConfig]:
-    """The Overview's one-click comparison: every configuration this machine can run, quickly."""
-    return presets.quick_configs()
+def quick_comparison_configs(n_seeds: int = 1) -> list[RunConfig]:
+    """The Overview's one-click comparison: every configuration this machine can run, quickly, with
+    ``n_seeds`` consecutive training seeds each (from the usual 42)."""
+    return presets.quick_configs(seeds=presets.seed_list([n_seeds]))
 
 
 def estimate_seconds(configs: list[RunConfig]) -> float:

@@ -126,7 +126,7 @@ def misclassified(run_id: str, limit: int = 24) -> dict[str, Any]:
     preds = predictions(run_id)
     if preds is None:
         return _no_images()
-    ds = datasets.load_for_run(cfg.data, cfg.train.seed)
+    ds = datasets.load_for_run(cfg.data)
     x, y = ds.splits["test"]
     if len(y) != len(preds["y_true"]) or not np.array_equal(y, preds["y_true"]):
         # The dataset changed on disk since the run: indices no longer line up.

@@ -14,6 +14,7 @@ from itertools import combinations
 import streamlit as st
 
 from dashboard import charts, services, ui
+from dashboard.views import compare_seeds
 
 ALL_RUNS = "All runs"
 LATEST = 4  # runs picked by default when no comparison grid has finished runs
@@ -102,6 +103,14 @@ for rid, row in rows.iterrows():
 
 st.caption("Each run's optimizer and learning rate on 2-D loss surfaces: " + " · ".join(
     f"[{ui.md(labels[r])}]({href})" for r in selected if (href := services.optimizers_href(r))))
+
+# ------------------------------------------------------------------ repeated seeds
+repeats = services.has_repeats(selected)
+if repeats and st.toggle("Group repeated seeds by configuration", True, key="compare_grouped",
+                         help="Runs that differ only in their seed are shown as one configuration: mean, 95% band "
+                              "and paired tests across seeds. Off: every run on its own."):
+    compare_seeds.render(selected, live=any(status[r] in ("RUNNING", "SCHEDULED") for r in selected))
+    st.stop()
 
 # ------------------------------------------------------------------ curves
 st.subheader("Training curves")
@@ -192,6 +201,8 @@ else:
         st.markdown(ui.md(outcome[1]))
         st.caption("McNemar's test looks only at the test images where exactly one of the two models is right "
                    "(exact binomial test when there are fewer than 25 such images).")
+if not repeats:
+    compare_seeds.single_seed_offer(done)
 
 # ------------------------------------------------------------------ misclassified images
 st.subheader("Misclassified test images")

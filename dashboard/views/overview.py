@@ -12,13 +12,18 @@ st.title("Facial emotion recognition lab")
 st.caption("Train ResNet50 and VGG16 in five configurations, evolve variants, and compare them side by side.")
 
 # ---------------------------------------------------------------- quick comparison
-quick = services.quick_comparison_configs()
 with st.container(border=True):
     st.subheader("Quick comparison")
-    names = ", ".join(c.variant for c in quick)
+    n_seeds = int(st.number_input("Seeds per configuration", 1, 10, 1, key="quick_seeds",
+                                  help="One seed trains each configuration once. Three or more show each "
+                                       "configuration's mean with a 95% band on Compare and test differences "
+                                       "across seeds; each seed costs another full set of runs."))
+    quick = services.quick_comparison_configs(n_seeds)
+    names = ", ".join(dict.fromkeys(c.variant for c in quick))
+    seeds = f", each with {n_seeds} seeds ({len(quick)} runs)" if n_seeds > 1 else ""
     st.write(f"ResNet50 on the embedded synthetic faces, {quick[0].train.epochs} epochs on up to "
-             f"{quick[0].data.max_train} training images: **{names}**.")
-    if len(quick) < len(services.CONFIG_IDS):
+             f"{quick[0].data.max_train} training images: **{names}**{seeds}.")
+    if len(quick) < len(services.CONFIG_IDS) * n_seeds:
         st.info("The ImageNet configurations are left out: their weights are not cached on this machine "
                 "(see *ImageNet weights* below).", icon=":material/info:")
     st.write(f"Estimated time on this machine: **{services.format_duration(services.estimate_seconds(quick))}**.")

@@ -40,7 +40,11 @@ with st.form("train_form"):
         class_weights = a2.checkbox("Class weights (rare classes such as disgust count more)", False,
                                     key="class_weights", bind=URL)
         early = a1.number_input("Early stopping patience (0 = off)", 0, 50, 0, key="early_stopping", bind=URL)
-        seed = a2.number_input("Seed", 0, 2**31 - 1, 42, key="seed", bind=URL)
+        seed = a2.number_input("Seed (first seed)", 0, 2**31 - 1, 42, key="seed", bind=URL)
+        n_seeds = a1.number_input("Seeds per configuration", 1, 20, 1, key="seeds", bind=URL,
+                                  help="Repeat every configuration with consecutive training seeds (same data "
+                                       "split): Compare then shows each configuration's mean with a 95% band and "
+                                       "tests differences across seeds. 3 or more are needed for a paired test.")
     st.form_submit_button("Estimate")
     submitted = st.form_submit_button("Start training", type="primary")
 
@@ -54,13 +58,15 @@ if archs and config_ids:
     configs = services.build_configs(dataset, archs, config_ids, epochs=int(epochs), batch_size=int(batch_size),
                                      input_size=int(input_size), max_train=int(max_train) or None,
                                      max_eval=int(max_eval) or None, augment=augment,
-                                     class_weights=class_weights, early_stopping=int(early), seed=int(seed))
+                                     class_weights=class_weights, early_stopping=int(early), seed=int(seed),
+                                     n_seeds=int(n_seeds))
     missing = services.missing_weights(configs)
     if missing:
         st.warning(f"ImageNet weights are not cached for {', '.join(missing)}: those runs will fail. Run "
                    "`python -m core fetch-weights` on a machine with internet, or pick `scratch-*` configurations.",
                    icon=":material/warning:")
-    st.caption(f"{len(configs)} run(s); estimated time on this machine: "
+    repeats = f" ({int(n_seeds)} seeds of each configuration)" if n_seeds > 1 else ""
+    st.caption(f"{len(configs)} run(s){repeats}; estimated time on this machine: "
                f"**{services.format_duration(services.estimate_seconds(configs))}**.")
 else:
     st.caption("Pick at least one architecture and one configuration.")
