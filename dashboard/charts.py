@@ -582,6 +582,7 @@ def emotion_timeline_figure(
         yaxis=dict(title="probability", range=[0, 1], tickformat=".0%"),
         hovermode="x unified",
     )
+    return fig
 
 
 # ------------------------------------------------------------------ optimizer playground
@@ -711,6 +712,7 @@ def step_size_figure(step_sizes: Mapping[str, npt.ArrayLike], *, font_size: int 
     if font_size:
         fig.update_layout(font=dict(size=font_size))
         fig.update_annotations(font_size=font_size)
+    return fig
 
 
 # ---------------------------------------------------------------- repeated seeds (grouped Compare view)
