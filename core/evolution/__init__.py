@@ -16,6 +16,7 @@ from core.evolution.space import (
     GENE_SPACE,
     HEAD_GENES,
     Gene,
+    constrain,
     decode,
     genome_key,
     genome_values,
@@ -51,7 +52,7 @@ from core.evolution.state import (
 
 __all__ = [
     "ACTIONS", "GENE_SPACE", "HEAD_GENES", "MODES", "STRATEGIES", "Budget", "Gene", "Progress", "SearchNotFound",
-    "SearchSpec", "SearchStopped", "best_entry", "decode", "enable_retrain", "genome_key", "genome_values",
+    "SearchSpec", "SearchStopped", "best_entry", "constrain", "decode", "enable_retrain", "genome_key", "genome_values",
     "head_probs", "list_searches", "load_state", "new_search_id", "parse_fixed", "resolve_space", "resume_search",
     "run_search", "save_state", "search_exists", "search_state", "searches_dir", "space_from_json",
     "space_to_json", "slots_per_generation", "start_search", "state_path", "timestamp",

@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from core.config import RunConfig
-from core.evolution.space import decode, genome_key, space_from_json
+from core.evolution.space import constrain, decode, genome_key, space_from_json
 from core.evolution.spec import Budget, Progress, SearchStopped, slots_per_generation
 from core.evolution.state import best_entry, save_state
 
@@ -117,8 +117,10 @@ class _HyperSearch:
         if g == 0 or self.state["strategy"] == "random":
             # Both strategies start from the same draw, so their curves share generation 0.
             rng = np.random.default_rng([self.state["seed"], g])
-            return [[int(rng.integers(s)) for s in sizes] for _ in range(self.n)]
-        return self._evolve(g, self.state["history"][-1]["population"])
+            drawn = [[int(rng.integers(s)) for s in sizes] for _ in range(self.n)]
+        else:
+            drawn = self._evolve(g, self.state["history"][-1]["population"])
+        return [constrain(genome, self.space) for genome in drawn]
 
     def _evolve(self, g: int, parents: list[list[int]]) -> list[list[int]]:
         import pygad

@@ -113,12 +113,23 @@ with st.expander("New search", expanded=not options or st.session_state.get("evo
     if missing and fixed.get("weights") == "imagenet":
         st.warning(f"ImageNet weights are not cached for {', '.join(missing)}: pin weights to `none`, or run "
                    "`python -m core fetch-weights` on a machine with internet.", icon=":material/warning:")
+    problem_freeze = ""
     if not head:
         # Without cached ImageNet weights for every candidate architecture the search pins weights to none.
-        free = [g for g in genes if g not in fixed and not (g == "weights" and missing)]
+        # Freezing only makes sense for pretrained weights: without them frozen_blocks stays 0 too.
+        scratch_only = fixed.get("weights") == "none" or (missing and "weights" not in fixed)
+        free = [g for g in genes if g not in fixed and not (g == "weights" and missing)
+                and not (g == "frozen_blocks" and scratch_only)]
         size = math.prod(len(genes[g]) for g in free)
         pinned_weights = (f" ImageNet weights are not cached for {', '.join(missing)}, so weights stays `none`."
                           if missing and "weights" not in fixed else "")
+        if scratch_only and "frozen_blocks" not in fixed:
+            pinned_weights += (" Freezing only makes sense for pretrained weights, so frozen_blocks stays 0 "
+                               "(no evaluation is spent on frozen random blocks).")
+        if scratch_only and fixed.get("frozen_blocks", 0) != 0:
+            problem_freeze = (f"frozen_blocks={fixed['frozen_blocks']} would freeze randomly initialised blocks: "
+                              "freezing needs ImageNet weights. Pin frozen_blocks to 0 or leave it free.")
+            st.warning(problem_freeze, icon=":material/warning:")
         st.caption((f"Evolving {', '.join(free)}: {size:,} possible genomes." if free else
                     "Every gene is fixed: the search can only train one genome.") + pinned_weights)
 
@@ -131,7 +142,7 @@ with st.expander("New search", expanded=not options or st.session_state.get("evo
         final_epochs = int(r2.number_input("Full budget (epochs)", 1, 200, 10, key="evolve_final_epochs",
                                            disabled=not retrain, help="Epochs of the final retrain, on all "
                                                                       "training images, tested on the test split"))
-    problem = ""
+    problem = problem_freeze
     if long_epochs and not head and long_epochs <= epochs:
         problem = f"The longer budget ({long_epochs} epochs) must exceed the short one ({epochs})."
         st.warning(problem, icon=":material/warning:")
