@@ -24,7 +24,9 @@ HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rat
 RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 RUN_COLUMNS = ["run_id", "label", "variant", "arch", "dataset", "status", "kind", "group", "start_time", "end_time",
                "epochs", "epochs_done", "test_accuracy", "test_macro_f1", "test_loss", "best_val_accuracy",
-               "params_total", "train_time_s", "images_per_sec", "error"]
+               "params_total", "train_time_s", "images_per_sec", "error",
+               # Costs (core.costs): how each is measured is in the README's "Accuracy against cost".
+               "train_time_per_epoch_s", "train_flops", "params_trainable", "latency_ms_per_face", "device"]
 
 
 def default_uri() -> str:
@@ -188,6 +190,9 @@ class RunStore:
                 "test_loss": m.get("test_loss"), "best_val_accuracy": m.get("best_val_accuracy"),
                 "params_total": m.get("params_total"), "train_time_s": m.get("train_time_s"),
                 "images_per_sec": m.get("mean_images_per_sec"), "error": t.get("error", ""),
+                **{k: m.get(k) for k in ("train_time_per_epoch_s", "train_flops", "params_trainable",
+                                         "latency_ms_per_face")},
+                "device": t.get("device", ""),
             })
         return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
