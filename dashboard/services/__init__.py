@@ -8,6 +8,7 @@ package is the only place with ``st.cache_*``. Its modules, by what they wrap:
 - ``plan``: configuration grids, the quick profile and time estimates (``core.presets``, ``core.estimate``)
 - ``jobs``: the job queue and its worker
 - ``predict``: models to predict with, and photos scored by them (``core.inference``)
+- ``cost``: accuracy against cost (Pareto front) of finished runs
 - ``evolve``: searches (``core.evolution``), their estimates, and comparisons of their best genomes
 
 The choice lists pages offer come from the registries that define them (below and in ``evolve``).
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from core.config import ARCHITECTURES
 from core.presets import CONFIG_IDS, DESCRIPTIONS
+from dashboard.services.cost import accuracy_cost, cost_options
 from dashboard.services.data import dataset_names, dataset_overview, dataset_sizes, weights_status
 from dashboard.services.evolve import (
     budget_defaults,
@@ -72,6 +74,7 @@ from dashboard.services.runstore import (
 
 __all__ = [
     "ARCHITECTURES", "CONFIG_IDS", "DESCRIPTIONS",
+    "accuracy_cost", "cost_options",
     "dataset_names", "dataset_overview", "dataset_sizes", "weights_status",
     "budget_defaults", "evolve_base", "evolve_comparison", "evolve_estimate", "gene_choices", "new_search_id",
     "search", "search_fitness_peers", "search_jobs", "search_modes", "search_options", "search_strategies",
