@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 # Run-level cost columns of ``RunStore.list_runs`` a chart can put on its x axis, with their labels.
 COSTS: dict[str, str] = {
@@ -56,6 +55,8 @@ def summarise_configurations(runs: pd.DataFrame, intervals: dict[str, tuple[floa
     run keeps its bootstrap interval. Costs are means over the configuration's runs.
     Columns: configuration, dataset, n_runs, test_accuracy, ci_low, ci_high, interval, costs, run_ids.
     """
+    from scipy import stats  # only here: searches read the front without loading SciPy
+
     rows = []
     for (dataset, label), group in runs.groupby(["dataset", "label"], sort=False):
         acc = group.test_accuracy.astype(float).to_numpy()

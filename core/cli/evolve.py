@@ -33,6 +33,13 @@ def register(add: AddParser) -> None:
     p.add_argument("--eval-max-eval", type=int, default=budget.max_eval, help="validation images per individual")
     p.add_argument("--long-epochs", type=int, default=budget.long_epochs,
                    help="multi-fidelity: retrain the best third of each generation for this many epochs")
+    p.add_argument("--objectives", default="accuracy",
+                   help="accuracy (default), or accuracy and costs to minimise, comma-separated (costs: "
+                        + ", ".join(list(evolution.OBJECTIVES)[1:]) + "): a multi-objective NSGA-II search "
+                        "that evolves a front, e.g. accuracy,train_time")
+    p.add_argument("--retrain-front", type=int, default=None, metavar="K",
+                   help="with --resume SEARCH_ID: retrain member K of a multi-objective search's final front "
+                        "with the full budget, as variant ga-SEARCH_ID-K")
     p.add_argument("--no-final", action="store_true", help="skip retraining the best genome with the full budget")
     p.add_argument("--name", default="", help="search id (default: generated)")
     p.add_argument("--resume", default="", metavar="SEARCH_ID", help="continue a stopped or killed search")
@@ -69,7 +76,13 @@ def cmd_evolve(args: argparse.Namespace) -> int:
         bar.refresh()
 
     try:
-        if args.resume:
+        if args.retrain_front is not None:
+            if not args.resume:
+                raise SystemExit("--retrain-front K needs --resume SEARCH_ID (the search whose front member K to retrain)")
+            spec = evolution.SearchSpec.from_payload({"search_id": args.resume, "action": "retrain-front",
+                                                      "member": args.retrain_front})  # names a bad member
+            search_id = evolution.retrain_front_member(spec.search_id, spec.member, progress=progress)
+        elif args.resume:
             search_id = evolution.resume_search(args.resume, progress=progress)
         else:
             apply_quick(args)
@@ -80,7 +93,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
             evolution.run_search(args.dataset, args.population, args.generations, args.strategy, args.mode,
                                  budget=budget, base=base_from_args(args), fixed=evolution.parse_fixed(args.fix),
                                  seed=args.seed, retrain_best=not args.no_final, search_id=search_id,
-                                 progress=progress)
+                                 progress=progress, objectives=tuple(args.objectives.split(",")))
     finally:
         bar.close()
     state = evolution.search_state(search_id)
@@ -108,3 +121,13 @@ def print_outcome(search_id: str, state: dict) -> None:
               + ", ".join(f"{k}={v}" for k, v in best["genes"].items()))
     if state["final_test_accuracy"] is not None:
         print(f"ga-{search_id}: test accuracy {state['final_test_accuracy']:.3f} (run {state['final_run_id']})")
+    front = state["front"]
+    if len(front):
+        costs = state["cost_metrics"]
+        print(f"final front ({', '.join(state['objectives'])}; validation accuracy), cheapest first:")
+        for m in front.itertuples():
+            retrained = (f", retrained as ga-{search_id}-{m.member}: test accuracy {m.test_accuracy:.3f}"
+                         if m.retrain_status == "FINISHED" else "")
+            print(f"  {m.member}: val accuracy {m.fitness:.3f}, "
+                  + ", ".join(f"{c} {getattr(m, c):.4g}" for c in costs) + retrained)
+        print(f"retrain a member with the full budget: python -m core evolve --resume {search_id} --retrain-front K")

@@ -11,7 +11,7 @@ Importing this package loads only NumPy and pandas, so the dashboard can read se
 (``list_searches``, ``search_state``) without loading TensorFlow, PyGAD or MLflow.
 """
 from core.evolution.head import head_probs
-from core.evolution.search import resume_search, run_search, start_search
+from core.evolution.search import resume_search, retrain_front_member, run_search, start_search
 from core.evolution.space import (
     GENE_SPACE,
     HEAD_GENES,
@@ -36,9 +36,12 @@ from core.evolution.spec import (
     slots_per_generation,
 )
 from core.evolution.state import (
+    OBJECTIVES,
     SearchNotFound,
     best_entry,
+    enable_front_retrain,
     enable_retrain,
+    final_front,
     list_searches,
     load_state,
     new_search_id,
@@ -51,7 +54,7 @@ from core.evolution.state import (
 )
 
 __all__ = [
-    "ACTIONS", "GENE_SPACE", "HEAD_GENES", "MODES", "STRATEGIES", "Budget", "Gene", "Progress", "SearchNotFound",
+    "ACTIONS", "GENE_SPACE", "OBJECTIVES", "enable_front_retrain", "final_front", "retrain_front_member", "HEAD_GENES", "MODES", "STRATEGIES", "Budget", "Gene", "Progress", "SearchNotFound",
     "SearchSpec", "SearchStopped", "best_entry", "constrain", "decode", "enable_retrain", "genome_key", "genome_values",
     "head_probs", "list_searches", "load_state", "new_search_id", "parse_fixed", "resolve_space", "resume_search",
     "run_search", "save_state", "search_exists", "search_state", "searches_dir", "space_from_json",
