@@ -596,3 +596,33 @@ def pareto_figure(
     fig.update_layout(xaxis=dict(title=x_title, type="log" if log_x else "linear"), yaxis=dict(title=y_title),
                       legend=dict(orientation="h", yanchor="bottom", y=1.02))
     return fig
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color.lstrip("#")[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r}, {g}, {b}, {alpha})"
+
+
+def band_figure(bands: pd.DataFrame, x: str, *, x_title: str, y_title: str,
+                names: Mapping[str, str] | None = None) -> go.Figure:
+    """One mean line per ``strategy`` with its ``low``-``high`` band shaded (where it is defined)."""
+    missing = {"strategy", x, "mean", "low", "high", "n"} - set(bands.columns)
+    if missing:
+        raise ValueError(f"bands needs columns {sorted(missing)}")
+    if bands.empty:
+        return empty_figure("No finished trainings yet")
+    fig = go.Figure()
+    for i, (strategy, df) in enumerate(bands.groupby("strategy", sort=False)):
+        color, name = PALETTE[i % len(PALETTE)], (names or {}).get(strategy, strategy)
+        df = df.sort_values(x)
+        banded = df.dropna(subset=["low", "high"])
+        if len(banded):
+            fig.add_trace(go.Scatter(
+                x=np.concatenate([banded[x], banded[x][::-1]]), y=np.concatenate([banded["high"], banded["low"][::-1]]),
+                fill="toself", fillcolor=_rgba(color, 0.18), line=dict(width=0), hoverinfo="skip",
+                name=f"{name} 95% interval", legendgroup=name, showlegend=False))
+        fig.add_trace(go.Scatter(
+            x=df[x], y=df["mean"], mode="lines", name=name, legendgroup=name, line=dict(color=color, width=2, shape="hv"),
+            customdata=df["n"], hovertemplate="%{y:.3f} (mean of %{customdata} searches)<extra>" + name + "</extra>"))
+    fig.update_layout(xaxis=dict(title=x_title), yaxis=dict(title=y_title), hovermode="x unified")
+    return fig

@@ -345,3 +345,15 @@ def test_pareto_figure_highlights_and_joins_the_front():
     assert fig.layout.xaxis.title.text == "training time (s)"
     with pytest.raises(ValueError, match="one flag per point"):
         charts.pareto_figure(points, "time", "acc", [True], x_title="t", y_title="a")
+
+
+def test_band_figure_draws_a_mean_and_a_band_per_strategy():
+    bands = pd.DataFrame({"strategy": ["ga", "ga", "random", "random"], "evaluations": [1.0, 2.0, 1.0, 2.0],
+                          "mean": [0.2, 0.4, 0.2, 0.3], "low": [0.1, 0.3, np.nan, np.nan],
+                          "high": [0.3, 0.5, np.nan, np.nan], "n": [3, 3, 1, 1]})
+    fig = charts.band_figure(bands, "evaluations", x_title="trainings spent", y_title="best validation fitness",
+                             names={"ga": "GA", "random": "random"})
+    by_name = {t.name: t for t in fig.data}
+    assert list(by_name["GA"].y) == [0.2, 0.4] and list(by_name["random"].y) == [0.2, 0.3]
+    assert list(by_name["GA 95% interval"].y) == [0.3, 0.5, 0.3, 0.1]  # high out, low back
+    assert "random 95% interval" not in by_name  # one search: no interval to draw

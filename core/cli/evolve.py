@@ -40,6 +40,9 @@ def register(add: AddParser) -> None:
     p.add_argument("--retrain-front", type=int, default=None, metavar="K",
                    help="with --resume SEARCH_ID: retrain member K of a multi-objective search's final front "
                         "with the full budget, as variant ga-SEARCH_ID-K")
+    p.add_argument("--seeds", type=int, default=None, metavar="N",
+                   help="run N searches per strategy (GA and random) at the same budget, seeds --seed onwards, as "
+                        "NAME-ga-sSEED and NAME-random-sSEED; the Evolve page compares them across seeds")
     p.add_argument("--no-final", action="store_true", help="skip retraining the best genome with the full budget")
     p.add_argument("--name", default="", help="search id (default: generated)")
     p.add_argument("--resume", default="", metavar="SEARCH_ID", help="continue a stopped or killed search")
@@ -84,6 +87,8 @@ def cmd_evolve(args: argparse.Namespace) -> int:
             search_id = evolution.retrain_front_member(spec.search_id, spec.member, progress=progress)
         elif args.resume:
             search_id = evolution.resume_search(args.resume, progress=progress)
+        elif args.seeds is not None:
+            return _seeded(args, evolution, progress, bar)
         else:
             apply_quick(args)
             budget = evolution.Budget(epochs=args.eval_epochs, max_train=args.eval_max_train,
@@ -99,6 +104,30 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     state = evolution.search_state(search_id)
     print_outcome(search_id, state)
     return 0 if state["status"] == "finished" else 1
+
+
+def _seeded(args: argparse.Namespace, evolution, progress, bar) -> int:
+    """``--seeds N``: N searches per strategy, then each strategy's final best fitness across seeds."""
+    apply_quick(args)
+    budget = evolution.Budget(epochs=args.eval_epochs, max_train=args.eval_max_train, max_eval=args.eval_max_eval,
+                              long_epochs=args.long_epochs)
+    name = args.name or evolution.new_search_id("seeds", args.mode)
+    bar.write(f"seeded comparison {name}: run the same command with --name {name} to resume it")
+    try:
+        ids = evolution.run_seeded_searches(
+            args.dataset, args.seeds, args.population, args.generations, name=name, first_seed=args.seed,
+            progress=progress, mode=args.mode, budget=budget, base=base_from_args(args),
+            fixed=evolution.parse_fixed(args.fix), retrain_best=not args.no_final,
+            objectives=tuple(args.objectives.split(",")))
+    finally:
+        bar.close()
+    bands = evolution.strategy_bands(ids, "evaluations")
+    for strategy, rows in bands.groupby("strategy", sort=False):
+        last = rows.iloc[-1]
+        print(f"{strategy:6s}: best validation fitness {last['mean']:.3f} (95% t-interval across {last['n']} seeds "
+              f"[{last['low']:.3f}, {last['high']:.3f}]) after up to {int(last['evaluations'])} trainings")
+    print("searches: " + " ".join(ids))
+    return 0 if all(evolution.search_state(s)["status"] == "finished" for s in ids) else 1
 
 
 def print_outcome(search_id: str, state: dict) -> None:

@@ -89,6 +89,31 @@ def resume_search(search_id: str, *, progress: Callable[[Progress], None] | None
     return _execute(state, progress, should_stop, store)
 
 
+def run_seeded_searches(dataset: str, seeds: int, population: int = 8, generations: int = 5, *, name: str,
+                        first_seed: int = 42, strategies: tuple[str, ...] = ("ga", "random"),
+                        progress: Callable[[Progress], None] | None = None, **settings) -> list[str]:
+    """``seeds`` searches per strategy at the same budget (seeds ``first_seed`` onwards), so GA and random
+    search can be compared across seeds rather than on one draw; return their ids.
+
+    Ids are ``<name>-<strategy>-s<seed>``. Running it again resumes the searches that did not
+    finish and skips those that did. ``settings`` are ``run_search``'s (budget, base, fixed,
+    retrain_best, objectives, ...).
+    """
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise ConfigError(f"seeds: expected a positive integer. Received: seeds={seeds!r}")
+    ids = []
+    for seed in range(first_seed, first_seed + seeds):
+        for strategy in strategies:
+            sid = f"{name}-{strategy}-s{seed}"
+            if not state_path(sid).exists():
+                run_search(dataset, population, generations, strategy, seed=seed, search_id=sid, progress=progress,
+                           **settings)
+            elif load_state(sid)["status"] != "finished":
+                resume_search(sid, progress=progress)
+            ids.append(sid)
+    return ids
+
+
 def retrain_front_member(search_id: str, member: int, *, progress: Callable[[Progress], None] | None = None,
                          should_stop: Callable[[], bool] | None = None, store=None) -> str:
     """Retrain member ``member`` of a multi-objective search's final front with the full budget, as

@@ -314,3 +314,65 @@ def search_state(search_id: str) -> dict:
                                                               "forward_passes", "seconds"])
         out["head"] = {k: v for k, v in head.items() if k != "curves"}
     return out
+
+
+def best_so_far(state: dict) -> pd.DataFrame:
+    """A search's best validation fitness after each training it spent, in the order it trained them.
+
+    Columns: ``evaluations`` (trainings so far; cache hits are free), ``seconds`` (their
+    cumulative training time), ``best`` (best fitness so far; a failed training scores 0).
+    """
+    rows, best, seconds = [], -np.inf, 0.0
+    for entry in state["evaluations"].values():
+        if entry["status"] not in ("FINISHED", "FAILED"):
+            continue
+        seconds += entry["seconds"]
+        best = max(best, float(entry["fitness"] or 0.0))
+        rows.append({"evaluations": len(rows) + 1, "seconds": seconds, "best": best})
+    return pd.DataFrame(rows, columns=["evaluations", "seconds", "best"])
+
+
+def strategy_bands(search_ids: list[str], x: str = "evaluations", points: int = 60,
+                   confidence: float = 0.95) -> pd.DataFrame:
+    """Best-so-far fitness of several searches, as mean with a Student-t interval across them per strategy.
+
+    ``x`` is ``evaluations`` (trainings spent: 1, 2, ...) or ``seconds`` (training time, on a
+    grid of ``points`` steps). A search that stopped spending (its population converged onto
+    cached genomes) keeps its last best. Columns: strategy, x, mean, low, high, n (searches
+    with a value there; the interval needs two).
+    """
+    from scipy import stats  # only here: reading searches stays NumPy and pandas
+
+    if x not in ("evaluations", "seconds"):
+        raise ValueError(f"x: expected 'evaluations' or 'seconds'. Received: {x!r}")
+    curves: dict[str, list[pd.DataFrame]] = {}
+    for sid in search_ids:
+        st = load_state(sid)
+        curve = best_so_far(st)
+        if len(curve):
+            curves.setdefault(st["strategy"], []).append(curve)
+    if not curves:
+        return pd.DataFrame(columns=["strategy", x, "mean", "low", "high", "n"])
+    top = max(float(c[x].iloc[-1]) for cs in curves.values() for c in cs)
+    grid = np.arange(1, int(top) + 1, dtype=float) if x == "evaluations" else np.linspace(0.0, top, points)
+    rows = []
+    for strategy, cs in curves.items():
+        # Best so far at each grid point: the last training done by then (NaN before the first).
+        at = np.full((len(cs), len(grid)), np.nan)
+        for i, c in enumerate(cs):
+            idx = np.searchsorted(c[x].to_numpy(dtype=float), grid, side="right") - 1
+            at[i, idx >= 0] = c["best"].to_numpy()[idx[idx >= 0]]
+        for j, g in enumerate(grid):
+            values = at[:, j][~np.isnan(at[:, j])]
+            if not len(values):
+                continue
+            mean = float(values.mean())
+            if len(values) >= 2 and values.std() > 0:
+                low, high = stats.t.interval(confidence, len(values) - 1, loc=mean, scale=stats.sem(values))
+            elif len(values) >= 2:
+                low = high = mean
+            else:
+                low = high = np.nan
+            rows.append({"strategy": strategy, x: float(g), "mean": mean, "low": float(low), "high": float(high),
+                         "n": len(values)})
+    return pd.DataFrame(rows, columns=["strategy", x, "mean", "low", "high", "n"])

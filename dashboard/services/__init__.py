@@ -34,6 +34,7 @@ from dashboard.services.evolve import (
     search_options,
     search_strategies,
     searches,
+    seed_bands,
     submit_evolve,
     submit_search_action,
 )
@@ -79,7 +80,7 @@ __all__ = [
     "dataset_names", "dataset_overview", "dataset_sizes", "weights_status",
     "budget_defaults", "evolve_base", "evolve_comparison", "evolve_estimate", "gene_choices", "new_search_id",
     "objective_costs", "search", "search_fitness_peers", "search_jobs", "search_modes", "search_options",
-    "search_strategies", "searches", "submit_evolve", "submit_search_action",
+    "search_strategies", "searches", "seed_bands", "submit_evolve", "submit_search_action",
     "ACTIVE_STATES", "cancel", "ensure_worker", "job_action", "job_table", "submit", "worker_status",
     "build_configs", "estimate_seconds", "format_duration", "missing_weights", "quick_comparison_configs",
     "DEFAULT_PREDICTORS", "DETECTORS", "YUNET_ENV", "agreement", "analyse_photo", "default_predictors",

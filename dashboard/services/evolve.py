@@ -164,3 +164,10 @@ def search_fitness_peers(search_id: str) -> pd.DataFrame:
                      "strategy": r.strategy, "best_fitness": r.best_fitness, "evaluations": r.evaluations,
                      "status": r.status, "search_id": r.search_id})
     return pd.DataFrame(rows, columns=["label", "strategy", "best_fitness", "evaluations", "status", "search_id"])
+
+
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
+def seed_bands(search_id: str, x: str) -> pd.DataFrame:
+    """Best-so-far validation fitness of this search and its fair peers (``search_fitness_peers``), as
+    mean with a 95% t-interval across seeds per strategy, against ``x`` (``evaluations`` or ``seconds``)."""
+    return evolution.strategy_bands(search_fitness_peers(search_id).search_id.tolist(), x)

@@ -455,6 +455,7 @@ def compare_panel(state: dict) -> None:
         st.plotly_chart(ui.tight(charts.metric_bars_figure(peers, "best_fitness")), key="evolve_peer_bars")
         st.caption("Best fitness of searches with the same dataset, population, generations and fitness budget: "
                    "GA and random search spent the same, so the difference is the GA's.")
+        seeds_panel(sid, peers)
     else:
         other = "random" if state["strategy"] == "ga" else "ga"
         st.caption(f"No {STRATEGIES[other].lower()} with the same dataset, population, generations and budget yet: "
@@ -462,6 +463,25 @@ def compare_panel(state: dict) -> None:
                                                  else "a GA does better at equal cost."))
         st.button(f"Prefill a {STRATEGIES[other].lower()} with these settings", key="evolve_prefill",
                   on_click=prefill, args=(state["settings"], state["dataset"], other))
+
+
+def seeds_panel(sid: str, peers: pd.DataFrame) -> None:
+    """Best-so-far fitness across seeds, per strategy: is the GA's edge larger than seed noise?"""
+    counts = peers.strategy.value_counts()
+    st.markdown("**Best so far, across seeds**")
+    if counts.max() < 2:
+        st.caption("One search per strategy: run several seeds (`python -m core evolve --seeds N ...`) to see the "
+                   "spread between searches that differ only by their seed.")
+        return
+    by_evals, by_time = st.tabs(["Against trainings spent", "Against training time"])
+    for tab, x, title in ((by_evals, "evaluations", "trainings spent"), (by_time, "seconds", "training time (s)")):
+        tab.plotly_chart(ui.tight(charts.band_figure(services.seed_bands(sid, x), x, x_title=title,
+                                                     y_title="best validation fitness so far", names=STRATEGIES)),
+                         key=f"evolve_seed_bands_{x}")
+    st.caption("Mean best-so-far validation accuracy of "
+               + " and ".join(f"{n} {STRATEGIES[s].lower()} searches" for s, n in counts.items())
+               + " that differ only by their seed; the band is a 95% t-interval across those seeds. Cache hits cost "
+                 "nothing, so a converging search stops spending before the others.")
 
 
 def head_view(state: dict) -> None:
