@@ -219,6 +219,7 @@ def list_searches() -> pd.DataFrame:
 def _cost(st: dict) -> dict:
     done = [e for e in st["evaluations"].values() if e["status"] in ("FINISHED", "FAILED")]
     seconds = sum(e["seconds"] for e in st["evaluations"].values()) + ((st.get("final") or {}).get("seconds") or 0.0)
+    seconds += sum(r["seconds"] for r in (st.get("front_retrain") or {}).values())
     if st["mode"] == "head" and st.get("head"):
         per_method: dict[str, float] = {}
         for r in st["head"]["curves"]:
