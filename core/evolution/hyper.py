@@ -1,10 +1,11 @@
 """Mode ``hyper``: a genetic (PyGAD) or random search over training hyperparameters.
 
 Fitness is the validation accuracy after a short budget (a multi-objective search adds the
-costs it minimises, read from the child run's cost metrics, and selects with NSGA-II); the search trains on the training
-split and scores on the validation split, which it also hands to ``train`` as the "test"
-split, so the real test split is never seen until the best genome is retrained with the
-full budget and evaluated as variant ``ga-<search_id>``.
+costs it minimises, read from the child run's cost metrics, and selects with NSGA-II); the
+search trains on the training split and scores on the validation split, which it also hands
+to ``train`` as the "test" split, so the real test split is never seen until the best genome
+(or a front member) is retrained with the full budget and evaluated as variant ``ga-<search_id>``
+(``ga-<search_id>-<member>``).
 
 PyGAD supplies the variation (tournament selection, elitism, uniform crossover, mutation),
 one generation at a time with a seed derived from the search seed and the generation.
