@@ -69,17 +69,23 @@ def test_evolve_page_shows_bands_per_strategy(seeded, no_worker):
 def test_seeded_searches_run_each_strategy_per_seed_at_the_same_budget(fresh_artifacts):
     from test_evolution import _base
 
+    from core.config import ConfigError
+
+    # One genome (every gene pinned): each search trains once, the rest are cache hits.
     fixed = {g.name: g.choices[0] for g in evolution.GENE_SPACE} | {
         "arch": "vgg16", "weights": "none", "input_size": 32, "frozen_blocks": 0, "dense_units": 0}
-    budget = evolution.Budget(epochs=1, max_train=7, max_eval=7)
-    ids = evolution.run_seeded_searches("synthetic-tiny", 2, 2, 1, name="cmp", first_seed=5, budget=budget,
-                                        base=_base(), fixed=fixed, retrain_best=False)
-    assert ids == ["cmp-ga-s5", "cmp-random-s5", "cmp-ga-s6", "cmp-random-s6"]
+    settings = dict(name="cmp", first_seed=5, budget=evolution.Budget(epochs=1, max_train=7, max_eval=7),
+                    base=_base(), fixed=fixed, retrain_best=False)
+    with pytest.raises(ConfigError, match="seeds: expected a positive integer"):
+        evolution.run_seeded_searches("synthetic-tiny", 0, 2, 1, **settings)
+    ids = evolution.run_seeded_searches("synthetic-tiny", 1, 2, 1, **settings)
+    assert ids == ["cmp-ga-s5", "cmp-random-s5"]
     states = [evolution.search_state(s) for s in ids]
     assert [(s["strategy"], s["settings"]["seed"], s["status"]) for s in states] == [
-        ("ga", 5, "finished"), ("random", 5, "finished"), ("ga", 6, "finished"), ("random", 6, "finished")]
+        ("ga", 5, "finished"), ("random", 5, "finished")]
     assert {(s["settings"]["population"], s["settings"]["generations"]) for s in states} == {(2, 1)}
-    # Run again: finished searches are skipped, nothing is trained twice.
-    assert evolution.run_seeded_searches("synthetic-tiny", 2, 2, 1, name="cmp", first_seed=5, budget=budget,
-                                         base=_base(), fixed=fixed, retrain_best=False) == ids
-    assert [evolution.search_state(s)["cost"]["evaluations"] for s in ids] == [1, 1, 1, 1]
+    updated = [s["cost"]["seconds"] for s in states]
+    # Run again (as `evolve --seeds 1 --name cmp` would): finished searches are skipped, nothing retrains.
+    assert evolution.run_seeded_searches("synthetic-tiny", 1, 2, 1, **settings) == ids
+    assert [evolution.search_state(s)["cost"]["seconds"] for s in ids] == updated
+    assert [evolution.search_state(s)["cost"]["evaluations"] for s in ids] == [1, 1]
