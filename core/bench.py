@@ -19,6 +19,7 @@ import numpy as np
 
 from core import datasets, device, models, presets, training
 from core.config import RunConfig
+from core.models import forward_flops
 
 
 def _timed_epochs(fit_one_epoch: Callable[[], None], epochs: int) -> list[float]:
@@ -42,21 +43,6 @@ def matmul_flops(n: int = 2048, seconds: float = 1.0) -> float:
         tf.linalg.matmul(a, b).numpy()
         reps += 1
     return 2 * n**3 * reps / (time.perf_counter() - t0)
-
-
-def forward_flops(model) -> float:
-    """Multiply-adds x2 of every Conv2D and Dense layer for one image (nested models included)."""
-    import keras
-
-    total = 0.0
-    for layer in model._flatten_layers(include_self=False):
-        if isinstance(layer, keras.layers.Conv2D):
-            _, h, w, c_out = layer.output.shape
-            kh, kw = layer.kernel_size
-            total += 2.0 * h * w * c_out * kh * kw * layer.input.shape[-1]
-        elif isinstance(layer, keras.layers.Dense):
-            total += 2.0 * layer.input.shape[-1] * layer.units
-    return total
 
 
 def _compiled(cfg: RunConfig, num_classes: int, **compile_kw):

@@ -25,7 +25,9 @@ HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rat
 RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 RUN_COLUMNS = ["run_id", "label", "variant", "arch", "dataset", "status", "kind", "group", "start_time", "end_time",
                "epochs", "epochs_done", "test_accuracy", "test_macro_f1", "test_loss", "best_val_accuracy",
-               "params_total", "train_time_s", "images_per_sec", "error", "data_warnings", "seed", "repeat_key"]
+               "params_total", "train_time_s", "images_per_sec", "error", "data_warnings", "seed", "repeat_key",
+               # Costs (core.costs): how each is measured is in the README's "Accuracy against cost".
+               "train_time_per_epoch_s", "train_flops", "params_trainable", "latency_ms_per_face", "device"]
 # Params that may differ between repeats of one configuration: the training seed, and the grid
 # a repeat was queued in (more seeds of a grid can be queued later as a grid of their own).
 REPEAT_FREE_PARAMS = ("train.seed", "group")
@@ -199,6 +201,9 @@ class RunStore:
                 "data_warnings": t.get("dataset.warnings", ""),
                 "seed": int(p["train.seed"]) if "train.seed" in p else None,
                 "repeat_key": repeat_key(p, t.get("kind", "run")),
+                **{k: m.get(k) for k in ("train_time_per_epoch_s", "train_flops", "params_trainable",
+                                         "latency_ms_per_face")},
+                "device": t.get("device", ""),
             })
         return pd.DataFrame(rows, columns=RUN_COLUMNS)
 

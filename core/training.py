@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from core import datasets, models, runs
+from core import costs, datasets, models, runs
 from core.config import RunConfig
 from core.device import accelerator, distribution_scope, resolve_toggle, seed_everything, steps_per_execution
 from core.tracking import RunStore
@@ -189,15 +189,20 @@ def _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbos
         return TrainResult(run_id, "KILLED", history, None)
 
     report = runs.evaluate_and_log(model, cfg, ds, run_id, store, keep_model=keep_model)
-    train_time = float(history["epoch_time"].sum()) if len(history) else time.perf_counter() - t0
+    epoch_times = list(history["epoch_time"]) if len(history) else [time.perf_counter() - t0]
     store.log_summary(run_id, {
         "best_val_accuracy": float(history["val_accuracy"].max()) if len(history) else float("nan"),
-        "train_time_s": train_time,
         "mean_images_per_sec": float(history["images_per_sec"].mean()) if len(history) else float("nan"),
-        **models.count_params(model),
+        **_costs(model, epoch_times, ds, common),
     })
     runs.close_run(run_id, "FINISHED", store=store)
     return TrainResult(run_id, "FINISHED", history, report)
+
+
+def _costs(model, epoch_times: list[float], ds: datasets.Dataset, common: dict) -> dict[str, float]:
+    x, y = ds.splits["test"]
+    face = next(iter(datasets.make_pipeline(x[:1], y[:1], training=False, **{**common, "batch_size": 1})))[0]
+    return costs.run_costs(model, epoch_times, len(ds.splits["train"][1]), face)
 
 
 def _loss(cfg: RunConfig):

@@ -833,3 +833,83 @@ def per_class_band_figure(
     fig.update_layout(barmode="group", xaxis=dict(title="Class", type="category"),
                       yaxis=dict(title="F1 (mean across seeds)", range=[0, 1.05]))
     return fig
+
+
+def pareto_figure(
+    points: pd.DataFrame,
+    x: str,
+    y: str,
+    front: Sequence[bool],
+    *,
+    x_title: str,
+    y_title: str,
+    label: str = "configuration",
+    low: str | None = None,
+    high: str | None = None,
+    log_x: bool = False,
+) -> go.Figure:
+    """Accuracy (``y``, with an optional ``low``-``high`` interval) against a cost (``x``), every point
+    labelled by ``label``; the non-dominated points (``front``) highlighted and joined in cost order."""
+    missing = {x, y, label, *(c for c in (low, high) if c)} - set(points.columns)
+    if missing:
+        raise ValueError(f"points needs columns {sorted(missing)}")
+    mask = np.asarray(front, dtype=bool)
+    if len(mask) != len(points):
+        raise ValueError(f"front: expected one flag per point ({len(points)}). Received {len(mask)}")
+    df = points.assign(_front=mask).dropna(subset=[x, y])
+    if df.empty:
+        return empty_figure("No point has both values")
+    fig = go.Figure()
+    for on_front, name, color, size in ((False, "dominated", "rgba(120, 120, 140, 0.6)", 9),
+                                        (True, "Pareto front", PALETTE[0], 12)):
+        part = df[df["_front"] == on_front]
+        if part.empty:
+            continue
+        error = None
+        if low and high:
+            yv = part[y].to_numpy(dtype=float)
+            error = dict(type="data", symmetric=False, color=color, thickness=1.2,
+                         array=part[high].to_numpy(dtype=float) - yv, arrayminus=yv - part[low].to_numpy(dtype=float))
+        fig.add_trace(go.Scatter(
+            x=part[x], y=part[y], mode="markers+text", name=name, text=part[label].astype(str),
+            textposition="top center", textfont=dict(size=10), error_y=error,
+            marker=dict(color=color, size=size, symbol="diamond" if on_front else "circle"),
+            hovertemplate="%{text}<br>" + f"{x_title}: " + "%{x:.4g}<br>" + f"{y_title}: " + "%{y:.3f}<extra></extra>",
+        ))
+    joined = df[df["_front"]].sort_values(x)
+    if len(joined) > 1:
+        fig.add_trace(go.Scatter(x=joined[x], y=joined[y], mode="lines", name="front (joined)", hoverinfo="skip",
+                                 line=dict(color=PALETTE[0], width=1.5, dash="dot"), showlegend=False))
+    fig.update_layout(xaxis=dict(title=x_title, type="log" if log_x else "linear"), yaxis=dict(title=y_title),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02))
+    return fig
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color.lstrip("#")[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r}, {g}, {b}, {alpha})"
+
+
+def strategy_band_figure(bands: pd.DataFrame, x: str, *, x_title: str, y_title: str,
+                         names: Mapping[str, str] | None = None) -> go.Figure:
+    """One mean line per ``strategy`` with its ``low``-``high`` band shaded (where it is defined)."""
+    missing = {"strategy", x, "mean", "low", "high", "n"} - set(bands.columns)
+    if missing:
+        raise ValueError(f"bands needs columns {sorted(missing)}")
+    if bands.empty:
+        return empty_figure("No finished trainings yet")
+    fig = go.Figure()
+    for i, (strategy, df) in enumerate(bands.groupby("strategy", sort=False)):
+        color, name = PALETTE[i % len(PALETTE)], (names or {}).get(strategy, strategy)
+        df = df.sort_values(x)
+        banded = df.dropna(subset=["low", "high"])
+        if len(banded):
+            fig.add_trace(go.Scatter(
+                x=np.concatenate([banded[x], banded[x][::-1]]), y=np.concatenate([banded["high"], banded["low"][::-1]]),
+                fill="toself", fillcolor=_rgba(color, 0.18), line=dict(width=0), hoverinfo="skip",
+                name=f"{name} 95% interval", legendgroup=name, showlegend=False))
+        fig.add_trace(go.Scatter(
+            x=df[x], y=df["mean"], mode="lines", name=name, legendgroup=name, line=dict(color=color, width=2, shape="hv"),
+            customdata=df["n"], hovertemplate="%{y:.3f} (mean of %{customdata} searches)<extra>" + name + "</extra>"))
+    fig.update_layout(xaxis=dict(title=x_title), yaxis=dict(title=y_title), hovermode="x unified")
+    return fig

@@ -330,3 +330,30 @@ def test_page_helpers_escape_markdown_trim_margins_and_enlarge_faces():
     big = ui.enlarge(face)
     assert big.shape == (144, 144) and (big[:3, :3] == face[0, 0]).all() and big[3, 3] == face[1, 1]
     assert ui.enlarge(np.zeros((200, 100))).shape == (200, 100)
+
+
+def test_pareto_figure_highlights_and_joins_the_front():
+    points = pd.DataFrame({"configuration": ["a", "b", "c", "d"], "acc": [0.8, 0.6, 0.7, 0.5],
+                           "lo": [0.75, 0.55, 0.65, 0.45], "hi": [0.85, 0.65, 0.75, 0.55],
+                           "time": [100.0, 60.0, 50.0, np.nan]})
+    fig = charts.pareto_figure(points, "time", "acc", [True, False, True, False], x_title="training time (s)",
+                               y_title="test accuracy", low="lo", high="hi")
+    by_name = {t.name: t for t in fig.data}
+    assert list(by_name["Pareto front"].text) == ["a", "c"] and list(by_name["dominated"].text) == ["b"]
+    assert list(by_name["front (joined)"].x) == [50.0, 100.0]  # joined in cost order
+    assert list(by_name["Pareto front"].error_y.array) == pytest.approx([0.05, 0.05])
+    assert fig.layout.xaxis.title.text == "training time (s)"
+    with pytest.raises(ValueError, match="one flag per point"):
+        charts.pareto_figure(points, "time", "acc", [True], x_title="t", y_title="a")
+
+
+def test_strategy_band_figure_draws_a_mean_and_a_band_per_strategy():
+    bands = pd.DataFrame({"strategy": ["ga", "ga", "random", "random"], "evaluations": [1.0, 2.0, 1.0, 2.0],
+                          "mean": [0.2, 0.4, 0.2, 0.3], "low": [0.1, 0.3, np.nan, np.nan],
+                          "high": [0.3, 0.5, np.nan, np.nan], "n": [3, 3, 1, 1]})
+    fig = charts.strategy_band_figure(bands, "evaluations", x_title="trainings spent", y_title="best validation fitness",
+                             names={"ga": "GA", "random": "random"})
+    by_name = {t.name: t for t in fig.data}
+    assert list(by_name["GA"].y) == [0.2, 0.4] and list(by_name["random"].y) == [0.2, 0.3]
+    assert list(by_name["GA 95% interval"].y) == [0.3, 0.5, 0.3, 0.1]  # high out, low back
+    assert "random 95% interval" not in by_name  # one search: no interval to draw

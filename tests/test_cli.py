@@ -49,6 +49,7 @@ def test_choices_come_from_the_registries():
     budget = evolution.Budget()
     assert (evolve["eval_epochs"].default, evolve["eval_max_train"].default, evolve["eval_max_eval"].default,
             evolve["long_epochs"].default) == (budget.epochs, budget.max_train, budget.max_eval, budget.long_epochs)
+    assert all(cost in evolve["objectives"].help for cost in list(evolution.OBJECTIVES)[1:])
 
 
 def test_runs_and_jobs_on_an_empty_store(fresh_artifacts, capsys):

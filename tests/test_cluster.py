@@ -194,7 +194,7 @@ def test_a_search_under_ray_trains_each_generation_in_parallel(shared_store, ray
 
     monkeypatch.setenv(parallel.ADDRESS_ENV, ray_cluster)  # as inside a job run by `worker --ray`
     # Cheap genes pinned (as in test_page_evolve); seed 42 draws two distinct genomes in generation 0.
-    fixed = {"arch": "vgg16", "weights": "none", "input_size": 32, "frozen_blocks": 4, "dense_units": 0,
+    fixed = {"arch": "vgg16", "weights": "none", "input_size": 32, "frozen_blocks": 0, "dense_units": 0,
              "augment_strength": 0.5, "batch_size": 16, "dropout": 0.2, "label_smoothing": 0.0}
     sid = evolution.run_search("synthetic-tiny", population=2, generations=1, strategy="random", seed=42,
                                budget=evolution.Budget(epochs=1, max_train=14, max_eval=14), fixed=fixed,

@@ -1,8 +1,8 @@
 """Genetic search: gene space and decoding, a killed-and-resumed search, random baseline, head mode.
 
 Training individuals is the expensive part (~8 s each for VGG16 at 32x32 on this CPU), so
-searches pin the genes that only change cost (architecture, input size, frozen blocks) and
-leave optimizer, learning rate, dropout and label smoothing to evolve.
+searches pin the genes that only change cost (architecture, input size; no freezing, which
+needs pretrained weights) and leave optimizer, learning rate, dropout and label smoothing to evolve.
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from core.config import ConfigError, DataConfig, RunConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Cheap individuals: VGG16 (few layers to trace) at 32x32, early blocks frozen.
-FIXED = {"arch": "vgg16", "weights": "none", "input_size": 32, "frozen_blocks": 4, "dense_units": 0,
+# Cheap individuals: VGG16 (few layers to trace) at 32x32, random weights (so nothing frozen).
+FIXED = {"arch": "vgg16", "weights": "none", "input_size": 32, "frozen_blocks": 0, "dense_units": 0,
          "augment_strength": 0.5, "batch_size": 16}
 BUDGET = evolution.Budget(epochs=1, max_train=14, max_eval=14)
 SEED = 3
@@ -115,6 +115,42 @@ def test_fixed_genes_and_missing_imagenet_weights(tmp_path, monkeypatch):
         evolution.parse_fixed(["colour=red"])
     with pytest.raises(ConfigError, match="input_size"):  # a pinned value is validated before any training
         evolution.run_search("synthetic-tiny", 2, 1, fixed={"input_size": 16}, base=_base())
+
+
+def test_freezing_is_searched_only_with_pretrained_weights(tmp_path, monkeypatch):
+    """Frozen random blocks are not a configuration: no evaluation is spent on them."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    # No ImageNet weights on this machine: weights is 'none', so frozen_blocks is pinned to 0.
+    space, notes = evolution.resolve_space()
+    genes = {g.name: g.choices for g in space}
+    assert genes["weights"] == ("none",) and genes["frozen_blocks"] == (0,)
+    assert any("Freezing only makes sense for pretrained weights" in n for n in notes)
+    with pytest.raises(ConfigError, match="frozen_blocks=4 freezes randomly initialised blocks"):
+        evolution.resolve_space({"weights": "none", "frozen_blocks": 4})
+    with pytest.raises(ConfigError, match="freezing needs pretrained weights"):
+        evolution.run_search("synthetic-tiny", 2, 1, fixed={**FIXED, "frozen_blocks": 2}, base=_base())
+
+    # With weights for VGG16 cached, both starts are searched and a freeze is only kept with ImageNet.
+    _write_imagenet_file("vgg16")
+    space, _ = evolution.resolve_space({"arch": "vgg16"})
+    genes = {g.name: g.choices for g in space}
+    assert genes["weights"] == ("imagenet", "none") and genes["frozen_blocks"] == (0, 1, 2, 3, 4)
+    names = [g.name for g in space]
+    w, f = names.index("weights"), names.index("frozen_blocks")
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        genome = evolution.constrain([int(rng.integers(len(g.choices))) for g in space], space)
+        values = evolution.genome_values(genome, space)
+        assert values["weights"] == "imagenet" or values["frozen_blocks"] == 0
+    scratch_frozen = [0] * len(space)
+    scratch_frozen[w], scratch_frozen[f] = genes["weights"].index("none"), 3
+    assert evolution.genome_values(evolution.constrain(scratch_frozen, space), space)["frozen_blocks"] == 0
+    pretrained_frozen = [*scratch_frozen]
+    pretrained_frozen[w] = genes["weights"].index("imagenet")
+    assert evolution.constrain(pretrained_frozen, space) == pretrained_frozen
+    # A pinned freeze pins the pretrained start.
+    space, notes = evolution.resolve_space({"arch": "vgg16", "frozen_blocks": 3})
+    assert {g.name: g.choices for g in space}["weights"] == ("imagenet",) and "imagenet" in notes[-1]
 
 
 # ---------------------------------------------------------------- search spec and saved searches

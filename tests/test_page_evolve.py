@@ -19,8 +19,8 @@ from core import evolution, jobs
 pytestmark = pytest.mark.usefixtures("no_worker")
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
-# Cheap individuals (see tests/test_evolution.py): VGG16 at 32x32, early blocks frozen.
-FIXED = {"arch": "vgg16", "weights": "none", "input_size": 32, "frozen_blocks": 4, "dense_units": 0,
+# Cheap individuals (see tests/test_evolution.py): VGG16 at 32x32, random weights, nothing frozen.
+FIXED = {"arch": "vgg16", "weights": "none", "input_size": 32, "frozen_blocks": 0, "dense_units": 0,
          "augment_strength": 0.5, "batch_size": 16, "dropout": 0.2, "label_smoothing": 0.0}
 TINY_BUDGET = {"epochs": 1, "max_train": 14, "max_eval": 14, "long_epochs": 0}
 
@@ -93,6 +93,8 @@ def test_empty_state_offers_the_form_with_an_estimate():
     assert "No searches yet" in page
     assert "Estimated time on this machine: at most" in page and "up to 48 short trainings" in page
     assert "Evolving weights" not in page and "so weights stays `none`" in page  # no ImageNet weights offline
+    assert "frozen_blocks" not in page.split("Evolving ")[1].split(":")[0]
+    assert "Freezing only makes sense for pretrained weights, so frozen_blocks stays 0" in page
     assert not at.get("plotly_chart")
 
 

@@ -33,6 +33,16 @@ def register(add: AddParser) -> None:
     p.add_argument("--eval-max-eval", type=int, default=budget.max_eval, help="validation images per individual")
     p.add_argument("--long-epochs", type=int, default=budget.long_epochs,
                    help="multi-fidelity: retrain the best third of each generation for this many epochs")
+    p.add_argument("--objectives", default="accuracy",
+                   help="accuracy (default), or accuracy and costs to minimise, comma-separated (costs: "
+                        + ", ".join(list(evolution.OBJECTIVES)[1:]) + "): a multi-objective NSGA-II search "
+                        "that evolves a front, e.g. accuracy,train_time")
+    p.add_argument("--retrain-front", type=int, default=None, metavar="K",
+                   help="with --resume SEARCH_ID: retrain member K of a multi-objective search's final front "
+                        "with the full budget, as variant ga-SEARCH_ID-K")
+    p.add_argument("--seeds", type=int, default=None, metavar="N",
+                   help="run N searches per strategy (GA and random) at the same budget, seeds --seed onwards, as "
+                        "NAME-ga-sSEED and NAME-random-sSEED; the Evolve page compares them across seeds")
     p.add_argument("--no-final", action="store_true", help="skip retraining the best genome with the full budget")
     p.add_argument("--name", default="", help="search id (default: generated)")
     p.add_argument("--resume", default="", metavar="SEARCH_ID", help="continue a stopped or killed search")
@@ -69,8 +79,16 @@ def cmd_evolve(args: argparse.Namespace) -> int:
         bar.refresh()
 
     try:
-        if args.resume:
+        if args.retrain_front is not None:
+            if not args.resume:
+                raise SystemExit("--retrain-front K needs --resume SEARCH_ID (the search whose front member K to retrain)")
+            spec = evolution.SearchSpec.from_payload({"search_id": args.resume, "action": "retrain-front",
+                                                      "member": args.retrain_front})  # names a bad member
+            search_id = evolution.retrain_front_member(spec.search_id, spec.member, progress=progress)
+        elif args.resume:
             search_id = evolution.resume_search(args.resume, progress=progress)
+        elif args.seeds is not None:
+            return _seeded(args, evolution, progress, bar)
         else:
             apply_quick(args)
             budget = evolution.Budget(epochs=args.eval_epochs, max_train=args.eval_max_train,
@@ -80,12 +98,36 @@ def cmd_evolve(args: argparse.Namespace) -> int:
             evolution.run_search(args.dataset, args.population, args.generations, args.strategy, args.mode,
                                  budget=budget, base=base_from_args(args), fixed=evolution.parse_fixed(args.fix),
                                  seed=args.seed, retrain_best=not args.no_final, search_id=search_id,
-                                 progress=progress)
+                                 progress=progress, objectives=tuple(args.objectives.split(",")))
     finally:
         bar.close()
     state = evolution.search_state(search_id)
     print_outcome(search_id, state)
     return 0 if state["status"] == "finished" else 1
+
+
+def _seeded(args: argparse.Namespace, evolution, progress, bar) -> int:
+    """``--seeds N``: N searches per strategy, then each strategy's final best fitness across seeds."""
+    apply_quick(args)
+    budget = evolution.Budget(epochs=args.eval_epochs, max_train=args.eval_max_train, max_eval=args.eval_max_eval,
+                              long_epochs=args.long_epochs)
+    name = args.name or evolution.new_search_id("seeds", args.mode)
+    bar.write(f"seeded comparison {name}: run the same command with --name {name} to resume it")
+    try:
+        ids = evolution.run_seeded_searches(
+            args.dataset, args.seeds, args.population, args.generations, name=name, first_seed=args.seed,
+            progress=progress, mode=args.mode, budget=budget, base=base_from_args(args),
+            fixed=evolution.parse_fixed(args.fix), retrain_best=not args.no_final,
+            objectives=tuple(args.objectives.split(",")))
+    finally:
+        bar.close()
+    bands = evolution.strategy_bands(ids, "evaluations")
+    for strategy, rows in bands.groupby("strategy", sort=False):
+        last = rows.iloc[-1]
+        print(f"{strategy:6s}: best validation fitness {last['mean']:.3f} (95% t-interval across {last['n']} seeds "
+              f"[{last['low']:.3f}, {last['high']:.3f}]) after up to {int(last['evaluations'])} trainings")
+    print("searches: " + " ".join(ids))
+    return 0 if all(evolution.search_state(s)["status"] == "finished" for s in ids) else 1
 
 
 def print_outcome(search_id: str, state: dict) -> None:
@@ -108,3 +150,13 @@ def print_outcome(search_id: str, state: dict) -> None:
               + ", ".join(f"{k}={v}" for k, v in best["genes"].items()))
     if state["final_test_accuracy"] is not None:
         print(f"ga-{search_id}: test accuracy {state['final_test_accuracy']:.3f} (run {state['final_run_id']})")
+    front = state["front"]
+    if len(front):
+        costs = state["cost_metrics"]
+        print(f"final front ({', '.join(state['objectives'])}; validation accuracy), cheapest first:")
+        for m in front.itertuples():
+            retrained = (f", retrained as ga-{search_id}-{m.member}: test accuracy {m.test_accuracy:.3f}"
+                         if m.retrain_status == "FINISHED" else "")
+            print(f"  {m.member}: val accuracy {m.fitness:.3f}, "
+                  + ", ".join(f"{c} {getattr(m, c):.4g}" for c in costs) + retrained)
+        print(f"retrain a member with the full budget: python -m core evolve --resume {search_id} --retrain-front K")

@@ -11,11 +11,12 @@ Importing this package loads only NumPy and pandas, so the dashboard can read se
 (``list_searches``, ``search_state``) without loading TensorFlow, PyGAD or MLflow.
 """
 from core.evolution.head import head_probs
-from core.evolution.search import resume_search, run_search, start_search
+from core.evolution.search import resume_search, retrain_front_member, run_search, run_seeded_searches, start_search
 from core.evolution.space import (
     GENE_SPACE,
     HEAD_GENES,
     Gene,
+    constrain,
     decode,
     genome_key,
     genome_values,
@@ -35,9 +36,13 @@ from core.evolution.spec import (
     slots_per_generation,
 )
 from core.evolution.state import (
+    OBJECTIVES,
     SearchNotFound,
     best_entry,
+    best_so_far,
+    enable_front_retrain,
     enable_retrain,
+    final_front,
     list_searches,
     load_state,
     new_search_id,
@@ -46,13 +51,16 @@ from core.evolution.state import (
     search_state,
     searches_dir,
     state_path,
+    strategy_bands,
     timestamp,
 )
 
 __all__ = [
-    "ACTIONS", "GENE_SPACE", "HEAD_GENES", "MODES", "STRATEGIES", "Budget", "Gene", "Progress", "SearchNotFound",
-    "SearchSpec", "SearchStopped", "best_entry", "decode", "enable_retrain", "genome_key", "genome_values",
-    "head_probs", "list_searches", "load_state", "new_search_id", "parse_fixed", "resolve_space", "resume_search",
-    "run_search", "save_state", "search_exists", "search_state", "searches_dir", "space_from_json",
-    "space_to_json", "slots_per_generation", "start_search", "state_path", "timestamp",
+    "ACTIONS", "Budget", "GENE_SPACE", "Gene", "HEAD_GENES", "MODES", "OBJECTIVES", "Progress", "STRATEGIES",
+    "SearchNotFound", "SearchSpec", "SearchStopped", "best_entry", "best_so_far", "constrain", "decode",
+    "enable_front_retrain", "enable_retrain", "final_front", "genome_key", "genome_values", "head_probs",
+    "list_searches", "load_state", "new_search_id", "parse_fixed", "resolve_space", "resume_search",
+    "retrain_front_member", "run_search", "run_seeded_searches", "save_state", "search_exists", "search_state",
+    "searches_dir", "slots_per_generation", "space_from_json", "space_to_json", "start_search", "state_path",
+    "strategy_bands", "timestamp",
 ]

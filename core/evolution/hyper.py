@@ -1,9 +1,11 @@
 """Mode ``hyper``: a genetic (PyGAD) or random search over training hyperparameters.
 
-Fitness is the validation accuracy after a short budget; the search trains on the training
-split and scores on the validation split, which it also hands to ``train`` as the "test"
-split, so the real test split is never seen until the best genome is retrained with the
-full budget and evaluated as variant ``ga-<search_id>``.
+Fitness is the validation accuracy after a short budget (a multi-objective search adds the
+costs it minimises, read from the child run's cost metrics, and selects with NSGA-II); the
+search trains on the training split and scores on the validation split, which it also hands
+to ``train`` as the "test" split, so the real test split is never seen until the best genome
+(or a front member) is retrained with the full budget and evaluated as variant ``ga-<search_id>``
+(``ga-<search_id>-<member>``).
 
 PyGAD supplies the variation (tournament selection, elitism, uniform crossover, mutation),
 one generation at a time with a seed derived from the search seed and the generation.
@@ -23,12 +25,14 @@ from typing import Callable
 import numpy as np
 
 from core.config import RunConfig
-from core.evolution.space import decode, genome_key, space_from_json
+from core.evolution.space import constrain, decode, genome_key, space_from_json
 from core.evolution.spec import Budget, Progress, SearchStopped, slots_per_generation
-from core.evolution.state import best_entry, save_state
+from core.evolution.state import best_entry, cost_metrics, objective_vector, save_state
 
 log = logging.getLogger(__name__)
 
+# Finite (NSGA-II's crowding distance subtracts objectives) and beyond any real cost.
+FAILED_COST = 1e300
 # About one free gene changes per child; a quarter of the population (at least one)
 # survives unchanged so the best genome is never lost.
 MUTATION_PROBABILITY = 0.1
@@ -87,7 +91,9 @@ class _HyperSearch:
         self.per_generation = slots_per_generation(self.n, self.budget.long_epochs)
         self.n_long = self.per_generation - self.n
         self.rounds = state["generations"] + 1
-        self.total = self.rounds * self.per_generation + int(state["retrain_best"])
+        self.metrics = cost_metrics(state)
+        pending = [r for r in (state.get("front_retrain") or {}).values() if r["status"] != "FINISHED"]
+        self.total = self.rounds * self.per_generation + int(state["retrain_best"]) + len(pending)
         self.done = len(state["history"]) * self.per_generation
 
     # -- the loop
@@ -98,6 +104,7 @@ class _HyperSearch:
             self._score(g, self._population(g))
         if st["retrain_best"]:
             self._retrain_best()
+        self._retrain_front()
 
     def _discard_orphans(self) -> None:
         """Delete runs of this search that its state never recorded.
@@ -117,22 +124,31 @@ class _HyperSearch:
         if g == 0 or self.state["strategy"] == "random":
             # Both strategies start from the same draw, so their curves share generation 0.
             rng = np.random.default_rng([self.state["seed"], g])
-            return [[int(rng.integers(s)) for s in sizes] for _ in range(self.n)]
-        return self._evolve(g, self.state["history"][-1]["population"])
+            drawn = [[int(rng.integers(s)) for s in sizes] for _ in range(self.n)]
+        else:
+            drawn = self._evolve(g, self.state["history"][-1]["population"])
+        return [constrain(genome, self.space) for genome in drawn]
 
     def _evolve(self, g: int, parents: list[list[int]]) -> list[list[int]]:
         import pygad
+
+        multi = bool(self.metrics)
 
         def fitness(ga, solution, index):
             # PyGAD scores its offspring at the end of run(); the search scores them itself
             # (train, cache, persist), so unseen genomes get a placeholder that this
             # one-generation GA instance never uses.
+            if multi:  # a list: PyGAD's multi-objective mode, every objective maximised
+                return self._objectives(solution) if self._known(solution) else [0.0] * (1 + len(self.metrics))
             return self._fitness(solution) if self._known(solution) else 0.0
 
+        # NSGA-II ranks by non-domination then crowding distance; its elitism keeps the best ranks.
+        selection = dict(parent_selection_type="nsga2") if multi else dict(
+            parent_selection_type="tournament", K_tournament=min(TOURNAMENT_SIZE, self.n))
         ga = pygad.GA(
             num_generations=1, num_parents_mating=max(2, self.n // 2), fitness_func=fitness,
             initial_population=parents, gene_space=[list(range(len(gene.choices))) for gene in self.space],
-            gene_type=int, parent_selection_type="tournament", K_tournament=min(TOURNAMENT_SIZE, self.n),
+            gene_type=int, **selection,
             keep_elitism=max(1, self.n // 4), crossover_type="uniform", mutation_type="random",
             mutation_probability=MUTATION_PROBABILITY, random_seed=_derive_seed(self.state["seed"], g),
             suppress_warnings=True, logger=log,
@@ -205,6 +221,17 @@ class _HyperSearch:
     def _fitness(self, genome) -> float:
         return float(self._scoring_entry(genome)["fitness"])
 
+    def _objectives(self, genome) -> list[float]:
+        # A failed genome (no costs) ranks below every finished one on every objective.
+        vector = objective_vector(self.state, self._scoring_entry(genome))
+        return vector if vector is not None else [0.0, *([-FAILED_COST] * len(self.metrics))]
+
+    def _record_costs(self, entry: dict) -> None:
+        """Copy the run's cost metrics a multi-objective search minimises into its cache entry."""
+        if self.metrics:
+            metrics = self.store.get(entry["run_id"]).data.metrics
+            entry["costs"] = {m: metrics.get(m) for m in self.metrics}
+
     def _evaluate(self, genome: list[int], fidelity: str, g: int, slot: int) -> dict:
         """Train ``genome`` at ``fidelity`` unless the cache has it; return its cache entry."""
         from core import training
@@ -232,6 +259,7 @@ class _HyperSearch:
                 raise SearchStopped()
             entry.update(status="FINISHED", fitness=float(result.history["val_accuracy"].iloc[-1]))
             self.store.set_tags(entry["run_id"], {"fitness": entry["fitness"]})
+            self._record_costs(entry)
         finally:
             _release_graphs()
         entry["seconds"] += time.perf_counter() - t0
@@ -279,6 +307,7 @@ class _HyperSearch:
             if ev.status == "FINISHED":
                 entry.update(status="FINISHED", fitness=float(ev.fitness))
                 self.store.set_tags(entry["run_id"], {"fitness": entry["fitness"]})
+                self._record_costs(entry)
             elif ev.status == "FAILED":
                 log.warning("genome %s failed: %s", genome_key(entry["genome"]), ev.error)
                 entry.update(status="FAILED", fitness=0.0, error=ev.error)
@@ -334,3 +363,32 @@ class _HyperSearch:
             save_state(st)
         self._tick(st["generation"], f"best genome retrained as ga-{self.id}")
 
+    def _retrain_front(self) -> None:
+        """Retrain the final front's members asked for (``enable_front_retrain``) with the full budget,
+        each as variant ``ga-<search_id>-<member>``, tested like the five configurations."""
+        from core import datasets, runs, training
+
+        st = self.state
+        for member, record in sorted((st.get("front_retrain") or {}).items(), key=lambda kv: int(kv[0])):
+            if record["status"] == "FINISHED":
+                continue
+            variant = f"ga-{self.id}-{member}"
+            cfg = replace(decode(record["genome"], self.base, self.space), variant=variant, group=self.id)
+            full = datasets.load_for_run(cfg.data)
+            if record["run_id"] is None:
+                tags = {"kind": "ga-front", "search_id": self.id, "genome": genome_key(record["genome"]),
+                        "strategy": st["strategy"], "front_member": member, "objectives": ",".join(st["objectives"]),
+                        "search_fitness": f"{record['search_fitness']:.4f}", "search_run_id": record["search_run_id"]}
+                record.update(run_id=runs.open_run(cfg, full, store=self.store, tags=tags), status="RUNNING")
+                save_state(st)
+            t0 = time.perf_counter()
+            result = training.train(cfg, run_id=record["run_id"], store=self.store, dataset=full,
+                                    should_stop=self.should_stop)
+            record["seconds"] += time.perf_counter() - t0
+            _release_graphs()
+            if result.status == "KILLED":
+                save_state(st)
+                raise SearchStopped()
+            record.update(status="FINISHED", test_accuracy=float(result.report["accuracy"]))
+            save_state(st)
+            self._tick(st["generation"], f"front member {member} retrained as {variant}")

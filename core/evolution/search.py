@@ -16,7 +16,7 @@ from core.evolution.head import run_head
 from core.evolution.hyper import run_hyper
 from core.evolution.space import GENE_SPACE, resolve_space, space_to_json
 from core.evolution.spec import Budget, Progress, SearchSpec, SearchStopped
-from core.evolution.state import load_state, new_search_id, save_state, state_path, timestamp
+from core.evolution.state import enable_front_retrain, load_state, new_search_id, save_state, state_path, timestamp
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,8 @@ def run_search(dataset: str, population: int = 8, generations: int = 5, strategy
                mode: str = "hyper", *, budget: Budget | None = None, base: RunConfig | None = None,
                fixed: Mapping[str, Any] | None = None, seed: int = 42, retrain_best: bool = True,
                search_id: str | None = None, progress: Callable[[Progress], None] | None = None,
-               should_stop: Callable[[], bool] | None = None, store=None) -> str:
+               should_stop: Callable[[], bool] | None = None, store=None,
+               objectives: tuple[str, ...] = ("accuracy",)) -> str:
     """Validate the settings (``SearchSpec.from_payload``), start the search and run it to the end
     (or until ``should_stop()``); return its id.
 
@@ -38,7 +39,7 @@ def run_search(dataset: str, population: int = 8, generations: int = 5, strategy
         "strategy": strategy, "mode": mode, "population": population, "generations": generations, "seed": seed,
         "retrain_best": retrain_best, "fixed": dict(fixed or {}),
         "budget": dataclasses.asdict(budget) if isinstance(budget, Budget) else budget,
-        "base": base.to_dict() if base is not None else None,
+        "base": base.to_dict() if base is not None else None, "objectives": list(objectives),
     })
     return start_search(spec, progress=progress, should_stop=should_stop, store=store)
 
@@ -64,6 +65,7 @@ def start_search(spec: SearchSpec, *, progress: Callable[[Progress], None] | Non
         "population": spec.population, "generations": spec.generations, "seed": spec.seed,
         "budget": dataclasses.asdict(spec.budget), "fixed": dict(spec.fixed), "base": spec.base.to_dict(),
         "retrain_best": spec.retrain_best, "space": space_to_json(space), "notes": notes,
+        "objectives": list(spec.objectives), "front_retrain": {},
         "status": "running", "error": "", "generation": -1, "history": [], "evaluations": {},
         "final": None, "head": None, "created": timestamp(), "updated": timestamp(),
     }
@@ -85,6 +87,39 @@ def resume_search(search_id: str, *, progress: Callable[[Progress], None] | None
     state.update(status="running", error="")
     save_state(state)
     return _execute(state, progress, should_stop, store)
+
+
+def run_seeded_searches(dataset: str, seeds: int, population: int = 8, generations: int = 5, *, name: str,
+                        first_seed: int = 42, strategies: tuple[str, ...] = ("ga", "random"),
+                        progress: Callable[[Progress], None] | None = None, **settings) -> list[str]:
+    """``seeds`` searches per strategy at the same budget (seeds ``first_seed`` onwards), so GA and random
+    search can be compared across seeds rather than on one draw; return their ids.
+
+    Ids are ``<name>-<strategy>-s<seed>``. Running it again resumes the searches that did not
+    finish and skips those that did. ``settings`` are ``run_search``'s (budget, base, fixed,
+    retrain_best, objectives, ...).
+    """
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise ConfigError(f"seeds: expected a positive integer. Received: seeds={seeds!r}")
+    ids = []
+    for seed in range(first_seed, first_seed + seeds):
+        for strategy in strategies:
+            sid = f"{name}-{strategy}-s{seed}"
+            if not state_path(sid).exists():
+                run_search(dataset, population, generations, strategy, seed=seed, search_id=sid, progress=progress,
+                           **settings)
+            elif load_state(sid)["status"] != "finished":
+                resume_search(sid, progress=progress)
+            ids.append(sid)
+    return ids
+
+
+def retrain_front_member(search_id: str, member: int, *, progress: Callable[[Progress], None] | None = None,
+                         should_stop: Callable[[], bool] | None = None, store=None) -> str:
+    """Retrain member ``member`` of a multi-objective search's final front with the full budget, as
+    variant ``ga-<search_id>-<member>`` (``state.final_front`` numbers the members); return the id."""
+    enable_front_retrain(search_id, member)
+    return resume_search(search_id, progress=progress, should_stop=should_stop, store=store)
 
 
 def _execute(state: dict, progress, should_stop, store) -> str:

@@ -71,7 +71,47 @@ def resolve_space(fixed: Mapping[str, Any] | None = None,
             notes.append(f"ImageNet weights are not cached for {', '.join(missing)}: the weights gene is fixed "
                          f"to 'none'. Run `python -m core fetch-weights` to search over pretrained starts too.")
             log.warning(notes[-1])
+    _constrain_freezing(genes, fixed, notes)
     return tuple(genes), notes
+
+
+def _constrain_freezing(genes: list[Gene], fixed: Mapping[str, Any], notes: list[str]) -> None:
+    """Freezing only keeps features that pretrained weights learned: with random weights it
+    freezes noise. When weights can only be ``none``, frozen_blocks is pinned to 0 (or a
+    pinned freeze is refused); when a freeze is pinned, weights are pinned to ``imagenet``."""
+    names = [g.name for g in genes]
+    if "weights" not in names or "frozen_blocks" not in names:
+        return
+    wi, fi = names.index("weights"), names.index("frozen_blocks")
+    weights, frozen = genes[wi], genes[fi]
+    if weights.choices == ("none",) and frozen.choices != (0,):
+        if "frozen_blocks" in fixed:
+            raise ConfigError(f"frozen_blocks={fixed['frozen_blocks']!r} freezes randomly initialised blocks: "
+                              "freezing needs pretrained weights (weights=imagenet, cached with "
+                              "`python -m core fetch-weights`). Pin frozen_blocks=0 or leave it free.")
+        genes[fi] = replace(frozen, choices=(0,))
+        notes.append("Freezing only makes sense for pretrained weights: with weights 'none', frozen_blocks "
+                     "is fixed to 0.")
+    elif "none" in weights.choices and 0 not in frozen.choices:
+        genes[wi] = replace(weights, choices=tuple(c for c in weights.choices if c != "none"))
+        notes.append(f"frozen_blocks is pinned to {frozen.choices[0]}: weights is fixed to 'imagenet' "
+                     "(freezing needs pretrained weights).")
+
+
+def constrain(genome: Sequence[int], space: Sequence[Gene]) -> list[int]:
+    """``genome`` with its freeze undone where its weights are random (frozen_blocks 0).
+
+    Such genomes are the same training as their unfrozen twin, so the search's cache scores
+    them once: neither the GA nor random search spends an evaluation on frozen noise.
+    """
+    out = [int(i) for i in genome]
+    names = [g.name for g in space]
+    if "weights" in names and "frozen_blocks" in names:
+        wi, fi = names.index("weights"), names.index("frozen_blocks")
+        frozen = space[fi].choices
+        if space[wi].choices[out[wi]] == "none" and 0 in frozen:
+            out[fi] = frozen.index(0)
+    return out
 
 
 def parse_fixed(items: Sequence[str], space: Sequence[Gene] = GENE_SPACE) -> dict[str, Any]:

@@ -14,11 +14,12 @@ from typing import Any, Mapping
 from core import models, presets
 from core.config import ConfigError, DataConfig, RunConfig
 from core.evolution.space import GENE_SPACE, HEAD_GENES, decode, resolve_space
-from core.evolution.state import SearchNotFound, best_entry, load_state, state_path
+from core.evolution.state import OBJECTIVES, SearchNotFound, best_entry, final_front, load_state, state_path
 
 STRATEGIES: tuple[str, ...] = ("ga", "random")
 MODES: tuple[str, ...] = ("hyper", "head")
-ACTIONS: tuple[str, ...] = ("start", "resume", "retrain")
+ACTIONS: tuple[str, ...] = ("start", "resume", "retrain", "retrain-front")
+
 
 # A search id names a folder under artifacts/searches and a run tag: no separators, no "..".
 _SEARCH_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
@@ -88,8 +89,10 @@ class SearchSpec:
 
     ``action`` is ``start`` (a new search with these settings), ``resume`` (continue a
     stopped, failed or killed search) or ``retrain`` (retrain a finished search's best
-    genome with the full budget). For ``resume`` and ``retrain`` the settings are the saved
-    search's own. ``base`` is the config the five configurations are built from: genes
+    genome with the full budget) or ``retrain-front`` (retrain member ``member`` of a finished
+    multi-objective search's front as ``ga-<search_id>-<member>``). For those the settings are
+    the saved search's own. ``objectives`` is ``("accuracy",)`` or accuracy and costs
+    (``OBJECTIVES``): several make a multi-objective (NSGA-II) search that evolves a front. ``base`` is the config the five configurations are built from: genes
     override it, ``budget`` caps its data and epochs for the fitness runs, and the best
     genome is retrained with it unchanged. ``fixed`` pins genes to one value.
     """
@@ -106,6 +109,8 @@ class SearchSpec:
     fixed: Mapping[str, Any]
     budget: Budget
     base: RunConfig
+    objectives: tuple[str, ...] = ("accuracy",)
+    member: int | None = None
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> SearchSpec:
@@ -127,14 +132,14 @@ class SearchSpec:
         if action not in ACTIONS:
             raise ConfigError(f"action: expected one of {ACTIONS}. Received: action={action!r}")
         if action != "start":
-            return cls._saved(sid, action)
+            return cls._saved(sid, action, payload.get("member"))
         if state_path(sid).exists():
             raise ConfigError(f"search {sid!r} already exists; resume it instead (action='resume', "
                               f"`python -m core evolve --resume {sid}`)")
         return cls._new(sid, payload)
 
     @classmethod
-    def _saved(cls, sid: str, action: str) -> SearchSpec:
+    def _saved(cls, sid: str, action: str, member: Any = None) -> SearchSpec:
         try:
             st = load_state(sid)
         except SearchNotFound:
@@ -143,10 +148,23 @@ class SearchSpec:
             raise ConfigError(f"search {sid!r} evolves a head's weights: it has no genome to retrain")
         if action == "retrain" and best_entry(st) is None:
             raise ConfigError(f"search {sid!r} has no finished genome to retrain yet")
+        objectives = tuple(st.get("objectives", ("accuracy",)))
+        if action == "retrain-front":
+            front = final_front(st) if len(objectives) > 1 and st["status"] in ("finished", "stopped") else []
+            if not front:
+                raise ConfigError(f"search {sid!r} has no front to retrain from: it must be a multi-objective "
+                                  f"search whose generations are all scored (objectives {list(objectives)}, "
+                                  f"status {st['status']!r})")
+            if not isinstance(member, int) or isinstance(member, bool) or not 0 <= member < len(front):
+                raise ConfigError(f"member: expected a front member 0 to {len(front) - 1} of search {sid!r}. "
+                                  f"Received: member={member!r}")
+        else:
+            member = None
         return cls(search_id=sid, action=action, dataset=st["dataset"], strategy=st["strategy"], mode=st["mode"],
                    population=st["population"], generations=st["generations"], seed=st["seed"],
                    retrain_best=st["retrain_best"] or action == "retrain", fixed=dict(st["fixed"]),
-                   budget=Budget(**st["budget"]), base=RunConfig.from_dict(st["base"]))
+                   budget=Budget(**st["budget"]), base=RunConfig.from_dict(st["base"]), objectives=objectives,
+                   member=member)
 
     @classmethod
     def _new(cls, sid: str, payload: Mapping[str, Any]) -> SearchSpec:
@@ -154,6 +172,16 @@ class SearchSpec:
         population, generations = payload.get("population", 8), payload.get("generations", 5)
         seed, retrain_best = payload.get("seed", 42), payload.get("retrain_best", True)
         fixed = payload.get("fixed") or {}
+        objectives = payload.get("objectives") or ("accuracy",)
+        if isinstance(objectives, str):
+            objectives = tuple(o.strip() for o in objectives.split(","))
+        if (not isinstance(objectives, (list, tuple)) or not objectives or objectives[0] != "accuracy"
+                or not set(objectives) <= set(OBJECTIVES) or len(set(objectives)) != len(objectives)):
+            raise ConfigError(f"objectives: expected 'accuracy' first, then optionally costs from "
+                              f"{list(OBJECTIVES)[1:]} (e.g. accuracy,train_time). Received: objectives={objectives!r}")
+        if len(objectives) > 1 and mode != "hyper":
+            raise ConfigError(f"objectives: a multi-objective search evolves training settings (mode hyper). "
+                              f"Received: mode={mode!r}, objectives={list(objectives)}")
         if not isinstance(dataset, str) or not dataset:
             raise ConfigError(f"dataset: expected a dataset name. Received: dataset={dataset!r}")
         if strategy not in STRATEGIES:
@@ -178,26 +206,33 @@ class SearchSpec:
         _check_fixed(fixed, mode, strategy, base)
         return cls(search_id=sid, action="start", dataset=dataset, strategy=strategy, mode=mode,
                    population=population, generations=generations, seed=seed,
-                   retrain_best=retrain_best and mode == "hyper", fixed=dict(fixed), budget=budget, base=base)
+                   retrain_best=retrain_best and mode == "hyper", fixed=dict(fixed), budget=budget, base=base,
+                   objectives=tuple(objectives))
 
     def to_payload(self) -> dict:
         """JSON-able settings that ``from_payload`` turns back into this spec."""
+        if self.action == "retrain-front":
+            return {"search_id": self.search_id, "action": self.action, "member": self.member}
         if self.action != "start":
             return {"search_id": self.search_id, "action": self.action}
         return {"search_id": self.search_id, "action": "start", "dataset": self.dataset, "strategy": self.strategy,
                 "mode": self.mode, "population": self.population, "generations": self.generations,
                 "seed": self.seed, "retrain_best": self.retrain_best, "fixed": dict(self.fixed),
-                "budget": dataclasses.asdict(self.budget), "base": self.base.to_dict()}
+                "budget": dataclasses.asdict(self.budget), "base": self.base.to_dict(),
+                "objectives": list(self.objectives)}
 
     def label(self) -> str:
         """A one-line description for job lists."""
         if self.action == "retrain":
             return f"retrain best of {self.search_id}"
+        if self.action == "retrain-front":
+            return f"retrain front member {self.member} of {self.search_id} as ga-{self.search_id}-{self.member}"
         if self.action == "resume":
             return f"resume search {self.search_id}"
         what = "head weights" if self.mode == "head" else ("GA" if self.strategy == "ga" else "random search")
+        goal = f", objectives {', '.join(self.objectives)}" if len(self.objectives) > 1 else ""
         return (f"{what} {self.search_id} on {self.dataset}: population {self.population}, "
-                f"{self.generations} generation{'s' if self.generations != 1 else ''}")
+                f"{self.generations} generation{'s' if self.generations != 1 else ''}{goal}")
 
 
 def _check_fixed(fixed: Mapping[str, Any], mode: str, strategy: str, base: RunConfig) -> None:

@@ -16,8 +16,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core import pareto
 from core.config import artifacts_dir
 from core.evolution.space import genome_key, genome_values, space_from_json
+
+# What a search can optimise: validation accuracy (always first, maximised) and, for a
+# multi-objective search, costs to minimise, each read from the child run's cost metrics
+# (``core.costs``) into its cache entry's ``costs``.
+OBJECTIVES: dict[str, str] = {"accuracy": "val_accuracy", "train_time": "train_time_s",
+                              "latency": "latency_ms_per_face", "train_flops": "train_flops"}
 
 
 class SearchNotFound(KeyError):
@@ -116,6 +123,68 @@ def best_entry(state: dict) -> tuple[list[int], float, str] | None:
     return entry["genome"], float(entry["fitness"]), entry["run_id"]
 
 
+def cost_metrics(state: dict) -> list[str]:
+    """The run metrics a search minimises beside accuracy (empty for a single-objective search)."""
+    return [OBJECTIVES[o] for o in state.get("objectives", ["accuracy"])[1:]]
+
+
+def objective_vector(state: dict, entry: dict) -> list[float] | None:
+    """``[accuracy, -cost, ...]`` of a cache entry (all maximised), or None unless it finished with every cost."""
+    costs = entry.get("costs") or {}
+    metrics = cost_metrics(state)
+    if entry["status"] != "FINISHED" or any(costs.get(m) is None for m in metrics):
+        return None
+    return [float(entry["fitness"]), *(-float(costs[m]) for m in metrics)]
+
+
+def _scoring_entries(state: dict) -> list[dict]:
+    """One entry per genome: its longer run when that finished (how the search ranked it), else its short one."""
+    evaluations = state["evaluations"]
+    out = []
+    for entry in (e for e in evaluations.values() if e["fidelity"] == "short"):
+        long = evaluations.get(f"{genome_key(entry['genome'])}@long")
+        out.append(long if long is not None and long["status"] == "FINISHED" else entry)
+    return out
+
+
+def final_front(state: dict) -> list[dict]:
+    """The non-dominated genomes of everything a multi-objective search scored, cheapest first
+    (by its first cost). Each: ``member`` (its index here, the ``k`` of ``ga-<search>-<k>``),
+    ``genome``, ``fitness``, ``costs``, ``run_id``. Empty for a single-objective search."""
+    if len(state.get("objectives", ["accuracy"])) < 2:
+        return []
+    scored = [(e, v) for e in _scoring_entries(state) if (v := objective_vector(state, e)) is not None]
+    if not scored:
+        return []
+    mask = pareto.non_dominated(np.array([v for _, v in scored]))
+    front = sorted((pair for pair, keep in zip(scored, mask) if keep),
+                   key=lambda p: (-p[1][1], -p[1][0], genome_key(p[0]["genome"])))
+    return [{"member": k, "genome": list(e["genome"]), "fitness": float(e["fitness"]), "costs": dict(e["costs"]),
+             "run_id": e["run_id"]} for k, (e, _) in enumerate(front)]
+
+
+def enable_front_retrain(search_id: str, member: int) -> None:
+    """Make ``resume_search`` retrain member ``member`` of the final front with the full budget
+    (as ``ga-<search_id>-<member>``); a member already retrained is left alone."""
+    state = load_state(search_id)
+    front = final_front(state)
+    if not 0 <= member < len(front):
+        raise IndexError(f"member: expected 0 to {len(front) - 1} (the front of search {search_id!r}). "
+                         f"Received: {member}")
+    retrains = state.setdefault("front_retrain", {})
+    record = retrains.get(str(member))
+    if record is not None and record["status"] == "FINISHED":
+        return
+    if record is None:
+        m = front[member]
+        retrains[str(member)] = {"genome": m["genome"], "search_fitness": m["fitness"], "costs": m["costs"],
+                                 "search_run_id": m["run_id"], "run_id": None, "status": "PENDING",
+                                 "test_accuracy": None, "seconds": 0.0}
+    if state["status"] == "finished":
+        state["status"] = "stopped"  # resume_search leaves finished searches alone
+    save_state(state)
+
+
 # ---------------------------------------------------------------- read API (dashboard, CLI)
 
 
@@ -150,6 +219,7 @@ def list_searches() -> pd.DataFrame:
 def _cost(st: dict) -> dict:
     done = [e for e in st["evaluations"].values() if e["status"] in ("FINISHED", "FAILED")]
     seconds = sum(e["seconds"] for e in st["evaluations"].values()) + ((st.get("final") or {}).get("seconds") or 0.0)
+    seconds += sum(r["seconds"] for r in (st.get("front_retrain") or {}).values())
     if st["mode"] == "head" and st.get("head"):
         per_method: dict[str, float] = {}
         for r in st["head"]["curves"]:
@@ -157,6 +227,15 @@ def _cost(st: dict) -> dict:
         seconds = sum(per_method.values())
     hits = sum(sum(h["cached"]) for h in st["history"])
     return {"evaluations": len(done), "cache_hits": hits, "seconds": seconds}
+
+
+def _front_mask(vectors: list[list[float] | None]) -> list[bool]:
+    known = [i for i, v in enumerate(vectors) if v is not None]
+    mask = [False] * len(vectors)
+    if known:
+        for i, keep in zip(known, pareto.non_dominated(np.array([vectors[i] for i in known]))):
+            mask[i] = bool(keep)
+    return mask
 
 
 def search_state(search_id: str) -> dict:
@@ -168,7 +247,11 @@ def search_state(search_id: str) -> dict:
     ``population`` (DataFrame: generation, slot, one column per gene, fitness, fidelity,
     run_id, cached), ``evaluations`` (DataFrame: one row per trained genome and fidelity),
     ``cost`` (seconds, evaluations, cache_hits), ``best`` (genes, fitness, run_id; or None),
-    ``final_run_id``, ``final_test_accuracy``, and for mode head ``curves`` (DataFrame:
+    ``final_run_id``, ``final_test_accuracy``, ``objectives`` (accuracy, then the costs a
+    multi-objective search minimises; ``cost_metrics``, their run metrics, are extra columns of ``population`` and
+    ``evaluations``, and ``population.on_front`` marks each generation's non-dominated slots),
+    ``front`` (DataFrame: member, genes, fitness, costs, run_id and its full-budget retrain:
+    retrain_status, retrain_run_id, test_accuracy; empty for one objective), and for mode head ``curves`` (DataFrame:
     method, step, val_accuracy, train_loss, forward_passes, seconds) with ``head`` details.
     A step is a generation for the GA (population-many forward passes over the training
     features) and an epoch for Adam and RMSprop (one forward and backward pass);
@@ -177,20 +260,34 @@ def search_state(search_id: str) -> dict:
     st = load_state(search_id)
     space = space_from_json(st["space"])
     names = [g.name for g in space]
+    metrics = cost_metrics(st)
     gen_rows, pop_rows = [], []
     for h in st["history"]:
         trained = [c is False for c in h["cached"]]
         gen_rows.append({"generation": h["generation"], "best": h["best"], "mean": h["mean"], "worst": h["worst"],
                          "evaluations": sum(trained), "cache_hits": sum(h["cached"])})
+        scoring = {e["run_id"]: e for e in st["evaluations"].values()}
+        vectors = [objective_vector(st, scoring[r]) if r in scoring else None for r in h["run_ids"]]
+        on_front = _front_mask(vectors) if metrics else [False] * len(vectors)
         for slot, (genome, fit, cached, run_id) in enumerate(zip(h["population"], h["fitness"], h["cached"],
                                                                  h["run_ids"])):
             long = st["evaluations"].get(f"{genome_key(genome)}@long")
+            costs = (scoring.get(run_id) or {}).get("costs") or {}
             pop_rows.append({"generation": h["generation"], "slot": slot, **genome_values(genome, space),
                              "fitness": fit, "fidelity": "long" if long and long["run_id"] == run_id else "short",
-                             "run_id": run_id, "cached": cached})
+                             "run_id": run_id, "cached": cached, **{m: costs.get(m) for m in metrics},
+                             "on_front": bool(on_front[slot])})
     eval_rows = [{**genome_values(e["genome"], space), "fidelity": e["fidelity"], "fitness": e["fitness"],
                   "status": e["status"], "run_id": e["run_id"], "generation": e["generation"], "slot": e["slot"],
-                  "seconds": e["seconds"]} for e in st["evaluations"].values()]
+                  "seconds": e["seconds"], **{m: (e.get("costs") or {}).get(m) for m in metrics}}
+                 for e in st["evaluations"].values()]
+    retrains = st.get("front_retrain") or {}
+    front_rows = [{"member": m["member"], **genome_values(m["genome"], space), "fitness": m["fitness"],
+                   **{k: m["costs"].get(k) for k in metrics}, "run_id": m["run_id"],
+                   "retrain_status": (retrains.get(str(m["member"])) or {}).get("status", ""),
+                   "retrain_run_id": (retrains.get(str(m["member"])) or {}).get("run_id"),
+                   "test_accuracy": (retrains.get(str(m["member"])) or {}).get("test_accuracy")}
+                  for m in final_front(st)]
     best = best_entry(st)
     final = st.get("final") or {}
     out = {
@@ -202,9 +299,12 @@ def search_state(search_id: str) -> dict:
         "generations": pd.DataFrame(gen_rows, columns=["generation", "best", "mean", "worst", "evaluations",
                                                        "cache_hits"]),
         "population": pd.DataFrame(pop_rows, columns=["generation", "slot", *names, "fitness", "fidelity",
-                                                      "run_id", "cached"]),
+                                                      "run_id", "cached", *metrics, "on_front"]),
         "evaluations": pd.DataFrame(eval_rows, columns=[*names, "fidelity", "fitness", "status", "run_id",
-                                                        "generation", "slot", "seconds"]),
+                                                        "generation", "slot", "seconds", *metrics]),
+        "objectives": list(st.get("objectives", ["accuracy"])), "cost_metrics": metrics,
+        "front": pd.DataFrame(front_rows, columns=["member", *names, "fitness", *metrics, "run_id",
+                                                   "retrain_status", "retrain_run_id", "test_accuracy"]),
         "cost": _cost(st),
         "best": ({"genes": genome_values(best[0], space), "fitness": best[1], "run_id": best[2]} if best else None),
         "final_run_id": final.get("run_id"), "final_test_accuracy": final.get("test_accuracy"),
@@ -215,3 +315,65 @@ def search_state(search_id: str) -> dict:
                                                               "forward_passes", "seconds"])
         out["head"] = {k: v for k, v in head.items() if k != "curves"}
     return out
+
+
+def best_so_far(state: dict) -> pd.DataFrame:
+    """A search's best validation fitness after each training it spent, in the order it trained them.
+
+    Columns: ``evaluations`` (trainings so far; cache hits are free), ``seconds`` (their
+    cumulative training time), ``best`` (best fitness so far; a failed training scores 0).
+    """
+    rows, best, seconds = [], -np.inf, 0.0
+    for entry in state["evaluations"].values():
+        if entry["status"] not in ("FINISHED", "FAILED"):
+            continue
+        seconds += entry["seconds"]
+        best = max(best, float(entry["fitness"] or 0.0))
+        rows.append({"evaluations": len(rows) + 1, "seconds": seconds, "best": best})
+    return pd.DataFrame(rows, columns=["evaluations", "seconds", "best"])
+
+
+def strategy_bands(search_ids: list[str], x: str = "evaluations", points: int = 60,
+                   confidence: float = 0.95) -> pd.DataFrame:
+    """Best-so-far fitness of several searches, as mean with a Student-t interval across them per strategy.
+
+    ``x`` is ``evaluations`` (trainings spent: 1, 2, ...) or ``seconds`` (training time, on a
+    grid of ``points`` steps). A search that stopped spending (its population converged onto
+    cached genomes) keeps its last best. Columns: strategy, x, mean, low, high, n (searches
+    with a value there; the interval needs two).
+    """
+    from scipy import stats  # only here: reading searches stays NumPy and pandas
+
+    if x not in ("evaluations", "seconds"):
+        raise ValueError(f"x: expected 'evaluations' or 'seconds'. Received: {x!r}")
+    curves: dict[str, list[pd.DataFrame]] = {}
+    for sid in search_ids:
+        st = load_state(sid)
+        curve = best_so_far(st)
+        if len(curve):
+            curves.setdefault(st["strategy"], []).append(curve)
+    if not curves:
+        return pd.DataFrame(columns=["strategy", x, "mean", "low", "high", "n"])
+    top = max(float(c[x].iloc[-1]) for cs in curves.values() for c in cs)
+    grid = np.arange(1, int(top) + 1, dtype=float) if x == "evaluations" else np.linspace(0.0, top, points)
+    rows = []
+    for strategy, cs in curves.items():
+        # Best so far at each grid point: the last training done by then (NaN before the first).
+        at = np.full((len(cs), len(grid)), np.nan)
+        for i, c in enumerate(cs):
+            idx = np.searchsorted(c[x].to_numpy(dtype=float), grid, side="right") - 1
+            at[i, idx >= 0] = c["best"].to_numpy()[idx[idx >= 0]]
+        for j, g in enumerate(grid):
+            values = at[:, j][~np.isnan(at[:, j])]
+            if not len(values):
+                continue
+            mean = float(values.mean())
+            if len(values) >= 2 and values.std() > 0:
+                low, high = stats.t.interval(confidence, len(values) - 1, loc=mean, scale=stats.sem(values))
+            elif len(values) >= 2:
+                low = high = mean
+            else:
+                low = high = np.nan
+            rows.append({"strategy": strategy, x: float(g), "mean": mean, "low": float(low), "high": float(high),
+                         "n": len(values)})
+    return pd.DataFrame(rows, columns=["strategy", x, "mean", "low", "high", "n"])

@@ -101,7 +101,7 @@ def _validate_evolve(payload: Any) -> tuple[dict, str]:
 def submit_evolve(dataset: str, *, population: int = 8, generations: int = 5, strategy: str = "ga",
                   mode: str = "hyper", budget: Any = None, fixed: dict | None = None, seed: int = 42,
                   retrain_best: bool = True, base: RunConfig | None = None, search_id: str | None = None,
-                  key: str | None = None) -> tuple[int, str]:
+                  key: str | None = None, objectives: tuple[str, ...] = ("accuracy",)) -> tuple[int, str]:
     """Queue a search (``core.evolution.start_search`` in the worker); return ``(job_id, search_id)``.
 
     The search id is chosen here, so the caller can follow the search before the worker
@@ -116,16 +116,18 @@ def submit_evolve(dataset: str, *, population: int = 8, generations: int = 5, st
     payload = {"search_id": sid, "action": "start", "dataset": dataset, "population": population,
                "generations": generations, "strategy": strategy, "mode": mode, "budget": budget,
                "fixed": dict(fixed or {}), "seed": seed, "retrain_best": retrain_best,
-               "base": base.to_dict() if base is not None else None}
+               "base": base.to_dict() if base is not None else None, "objectives": list(objectives)}
     return submit("evolve", payload, group=sid, key=key), sid
 
 
-def submit_search_action(search_id: str, action: str, key: str | None = None) -> int:
-    """Queue ``resume`` (continue a stopped or failed search) or ``retrain`` (retrain its best genome with
-    the full budget as variant ``ga-<search_id>``, for a search started with ``retrain_best=False``)."""
-    if action not in ("resume", "retrain"):
-        raise JobError(f"action must be 'resume' or 'retrain'. Received: action={action!r}")
-    return submit("evolve", {"search_id": search_id, "action": action}, group=search_id, key=key)
+def submit_search_action(search_id: str, action: str, key: str | None = None, member: int | None = None) -> int:
+    """Queue ``resume`` (continue a stopped or failed search), ``retrain`` (retrain its best genome with
+    the full budget as variant ``ga-<search_id>``, for a search started with ``retrain_best=False``) or
+    ``retrain-front`` (retrain front member ``member`` of a multi-objective search as ``ga-<search_id>-<member>``)."""
+    if action not in ("resume", "retrain", "retrain-front"):
+        raise JobError(f"action must be 'resume', 'retrain' or 'retrain-front'. Received: action={action!r}")
+    payload = {"search_id": search_id, "action": action, **({"member": member} if action == "retrain-front" else {})}
+    return submit("evolve", payload, group=search_id, key=key)
 
 
 def execute_evolve(ctx: JobContext) -> dict:
@@ -157,6 +159,8 @@ def execute_evolve(ctx: JobContext) -> dict:
 
     if action == "retrain":
         evolution.enable_retrain(sid)
+    elif action == "retrain-front":
+        evolution.enable_front_retrain(sid, ctx.payload["member"])
     if existing is None and action == "start":
         evolution.start_search(evolution.SearchSpec.from_payload(ctx.payload), progress=progress,
                                should_stop=should_stop)

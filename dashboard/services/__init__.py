@@ -11,6 +11,7 @@ package is the only place with ``st.cache_*``. Its modules, by what they wrap:
 - ``predict``: models to predict with, and photos scored by them (``core.inference``)
 - ``teaching``: the Optimizers page's 2-D surfaces (``core.playground``) and classroom experiment
   (``core.classroom``), and links to that page preset to a run
+- ``cost``: accuracy against cost (Pareto front) of finished runs
 - ``evolve``: searches (``core.evolution``), their estimates, and comparisons of their best genomes
 
 The choice lists pages offer come from the registries that define them (below and in ``evolve``).
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from core.config import ARCHITECTURES
 from core.presets import CONFIG_IDS, DESCRIPTIONS
+from dashboard.services.cost import accuracy_cost, cost_options
 from dashboard.services.data import dataset_names, dataset_overview, dataset_sizes, weights_status
 from dashboard.services.evolve import (
     budget_defaults,
@@ -27,11 +29,13 @@ from dashboard.services.evolve import (
     evolve_estimate,
     gene_choices,
     new_search_id,
+    objective_costs,
     search,
     search_fitness_peers,
     search_jobs,
     search_modes,
     search_options,
+    search_seed_bands,
     search_strategies,
     searches,
     submit_evolve,
@@ -115,10 +119,11 @@ from dashboard.services.teaching import (
 
 __all__ = [
     "ARCHITECTURES", "CONFIG_IDS", "DESCRIPTIONS",
+    "accuracy_cost", "cost_options",
     "dataset_names", "dataset_overview", "dataset_sizes", "weights_status",
     "budget_defaults", "evolve_base", "evolve_comparison", "evolve_estimate", "gene_choices", "new_search_id",
-    "search", "search_fitness_peers", "search_jobs", "search_modes", "search_options", "search_strategies",
-    "searches", "submit_evolve", "submit_search_action",
+    "objective_costs", "search", "search_fitness_peers", "search_jobs", "search_modes", "search_options",
+    "search_seed_bands", "search_strategies", "searches", "submit_evolve", "submit_search_action",
     "ACTIVE_STATES", "cancel", "ensure_worker", "job_action", "job_table", "submit", "worker_status",
     "build_configs", "estimate_seconds", "format_duration", "missing_weights", "quick_comparison_configs",
     "DEFAULT_PREDICTORS", "DETECTORS", "MAX_PHOTO_MB", "MAX_PHOTOS", "YUNET_ENV", "agreement", "analyse_photo", "analyse_video", "default_predictors",

@@ -37,6 +37,11 @@ def gene_choices(mode: str = "hyper") -> dict[str, tuple]:
     return genes if mode == "hyper" else {name: genes[name] for name in evolution.HEAD_GENES}
 
 
+def objective_costs() -> dict[str, str]:
+    """Costs a multi-objective search can minimise beside validation accuracy: objective -> run metric."""
+    return {k: v for k, v in evolution.OBJECTIVES.items() if k != "accuracy"}
+
+
 def budget_defaults() -> dict[str, Any]:
     """The fitness budget a search gets unless told otherwise (epochs, max_train, max_eval, long_epochs)."""
     return asdict(evolution.Budget())
@@ -92,20 +97,22 @@ def new_search_id(strategy: str, mode: str) -> str:
 
 def submit_evolve(dataset: str, *, population: int, generations: int, strategy: str, mode: str,
                   budget: dict[str, Any], fixed: dict[str, Any], seed: int, retrain_best: bool,
-                  final_epochs: int, search_id: str | None = None, key: str | None = None) -> tuple[int, str]:
+                  final_epochs: int, search_id: str | None = None, key: str | None = None,
+                  objectives: tuple[str, ...] = ("accuracy",)) -> tuple[int, str]:
     """Queue a search and make sure a worker runs it; return ``(job_id, search_id)``."""
     job_id, search_id = jobs.submit_evolve(
         dataset, population=population, generations=generations, strategy=strategy, mode=mode, budget=budget,
         fixed=fixed, seed=seed, retrain_best=retrain_best, base=evolve_base(dataset, final_epochs, seed),
-        search_id=search_id, key=key)
+        search_id=search_id, key=key, objectives=objectives)
     jobs.ensure_worker()
     job_table.clear()
     return job_id, search_id
 
 
-def submit_search_action(search_id: str, action: str, key: str | None = None) -> int:
-    """Queue ``resume`` or ``retrain`` (the best genome, full budget) for a saved search; start a worker."""
-    job_id = jobs.submit_search_action(search_id, action, key=key)
+def submit_search_action(search_id: str, action: str, key: str | None = None, member: int | None = None) -> int:
+    """Queue ``resume``, ``retrain`` (the best genome, full budget) or ``retrain-front`` (front member
+    ``member``, full budget) for a saved search; start a worker."""
+    job_id = jobs.submit_search_action(search_id, action, key=key, member=member)
     jobs.ensure_worker()
     job_table.clear()
     search.clear()
@@ -157,3 +164,10 @@ def search_fitness_peers(search_id: str) -> pd.DataFrame:
                      "strategy": r.strategy, "best_fitness": r.best_fitness, "evaluations": r.evaluations,
                      "status": r.status, "search_id": r.search_id})
     return pd.DataFrame(rows, columns=["label", "strategy", "best_fitness", "evaluations", "status", "search_id"])
+
+
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
+def search_seed_bands(search_id: str, x: str) -> pd.DataFrame:
+    """Best-so-far validation fitness of this search and its fair peers (``search_fitness_peers``), as
+    mean with a 95% t-interval across seeds per strategy, against ``x`` (``evaluations`` or ``seconds``)."""
+    return evolution.strategy_bands(search_fitness_peers(search_id).search_id.tolist(), x)

@@ -20,6 +20,10 @@ ACTIVE = services.ACTIVE_STATES
 MODES = {"hyper": "Training settings", "head": "A head's weights (GA vs Adam vs RMSprop)"}
 STRATEGIES = {"ga": "Genetic algorithm", "random": "Random search (baseline)"}
 METHODS = {"ga": "GA (PyGAD)", "adam": "Adam", "rmsprop": "RMSprop"}
+COSTS = {"": "Validation accuracy only", "train_time": "Accuracy and training time",
+         "latency": "Accuracy and inference latency", "train_flops": "Accuracy and training FLOPs"}
+COST_LABELS = {"train_time_s": "training time (s)", "latency_ms_per_face": "inference latency (ms per face)",
+               "train_flops": "training FLOPs"}
 PIN_DEFAULTS = {"arch": "resnet50", "weights": "none", "input_size": 48}
 duration = services.format_duration
 
@@ -113,15 +117,33 @@ with st.expander("New search", expanded=not options or st.session_state.get("evo
     if missing and fixed.get("weights") == "imagenet":
         st.warning(f"ImageNet weights are not cached for {', '.join(missing)}: pin weights to `none`, or run "
                    "`python -m core fetch-weights` on a machine with internet.", icon=":material/warning:")
+    problem_freeze = ""
     if not head:
         # Without cached ImageNet weights for every candidate architecture the search pins weights to none.
-        free = [g for g in genes if g not in fixed and not (g == "weights" and missing)]
+        # Freezing only makes sense for pretrained weights: without them frozen_blocks stays 0 too.
+        scratch_only = fixed.get("weights") == "none" or (missing and "weights" not in fixed)
+        free = [g for g in genes if g not in fixed and not (g == "weights" and missing)
+                and not (g == "frozen_blocks" and scratch_only)]
         size = math.prod(len(genes[g]) for g in free)
         pinned_weights = (f" ImageNet weights are not cached for {', '.join(missing)}, so weights stays `none`."
                           if missing and "weights" not in fixed else "")
+        if scratch_only and "frozen_blocks" not in fixed:
+            pinned_weights += (" Freezing only makes sense for pretrained weights, so frozen_blocks stays 0 "
+                               "(no evaluation is spent on frozen random blocks).")
+        if scratch_only and fixed.get("frozen_blocks", 0) != 0:
+            problem_freeze = (f"frozen_blocks={fixed['frozen_blocks']} would freeze randomly initialised blocks: "
+                              "freezing needs ImageNet weights. Pin frozen_blocks to 0 or leave it free.")
+            st.warning(problem_freeze, icon=":material/warning:")
         st.caption((f"Evolving {', '.join(free)}: {size:,} possible genomes." if free else
                     "Every gene is fixed: the search can only train one genome.") + pinned_weights)
 
+    objectives = ("accuracy",)
+    if not head:
+        goal = st.selectbox("Objectives", ["", *services.objective_costs()], format_func=lambda c: COSTS.get(c, c),
+                            key="evolve_objectives",
+                            help="With a cost, the GA selects with NSGA-II and evolves a front of genomes that trade "
+                                 "validation accuracy against that cost, instead of a single best.")
+        objectives = ("accuracy", goal) if goal else objectives
     if head:
         retrain, final_epochs = False, 10
     else:
@@ -131,7 +153,7 @@ with st.expander("New search", expanded=not options or st.session_state.get("evo
         final_epochs = int(r2.number_input("Full budget (epochs)", 1, 200, 10, key="evolve_final_epochs",
                                            disabled=not retrain, help="Epochs of the final retrain, on all "
                                                                       "training images, tested on the test split"))
-    problem = ""
+    problem = problem_freeze
     if long_epochs and not head and long_epochs <= epochs:
         problem = f"The longer budget ({long_epochs} epochs) must exceed the short one ({epochs})."
         st.warning(problem, icon=":material/warning:")
@@ -155,7 +177,7 @@ with st.expander("New search", expanded=not options or st.session_state.get("evo
         id_key = f"evolve_next_id_{strategy}_{mode}"
         settings = dict(dataset=dataset, population=population, generations=generations, strategy=strategy,
                         mode=mode, budget=budget, fixed=fixed, seed=seed, retrain_best=retrain,
-                        final_epochs=final_epochs)
+                        final_epochs=final_epochs, objectives=objectives)
         sid = st.session_state.setdefault(id_key, services.new_search_id(strategy, mode))
         try:
             job_id, sid = services.submit_evolve(**settings, search_id=sid,
@@ -211,7 +233,8 @@ def is_live(search_id: str) -> bool:
 def job_panel(job, state: dict | None) -> None:
     """The search's active job: what it does, its progress and a cancel button."""
     action = services.job_action(int(job.id))
-    what = {"start": "search", "resume": "resumed search", "retrain": "retraining the best genome"}[action]
+    what = {"start": "search", "resume": "resumed search", "retrain": "retraining the best genome",
+            "retrain-front": "retraining a front member"}[action]
     with st.container(border=True):
         ui.job_header(job, f"**Job #{job.id}** ({what})", f"evolve_cancel_{job.id}", job.note or "", rerun=True)
         if job.state in ("queued", "interrupted") and not services.worker_status().get("alive"):
@@ -220,7 +243,9 @@ def job_panel(job, state: dict | None) -> None:
             return
         eta, p = ui.eta(job), job.progress
         rounds, done, slots, slot = p.total or 0, p.done, p.part_total or 1, p.part_done
-        if action == "retrain" or (rounds and done >= rounds):
+        if action == "retrain-front":
+            st.progress(1.0, text="retraining a front member with the full budget")
+        elif action == "retrain" or (rounds and done >= rounds):
             st.progress(1.0, text=f"retraining the best genome with the full budget as ga-{job.group}")
         elif not rounds:
             st.progress(0.0, text="loading data and starting the first training")
@@ -311,6 +336,8 @@ def hyper_view(state: dict, job) -> None:
         st.dataframe(pop[columns], hide_index=True, key="evolve_population_table", column_config={
             "fitness": st.column_config.ProgressColumn("fitness", format="%.3f", min_value=0.0, max_value=1.0),
             "cached": st.column_config.CheckboxColumn("cache hit"), "run_id": st.column_config.TextColumn("run")})
+        if len(state["objectives"]) > 1:
+            front_panel(state, job, free)
         st.subheader("Genes against fitness")
         trained = evals[(evals.status == "FINISHED") & (evals.fidelity == "short")]
         if free and len(trained):
@@ -321,6 +348,52 @@ def hyper_view(state: dict, job) -> None:
         else:
             st.caption("Every gene is fixed: there is nothing to plot against fitness.")
     best_panel(state, job)
+
+
+def front_panel(state: dict, job, free: list[str]) -> None:
+    """A multi-objective search: each generation's front, and the final front with full-budget retrains."""
+    sid, cost = state["search_id"], state["cost_metrics"][0]
+    label = COST_LABELS.get(cost, cost)
+    pop = state["population"]
+    st.subheader("Front per generation")
+    generations = sorted(set(pop.generation))
+    g = st.select_slider("Generation", generations, value=generations[-1], key="evolve_front_generation") \
+        if len(generations) > 1 else generations[0]
+    shown = pop[pop.generation == g].assign(genome=lambda d: "slot " + d.slot.astype(str))
+    st.plotly_chart(ui.tight(charts.pareto_figure(shown, cost, "fitness", shown.on_front, x_title=label,
+                                                  y_title="validation accuracy", label="genome",
+                                                  log_x=cost == "train_flops")), key="evolve_front_chart")
+    st.caption(f"Generation {g}: each individual's validation accuracy after the short budget against its "
+               f"{label} (measured on this machine in that short run). Diamonds joined by the dotted line: the "
+               "generation's non-dominated individuals, which NSGA-II prefers as parents.")
+    st.subheader("Final front")
+    front = state["front"]
+    if front.empty:
+        st.info("The front appears once individuals have finished training.", icon=":material/hourglass_top:")
+        return
+    table = gene_table(front, free)[["member", *free, "fitness", cost, "retrain_status", "test_accuracy"]]
+    st.dataframe(table, hide_index=True, key="evolve_front_table", column_config={
+        "fitness": st.column_config.NumberColumn("val accuracy", format="%.3f"),
+        cost: st.column_config.NumberColumn(label, format="%.4g"),
+        "retrain_status": st.column_config.TextColumn("full-budget retrain"),
+        "test_accuracy": st.column_config.NumberColumn("test accuracy", format="percent")})
+    st.caption("Non-dominated genomes of everything the search scored, cheapest first: none is beaten by another "
+               "on both validation accuracy and cost. Retrain a member with the full budget to test it as "
+               f"`ga-{sid}-<member>`; it then appears on Compare's accuracy-against-cost chart.")
+    busy = job is not None and job.state in ACTIVE
+    if state["status"] != "finished" or busy:
+        st.caption("Members can be retrained once the search has finished.")
+        return
+    c1, c2 = st.columns([1, 3])
+    member = c1.selectbox("Member", list(front.member), key="evolve_front_member")
+    if c2.button(f"Retrain member {member} with the full budget", key="evolve_front_retrain", type="primary",
+                 disabled=front.set_index("member").loc[member, "retrain_status"] == "FINISHED"):
+        services.submit_search_action(sid, "retrain-front", member=int(member))
+        st.rerun()
+    retrained = front[front.retrain_status == "FINISHED"].retrain_run_id.tolist()
+    if retrained and st.button("Open retrained members in Compare", icon=":material/compare:",
+                               key="evolve_front_compare"):
+        open_in_compare(retrained + ([state["final_run_id"]] if state["final_run_id"] else []))
 
 
 def b_long(settings: dict) -> int:
@@ -382,6 +455,7 @@ def compare_panel(state: dict) -> None:
         st.plotly_chart(ui.tight(charts.metric_bars_figure(peers, "best_fitness")), key="evolve_peer_bars")
         st.caption("Best fitness of searches with the same dataset, population, generations and fitness budget: "
                    "GA and random search spent the same, so the difference is the GA's.")
+        seeds_panel(sid, peers)
     else:
         other = "random" if state["strategy"] == "ga" else "ga"
         st.caption(f"No {STRATEGIES[other].lower()} with the same dataset, population, generations and budget yet: "
@@ -389,6 +463,25 @@ def compare_panel(state: dict) -> None:
                                                  else "a GA does better at equal cost."))
         st.button(f"Prefill a {STRATEGIES[other].lower()} with these settings", key="evolve_prefill",
                   on_click=prefill, args=(state["settings"], state["dataset"], other))
+
+
+def seeds_panel(sid: str, peers: pd.DataFrame) -> None:
+    """Best-so-far fitness across seeds, per strategy: is the GA's edge larger than seed noise?"""
+    counts = peers.strategy.value_counts()
+    st.markdown("**Best so far, across seeds**")
+    if counts.max() < 2:
+        st.caption("One search per strategy: run several seeds (`python -m core evolve --seeds N ...`) to see the "
+                   "spread between searches that differ only by their seed.")
+        return
+    by_evals, by_time = st.tabs(["Against trainings spent", "Against training time"])
+    for tab, x, title in ((by_evals, "evaluations", "trainings spent"), (by_time, "seconds", "training time (s)")):
+        tab.plotly_chart(ui.tight(charts.strategy_band_figure(services.search_seed_bands(sid, x), x, x_title=title,
+                                                     y_title="best validation fitness so far", names=STRATEGIES)),
+                         key=f"evolve_seed_bands_{x}")
+    st.caption("Mean best-so-far validation accuracy of "
+               + " and ".join(f"{n} {STRATEGIES[s].lower()} searches" for s, n in counts.items())
+               + " that differ only by their seed; the band is a 95% t-interval across those seeds. Cache hits cost "
+                 "nothing, so a converging search stops spending before the others.")
 
 
 def head_view(state: dict) -> None:
