@@ -6,6 +6,7 @@ import argparse
 from core.cli.common import (
     AddParser,
     add_distribute_option,
+    add_profile_options,
     add_run_options,
     apply_distribute,
     apply_quick,
@@ -47,6 +48,7 @@ def register(add: AddParser) -> None:
     p.add_argument("--evaluate", metavar="RUN_ID", help="instead: evaluate this run's model on --dataset")
     p.add_argument("--no-worker", action="store_true", help="only queue; do not start a worker")
     add_run_options(p)
+    add_profile_options(p)
     p.set_defaults(fn=cmd_submit)
 
     p = add("jobs", help="list jobs, or show one job with its log tail")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from core.cli.common import (
     AddParser,
     add_distribute_option,
+    add_profile_options,
     add_run_options,
     apply_distribute,
     apply_quick,
@@ -40,6 +41,7 @@ def register(add: AddParser) -> None:
     p.add_argument("--arch", choices=ARCHITECTURES, default="resnet50")
     p.add_argument("--config", choices=CONFIG_IDS, default="imagenet-adam")
     add_run_options(p)
+    add_profile_options(p)
     add_distribute_option(p)
     p.set_defaults(fn=cmd_train)
 
@@ -49,6 +51,7 @@ def register(add: AddParser) -> None:
     p.add_argument("--group", default="", help="name for this comparison (default: generated)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch output")
     add_run_options(p)
+    add_profile_options(p)
     p.set_defaults(fn=cmd_compare)
 
     p = add("evaluate", help="evaluate a stored run's model on another dataset's test split")

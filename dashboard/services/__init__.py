@@ -36,10 +36,14 @@ from dashboard.services.evolve import (
 )
 from dashboard.services.jobs import ACTIVE_STATES, cancel, ensure_worker, job_action, job_table, submit, worker_status
 from dashboard.services.plan import (
+    PROFILE_DESCRIPTIONS,
+    PROFILE_NAMES,
     build_configs,
     estimate_seconds,
     format_duration,
     missing_weights,
+    profile_defaults,
+    protocol_caption,
     quick_comparison_configs,
 )
 from dashboard.services.predict import (
@@ -61,12 +65,14 @@ from dashboard.services.runstore import (
     misclassified,
     misclassified_or_error,
     predictions,
+    protocol_table,
     report,
     results_table,
     run_config,
     run_labels,
     runs,
     significance,
+    split_warning,
     store,
 )
 
@@ -77,9 +83,11 @@ __all__ = [
     "search", "search_fitness_peers", "search_jobs", "search_modes", "search_options", "search_strategies",
     "searches", "submit_evolve", "submit_search_action",
     "ACTIVE_STATES", "cancel", "ensure_worker", "job_action", "job_table", "submit", "worker_status",
-    "build_configs", "estimate_seconds", "format_duration", "missing_weights", "quick_comparison_configs",
+    "PROFILE_DESCRIPTIONS", "PROFILE_NAMES", "build_configs", "estimate_seconds", "format_duration",
+    "missing_weights", "profile_defaults", "protocol_caption", "quick_comparison_configs",
     "DEFAULT_PREDICTORS", "DETECTORS", "YUNET_ENV", "agreement", "analyse_photo", "default_predictors",
     "predictions_table", "predictors", "timings_table", "yunet_model",
-    "KIND_NOTES", "LIVE_TTL", "history", "misclassified", "misclassified_or_error", "predictions", "report",
-    "results_table", "run_config", "run_labels", "runs", "significance", "store",
+    "KIND_NOTES", "LIVE_TTL", "history", "misclassified", "misclassified_or_error", "predictions",
+    "protocol_table", "report", "results_table", "run_config", "run_labels", "runs", "significance", "split_warning",
+    "store",
 ]

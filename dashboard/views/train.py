@@ -28,6 +28,13 @@ def _param_int(name: str, allowed, default: int) -> int:
     return value if value in allowed else default
 
 
+# Outside the form so the budget fields below switch to the chosen profile's values at once.
+wanted = params.get("profile", "standard")
+profile = st.selectbox("Profile", services.PROFILE_NAMES, key="train_profile",
+                       index=services.PROFILE_NAMES.index(wanted if wanted in services.PROFILE_NAMES else "standard"),
+                       format_func=lambda p: f"{p}: {services.PROFILE_DESCRIPTIONS[p]}")
+start = services.profile_defaults(profile)
+
 with st.form("train_form"):
     names = services.dataset_names()
     wanted = params.get("dataset", "synthetic")
@@ -40,27 +47,38 @@ with st.form("train_form"):
                                 default=_param_list("configs", services.CONFIG_IDS, list(services.CONFIG_IDS)),
                                 format_func=lambda c: f"{c} — {services.DESCRIPTIONS[c]}", key="train_configs")
     c1, c2, c3 = st.columns(3)
-    sizes, batches = [32, 48, 64, 96, 128, 160, 224], [8, 16, 32, 64, 128, 256]
-    epochs = c1.number_input("Epochs", 1, 200, _param_int("epochs", range(1, 201), 5), key="train_epochs")
-    input_size = c2.select_slider("Input size (px)", sizes, _param_int("size", sizes, 48), key="train_size")
-    batch_size = c3.select_slider("Batch size", batches, _param_int("batch", batches, 32), key="train_batch")
+    sizes, batches = [32, 48, 64, 96, 128, 160, 224], [8, 16, 32, 48, 64, 128, 256]
+    # Keys carry the profile: switching profiles starts these fields from the new profile's values.
+    epochs = c1.number_input("Epochs", 1, 200, _param_int("epochs", range(1, 201), start["epochs"]),
+                             key=f"train_epochs_{profile}")
+    input_size = c2.select_slider("Input size (px)", sizes, _param_int("size", sizes, start["input_size"]),
+                                  key=f"train_size_{profile}")
+    batch_size = c3.select_slider("Batch size", batches, _param_int("batch", batches, start["batch_size"]),
+                                  key=f"train_batch_{profile}")
+    pretrained_size = None
+    if start["pretrained_input_size"] != start["input_size"]:
+        pretrained_size = c2.select_slider("Input size of ImageNet configurations (px)", sizes,
+                                           start["pretrained_input_size"], key=f"train_pretrained_size_{profile}")
     with st.expander("Advanced"):
         a1, a2 = st.columns(2)
-        max_train = a1.number_input("Cap training images (0 = all)", 0, 1_000_000, 0, step=100, key="train_max")
-        max_eval = a2.number_input("Cap validation/test images (0 = all)", 0, 1_000_000, 0, step=100,
-                                   key="train_max_eval")
+        max_train = a1.number_input("Cap training images (0 = all)", 0, 1_000_000, start["max_train"] or 0, step=100,
+                                    key=f"train_max_{profile}")
+        max_eval = a2.number_input("Cap validation/test images (0 = all)", 0, 1_000_000, start["max_eval"] or 0,
+                                   step=100, key=f"train_max_eval_{profile}")
         augment = a1.checkbox("Augmentation (flip, rotation, shift, zoom)", True, key="train_augment")
         class_weights = a2.checkbox("Class weights (rare classes such as disgust count more)", False,
                                     key="train_cw")
-        early = a1.number_input("Early stopping patience (0 = off)", 0, 50, 0, key="train_early")
+        early = a1.number_input("Early stopping patience (0 = off)", 0, 50, start["early_stopping"],
+                                key=f"train_early_{profile}")
         seed = a2.number_input("Seed", 0, 2**31 - 1, 42, key="train_seed")
     st.form_submit_button("Estimate")
     submitted = st.form_submit_button("Start training", type="primary")
 
 configs = []
 if archs and config_ids:
-    configs = services.build_configs(dataset, archs, config_ids, epochs=int(epochs), batch_size=int(batch_size),
-                                     input_size=int(input_size), max_train=int(max_train) or None,
+    configs = services.build_configs(dataset, archs, config_ids, profile, epochs=int(epochs),
+                                     batch_size=int(batch_size), input_size=int(input_size),
+                                     pretrained_input_size=pretrained_size, max_train=int(max_train) or None,
                                      max_eval=int(max_eval) or None, augment=augment,
                                      class_weights=class_weights, early_stopping=int(early), seed=int(seed))
     missing = services.missing_weights(configs)
@@ -68,6 +86,7 @@ if archs and config_ids:
         st.warning(f"ImageNet weights are not cached for {', '.join(missing)}: those runs will fail. Run "
                    "`python -m core fetch-weights` on a machine with internet, or pick `scratch-*` configurations.",
                    icon=":material/warning:")
+    st.caption(f"Protocol ({profile}): {services.protocol_caption(configs)}")
     st.caption(f"{len(configs)} run(s); estimated time on this machine: "
                f"**{services.format_duration(services.estimate_seconds(configs))}**.")
 else:
