@@ -95,3 +95,17 @@ def test_train_shows_failed_job_with_its_error():
     at = run_page("train.py")
     errors = [e.value for e in at.error]
     assert any("does-not-exist" in e for e in errors), errors
+
+
+def test_train_profile_control_sets_the_protocol_of_the_queued_runs(no_worker):
+    from core import jobs
+
+    at = run_page("train.py", profile="paper", dataset="synthetic-tiny", archs="vgg16",
+                  configs="imagenet-adam,scratch-adam")
+    assert at.selectbox(key="train_profile").value == "paper"
+    page = texts(at)
+    assert "Protocol (paper)" in page and "TTA: ten-crop" in page and "input px pretrained 224, scratch 48" in page
+    at.button[1].click().run()  # "Start training"
+    payloads = [jobs.get_job(int(i))["payload"]["config"] for i in jobs.list_jobs().id]
+    assert {(c["variant"], c["model"]["input_size"], c["train"]["profile"], c["train"]["epochs"])
+            for c in payloads} == {("imagenet-adam", 224, "paper", 50), ("scratch-adam", 48, "paper", 50)}

@@ -29,9 +29,10 @@ def _param_int(name: str, allowed, default: int) -> int:
 
 
 # Outside the form so the budget fields below switch to the chosen profile's values at once.
-wanted = params.get("profile", "standard")
+wanted_profile = params.get("profile", "standard")
 profile = st.selectbox("Profile", services.PROFILE_NAMES, key="train_profile",
-                       index=services.PROFILE_NAMES.index(wanted if wanted in services.PROFILE_NAMES else "standard"),
+                       index=services.PROFILE_NAMES.index(
+                           wanted_profile if wanted_profile in services.PROFILE_NAMES else "standard"),
                        format_func=lambda p: f"{p}: {services.PROFILE_DESCRIPTIONS[p]}")
 start = services.profile_defaults(profile)
 
