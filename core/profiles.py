@@ -69,6 +69,7 @@ PROFILES: dict[str, Profile] = {
 }
 PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
 DEFAULT_PROFILE = "standard"
+AUGMENT_WORDS = {"basic": "flip, rotation, shift, zoom", "paper": "resized crop, shift, flip, rotation, erasing"}
 # Run options a profile supplies when the user does not (``presets.shared_base`` keywords).
 BUDGET_KEYS = ("epochs", "batch_size", "max_train", "max_eval", "early_stopping")
 
@@ -132,7 +133,8 @@ def protocol(cfg: RunConfig) -> dict[str, Any]:
         "input px": cfg.model.input_size,
         "epochs (max)": t.epochs,
         "batch": t.batch_size,
-        "augmentation": f"{cfg.data.augment_set} x{cfg.data.augment_strength:g}" if cfg.data.augment else "off",
+        "augmentation": (f"{AUGMENT_WORDS[cfg.data.augment_set]} (strength {cfg.data.augment_strength:g})"
+                         if cfg.data.augment else "off"),
         "LR schedule": schedule,
         "early stopping": (f"{t.early_stopping_patience} epochs on {t.early_stopping_monitor}"
                            if t.early_stopping_patience else "off"),

@@ -29,7 +29,7 @@ def protocol_caption(configs: list[RunConfig]) -> str:
     """One line: the protocol these configs train under (input size per weights source included)."""
     sizes = {("pretrained" if profiles.is_pretrained(c) else "scratch"): c.model.input_size for c in configs}
     values = {k: v for k, v in profiles.protocol(configs[0]).items() if k != "input px"}
-    return (", ".join(f"{k}: {v}" for k, v in values.items()) + "; input px " +
+    return ("; ".join(f"{k}: {v}" for k, v in values.items()) + "; input px " +
             ", ".join(f"{k} {v}" for k, v in sorted(sizes.items())))
 
 

@@ -10,7 +10,7 @@ from dashboard import charts, services, ui
 
 st.title("Train")
 
-# A link such as ?dataset=synthetic&archs=vgg16&configs=scratch-adam&epochs=3 pre-fills the form,
+# A link such as ?profile=paper&dataset=synthetic&archs=vgg16&configs=scratch-adam&epochs=3 pre-fills the form,
 # so an instructor can hand a class the exact setup to run.
 params = st.query_params
 
@@ -66,7 +66,7 @@ with st.form("train_form"):
                                     key=f"train_max_{profile}")
         max_eval = a2.number_input("Cap validation/test images (0 = all)", 0, 1_000_000, start["max_eval"] or 0,
                                    step=100, key=f"train_max_eval_{profile}")
-        augment = a1.checkbox("Augmentation (flip, rotation, shift, zoom)", True, key="train_augment")
+        augment = a1.checkbox("Augmentation (the profile's set: see Protocol below)", True, key="train_augment")
         class_weights = a2.checkbox("Class weights (rare classes such as disgust count more)", False,
                                     key="train_cw")
         early = a1.number_input("Early stopping patience (0 = off)", 0, 50, start["early_stopping"],
