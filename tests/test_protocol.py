@@ -214,7 +214,7 @@ def test_paper_profile_trains_each_of_the_five_configurations(tmp_path, monkeypa
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # the fake ImageNet file stays with this test
     _write_imagenet_file("vgg16")
     configs = profiles.grid("paper", "synthetic-tiny", ["vgg16"], presets.CONFIG_IDS, epochs=1, batch_size=16,
-                            input_size=32, pretrained_input_size=40)
+                            max_train=21, max_eval=14, input_size=32, pretrained_input_size=40)
     store = RunStore()
     for cfg in configs:
         result = training.train(cfg, keep_model=False)
@@ -268,7 +268,7 @@ def test_bench_reports_throughput_at_the_paper_profiles_sizes(monkeypatch):
     # The paper profile's sizes shrunk to CPU scale; the measurement code is the one a GPU runs.
     small = replace(profiles.PROFILES["paper"], input_size=32, pretrained_input_size=40, batch_size=8)
     monkeypatch.setitem(profiles.PROFILES, "paper", small)
-    results = bench.run_paper_benchmark(("vgg16",), n_images=16, epochs=2, progress=lambda line: None)
+    results = bench.run_paper_benchmark(("vgg16",), n_images=16, epochs=1, progress=lambda line: None)
     rows = results["paper"]
     assert [(r["size"], r["weights"]) for r in rows] == [(40, "pretrained"), (32, "scratch")]
     for r in rows:
