@@ -15,7 +15,7 @@ every value it set in its config.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from core import presets
@@ -142,7 +142,3 @@ def protocol(cfg: RunConfig) -> dict[str, Any]:
         "TTA": t.tta,
     }
 
-
-def table() -> list[dict[str, Any]]:
-    """One row per profile with every value it sets (the CLI's and README's view of the table)."""
-    return [{"profile": name, **asdict(p)} for name, p in PROFILES.items()]

@@ -279,3 +279,18 @@ def test_bench_reports_throughput_at_the_paper_profiles_sizes(monkeypatch):
     assert rows[0]["train_gflop_per_image"] > rows[1]["train_gflop_per_image"]  # larger input, more work
     table = bench.format_paper_table(results)
     assert "vgg16@40" in table and "vgg16@32" in table and "estimate" in table
+
+
+def test_compare_lists_each_runs_protocol(st_clean):
+    from dashboard import services
+
+    store = RunStore()
+    paper = profiles.grid("paper", "synthetic-tiny", ["vgg16"], ["imagenet-adam"])[0]
+    ds = datasets.load_synthetic("synthetic-tiny")
+    a = runs.open_run(paper, ds, store=store)
+    b = runs.open_run(tiny_config(), ds, store=store)
+    table = services.protocol_table([a, b]).set_index("profile")
+    assert table.loc["paper", "input px"] == 224 and table.loc["paper", "TTA"] == "ten-crop"
+    assert table.loc["paper", "early stopping"] == "8 epochs on val_accuracy"
+    assert table.loc["paper", "LR schedule"] == "x0.75 after 5 flat epochs"
+    assert table.loc["standard", "TTA"] == "none" and table.loc["standard", "early stopping"] == "off"
