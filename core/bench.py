@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from core import datasets, device, models, presets, training
+from core import datasets, device, models, presets, profiles, training, tta
 from core.config import RunConfig
 from core.models import forward_flops
 
@@ -284,6 +284,93 @@ def run_benchmark(archs=("resnet50", "vgg16"), sizes=(48, 96), n_images: int = 9
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=2))
     return results
+
+
+# FER2013's published split sizes (Training / PublicTest / PrivateTest): what one paper-profile run trains,
+# validates every epoch and tests once.
+FER2013_IMAGES = {"train": 28709, "val": 3589, "test": 3589}
+
+
+def bench_paper_profile(arch: str, size: int, x: np.ndarray, y: np.ndarray, epochs: int, num_classes: int,
+                        pretrained: bool) -> dict:
+    """Training and evaluation images/s with the paper profile's settings at ``size`` (its batch size,
+    augmentation, weight decay; mixed precision and XLA as training resolves them on this device), and
+    the time one FER2013 run would take at that throughput, at the profile's maximum epochs."""
+    import keras
+
+    p = profiles.get("paper")
+    config_id = "imagenet-adam" if pretrained else "scratch-adam"
+    cfg = profiles.apply(presets.preset(config_id, presets.base_config(arch, "bench", batch_size=p.batch_size)),
+                         "paper")
+    # Random weights cost the same as ImageNet ones (and need no download).
+    cfg = replace(cfg, model=replace(cfg.model, weights="none", input_size=size))
+    acc = device.accelerator()
+    mixed, xla = device.resolve_toggle("auto", acc["gpu"]), device.resolve_toggle("auto", acc["gpu"])
+    keras.backend.clear_session()
+    if mixed:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16" if acc["bf16"] else "mixed_float16")
+    try:
+        model = _compiled(cfg, num_classes, jit_compile=xla)
+        kw = dict(arch=arch, input_size=size, num_classes=num_classes, batch_size=p.batch_size, seed=0)
+        train = datasets.make_pipeline(x, y, training=True, augment=True, augment_strength=p.augment_strength,
+                                       augment_set=p.augment_set, **kw)
+        times = _timed_epochs(lambda: model.fit(train, epochs=1, verbose=0, shuffle=False), epochs)
+        train_ips = len(y) / (float(np.median(times[1:])) if len(times) > 1 else times[0])
+        evaluation_data = datasets.make_pipeline(x, y, training=False, **kw)
+        model.predict(evaluation_data, verbose=0)  # warm-up: tracing and the evaluation cache
+        t0 = time.perf_counter()
+        model.predict(evaluation_data, verbose=0)
+        eval_ips = len(y) / (time.perf_counter() - t0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    n = FER2013_IMAGES
+    epoch_s = n["train"] / train_ips + n["val"] / eval_ips
+    views = len(tta.views(p.tta))
+    run_s = p.epochs * epoch_s + (1 + views) * n["test"] / eval_ips  # plain test pass + the TTA views
+    return {"arch": arch, "size": size, "weights": "pretrained" if pretrained else "scratch",
+            "batch_size": p.batch_size, "mixed_precision": mixed, "xla": xla, "images": len(y),
+            "train_images_per_sec": train_ips, "eval_images_per_sec": eval_ips,
+            "train_gflop_per_image": 3 * forward_flops(model) / 1e9,
+            "fer2013_epoch_s": epoch_s, "fer2013_run_s_at_max_epochs": run_s, "max_epochs": p.epochs}
+
+
+def run_paper_benchmark(archs=("resnet50", "vgg16"), n_images: int = 480, epochs: int = 3, out: Path | None = None,
+                        progress: Callable[[str], None] = print) -> dict:
+    """``bench_paper_profile`` for every architecture at the paper profile's pretrained and scratch sizes."""
+    p = profiles.get("paper")
+    x, y = _bench_data(n_images)
+    results: dict = {"environment": environment_summary(), "settings": {"images": len(y), "epochs": epochs},
+                     "paper": []}
+    for arch in archs:
+        for pretrained, size in ((True, p.pretrained_input_size), (False, p.input_size)):
+            progress(f"paper profile throughput: {arch} at {size}px…")
+            results["paper"].append(bench_paper_profile(arch, size, x, y, epochs, int(y.max()) + 1, pretrained))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2))
+    return results
+
+
+def format_paper_table(results: dict) -> str:
+    """The paper profile's throughput and the FER2013 run time it implies, one line per model."""
+    env = results["environment"]
+    lines = [f"device: {env['device']} | TF {env['tensorflow']} | load {env['load_average_1min']:.1f} | "
+             f"{results['settings']['images']} images, {results['settings']['epochs']} epochs (first = warm-up)",
+             f"{'model':<16}{'weights':>11}{'batch':>7}{'train img/s':>13}{'eval img/s':>12}{'GFLOP/img':>11}"
+             f"{'FER2013 epoch':>15}{'run (max epochs)':>18}"]
+    for r in results["paper"]:
+        lines.append(f"{r['arch'] + '@' + str(r['size']):<16}{r['weights']:>11}{r['batch_size']:>7}"
+                     f"{r['train_images_per_sec']:>13.1f}{r['eval_images_per_sec']:>12.1f}"
+                     f"{r['train_gflop_per_image']:>11.2f}{_hours(r['fer2013_epoch_s']):>15}"
+                     f"{_hours(r['fer2013_run_s_at_max_epochs']):>18}")
+    lines.append("Run time is an estimate: FER2013's 28,709 training and 3,589 validation images per epoch at the "
+                 "measured rates, for the profile's maximum epochs (early stopping usually ends sooner), plus the "
+                 "test split scored plain and with each TTA view.")
+    return "\n".join(lines)
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
 
 def _bench_data(n_images: int) -> tuple[np.ndarray, np.ndarray]:

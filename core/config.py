@@ -17,6 +17,13 @@ ARCHITECTURES = ("resnet50", "vgg16")
 OPTIMIZERS = ("adam", "rmsprop", "sgd", "adamw")
 WEIGHT_SOURCES = ("imagenet", "none")
 TOGGLES = ("auto", "on", "off")
+# "basic": flip, small rotation/shift/zoom. "paper": the FER2013 literature's set (random resized
+# crop, shift, flip, rotation, erasing).
+AUGMENT_SETS = ("basic", "paper")
+LR_SCHEDULES = ("constant", "plateau", "cosine")
+MONITORS = ("val_loss", "val_accuracy")
+# Test-time augmentation: views averaged at evaluation, reported beside plain accuracy.
+TTA_MODES = ("none", "flip", "ten-crop")
 
 
 class ConfigError(ValueError):
@@ -44,6 +51,7 @@ class DataConfig:
     # of a configuration with different training seeds are scored on the same images.
     # 42 was the training seed that also drew the split before the two were separated.
     split_seed: int = 42
+    augment_set: str = "basic"
 
     def validate(self) -> None:
         _check(bool(self.dataset), "dataset", self.dataset, "a dataset name or path")
@@ -53,6 +61,7 @@ class DataConfig:
             v = getattr(self, name)
             _check(v is None or (isinstance(v, int) and v > 0), name, v, "a positive integer or None")
         _check(0.0 <= self.augment_strength <= 3.0, "augment_strength", self.augment_strength, "a number in [0, 3]")
+        _check(self.augment_set in AUGMENT_SETS, "augment_set", self.augment_set, f"one of {AUGMENT_SETS}")
 
 
 @dataclass(frozen=True)
@@ -116,6 +125,16 @@ class TrainConfig:
     # With frozen blocks and no augmentation in front of them, their output never changes:
     # compute it once and train only the rest (same result, a fraction of the compute).
     cache_frozen_features: bool = True
+    # The profile (core.profiles) these settings came from; "custom" once edited by hand.
+    profile: str = "standard"
+    early_stopping_monitor: str = "val_loss"
+    lr_schedule: str = "constant"
+    # Reduce-on-plateau: multiply the rate by plateau_factor after plateau_patience flat epochs.
+    plateau_factor: float = 0.5
+    plateau_patience: int = 3
+    # Cosine: linear warm-up over warmup_epochs, then cosine decay to 0 at the last epoch.
+    warmup_epochs: int = 0
+    tta: str = "none"
 
     def validate(self) -> None:
         _check(isinstance(self.epochs, int) and 1 <= self.epochs <= 1000, "epochs", self.epochs, "an integer in [1, 1000]")
@@ -128,6 +147,16 @@ class TrainConfig:
         _check(self.mixed_precision in TOGGLES, "mixed_precision", self.mixed_precision, f"one of {TOGGLES}")
         _check(self.xla in TOGGLES, "xla", self.xla, f"one of {TOGGLES}")
         _check(self.deterministic in TOGGLES, "deterministic", self.deterministic, f"one of {TOGGLES}")
+        _check(bool(self.profile), "profile", self.profile, "a profile name")
+        _check(self.early_stopping_monitor in MONITORS, "early_stopping_monitor", self.early_stopping_monitor,
+               f"one of {MONITORS}")
+        _check(self.lr_schedule in LR_SCHEDULES, "lr_schedule", self.lr_schedule, f"one of {LR_SCHEDULES}")
+        _check(0.0 < self.plateau_factor < 1.0, "plateau_factor", self.plateau_factor, "a number in (0, 1)")
+        _check(isinstance(self.plateau_patience, int) and self.plateau_patience >= 1, "plateau_patience",
+               self.plateau_patience, "a positive integer")
+        _check(isinstance(self.warmup_epochs, int) and 0 <= self.warmup_epochs < self.epochs, "warmup_epochs",
+               self.warmup_epochs, f"an integer in [0, epochs={self.epochs})")
+        _check(self.tta in TTA_MODES, "tta", self.tta, f"one of {TTA_MODES}")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 FER_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 FER_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+# The published protocol: every choice (epochs, early stopping, search) on PublicTest, PrivateTest reported once.
+OFFICIAL_FER_SPLIT = "official FER2013 Usage: Training / PublicTest (validation) / PrivateTest (test)"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".pgm", ".tif", ".tiff"}
 
 # Folder names other datasets (CK+, RAF-DB, AffectNet exports) use for the same emotions.
@@ -68,6 +70,8 @@ class Dataset:
     splits: dict[str, tuple[np.ndarray, np.ndarray]]
     skipped: list[str] = field(default_factory=list)  # unreadable files, relative to the source
     notes: list[str] = field(default_factory=list)
+    # How train/val/test were formed, in words (runs record it; Compare warns when runs differ).
+    split: str = ""
 
     @property
     def image_size(self) -> int:
@@ -118,7 +122,7 @@ class Dataset:
             cap = max_train if split == "train" else max_eval
             splits[split] = (x, y) if not cap or cap >= len(y) else _stratified_take(x, y, cap, seed)
         return Dataset(self.name, self.source, self.class_names, splits, self.skipped,
-                       self.notes + [f"subset: train<={max_train}, eval<={max_eval}"])
+                       self.notes + [f"subset: train<={max_train}, eval<={max_eval}"], self.split)
 
 
 def _stratified_take(x: np.ndarray, y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -196,7 +200,8 @@ def load_synthetic(name: str = "synthetic", seed: int = 0) -> Dataset:
         tmp = cache.with_name(cache.name + ".tmp.npz")
         np.savez_compressed(tmp, **{f"{k}_{s}": v for s, xy in splits.items() for k, v in zip("xy", xy)})
         tmp.replace(cache)
-    return _check_splits(Dataset(name, f"synthetic:{name}", tuple(synthetic.CLASS_NAMES), splits))
+    return _check_splits(Dataset(name, f"synthetic:{name}", tuple(synthetic.CLASS_NAMES), splits,
+                                 split=f"synthetic: generated train/val/test (seed {seed})"))
 
 
 # ---------------------------------------------------------------- FER2013 csv
@@ -234,11 +239,13 @@ def load_fer_csv(path: str | Path, val_fraction: float = 0.1, seed: int = 42) ->
             raise DatasetError(f"{path.name} line {i + 2} (data row {i + 1}): Usage={usage.iloc[i]!r}; expected one of {list(FER_USAGE)}")
         split_of = usage.map(FER_USAGE).to_numpy()
         splits = {s: (images[split_of == s], y[split_of == s]) for s in SPLITS}
+        split = OFFICIAL_FER_SPLIT
     else:
         rest, test = _split_validation(images, y, 0.1, seed, path.name)
         train, val = _split_validation(*rest, val_fraction, seed, path.name)
         splits = {"train": train, "val": val, "test": test}
-    return _check_splits(Dataset(path.stem, str(path), FER_CLASSES, splits))
+        split = f"no Usage column: test 10%, validation {val_fraction:.0%} of the rest, stratified, seed {seed}"
+    return _check_splits(Dataset(path.stem, str(path), FER_CLASSES, splits, split=split))
 
 
 def _parse_pixels(strings: list[str], fname: str) -> np.ndarray:
@@ -334,9 +341,12 @@ def load_image_folders(root: str | Path, val_fraction: float = 0.1, seed: int = 
         skipped += s3
         train = (x_train, y_train)
         val = (x_val, y_val)
+        split = f"folders train/ {val_dir.name}/ test/"
     else:
         train, val = _split_validation(x_train, y_train, val_fraction, seed, str(train_dir))
-    ds = Dataset(root.name, str(root), classes, {"train": train, "val": val, "test": (x_test, y_test)}, skipped)
+        split = f"folders train/ test/; validation {val_fraction:.0%} of train/, stratified, seed {seed}"
+    ds = Dataset(root.name, str(root), classes, {"train": train, "val": val, "test": (x_test, y_test)}, skipped,
+                 split=split)
     return _check_splits(ds)
 
 
@@ -390,7 +400,7 @@ def _write_decoded(ds: Dataset, cache: Path) -> None:
     tmp = cache.with_name(cache.name + ".tmp.npz")
     arrays = {f"{k}_{s}": v for s, xy in ds.splits.items() for k, v in zip("xy", xy)}
     meta = np.array([ds.name, ds.source, "|".join(ds.class_names), "\n".join(ds.skipped), "\n".join(ds.notes)])
-    np.savez(tmp, meta=meta, **arrays)
+    np.savez(tmp, meta=meta, split=np.array(ds.split), **arrays)
     tmp.replace(cache)
 
 
@@ -398,8 +408,9 @@ def _read_decoded(cache: Path) -> Dataset:
     with np.load(cache) as z:
         name, source, classes, skipped, notes = z["meta"].tolist()
         splits = {s: (z[f"x_{s}"], z[f"y_{s}"]) for s in SPLITS}
+        split = str(z["split"]) if "split" in z.files else ""
     return Dataset(name, source, tuple(classes.split("|")), splits, [f for f in skipped.split("\n") if f],
-                   [n for n in notes.split("\n") if n])
+                   [n for n in notes.split("\n") if n], split)
 
 
 @lru_cache(maxsize=4)
@@ -460,23 +471,49 @@ def augmenter(strength: float, seed: int):
     ], name="augment")
 
 
+def paper_augmenter(strength: float, seed: int):
+    """The FER2013 literature's set (Khaireddin & Chen 2021) as batched Keras preprocessing layers:
+    random resized crop (zoom in with independent height/width, i.e. scale and aspect jitter),
+    shift, flip, rotation and random erasing. Applied at the native size, before upscaling."""
+    import keras
+
+    s = float(strength)
+    return keras.Sequential([
+        # Negative zoom factors zoom in: a crop of 64-100% of each side, resized back.
+        keras.layers.RandomZoom((-0.2 * s, 0.0), (-0.2 * s, 0.0), fill_mode="nearest", seed=seed),
+        keras.layers.RandomTranslation(0.1 * s, 0.1 * s, fill_mode="nearest", seed=seed + 1),
+        keras.layers.RandomFlip("horizontal", seed=seed + 2),
+        keras.layers.RandomRotation(10 / 360 * s, fill_mode="nearest", seed=seed + 3),
+        keras.layers.RandomErasing(factor=min(0.5 * s, 1.0), scale=(0.02, 0.2), value_range=(0, 255),
+                                   seed=seed + 4),
+    ], name="augment_paper")
+
+
+AUGMENTERS = {"basic": augmenter, "paper": paper_augmenter}
+
+
 def make_pipeline(x: np.ndarray, y: np.ndarray, *, arch: str, input_size: int, num_classes: int,
                   batch_size: int, training: bool, augment: bool = True, augment_strength: float = 1.0,
-                  seed: int = 0):
-    """uint8 arrays -> batched, preprocessed tf.data.Dataset of (image, one-hot label)."""
+                  seed: int = 0, augment_set: str = "basic"):
+    """uint8 arrays -> batched, preprocessed tf.data.Dataset of (image, one-hot label).
+
+    Images stay at their stored size in memory and are resized batch by batch as they are fed,
+    so a 224 px run holds no more decoded data than a 48 px one.
+    """
     import tensorflow as tf
 
     from core.models import to_model_input
 
     images = tf.data.Dataset.from_tensor_slices((x[..., None], tf.one_hot(y, num_classes)))
     if not training:
-        # Evaluation data is identical every pass: preprocess once, then replay from memory.
-        return (images.batch(batch_size)
+        # Evaluation batches are identical every pass: cache them at the stored size (an upscaled
+        # float cache would grow with the square of the input size) and resize on the way out.
+        return (images.batch(batch_size).cache()
                 .map(lambda a, b: (to_model_input(a, arch, input_size), b), num_parallel_calls=tf.data.AUTOTUNE)
-                .cache().prefetch(tf.data.AUTOTUNE))
+                .prefetch(tf.data.AUTOTUNE))
     ds = images.shuffle(len(y), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
     if augment and augment_strength > 0:
-        aug = augmenter(augment_strength, seed)
+        aug = AUGMENTERS[augment_set](augment_strength, seed)
         ds = ds.map(lambda a, b: (aug(tf.cast(a, tf.float32), training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(lambda a, b: (to_model_input(a, arch, input_size), b), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)

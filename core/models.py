@@ -230,10 +230,12 @@ def make_optimizer(cfg: OptimizerConfig):
     """A Keras optimizer from data; no per-name branching elsewhere."""
     import keras
 
+    # Keras applies weight_decay decoupled from the gradient (as AdamW does) for every optimizer.
+    wd = cfg.weight_decay or None
     kinds = {
-        "adam": lambda: keras.optimizers.Adam(cfg.learning_rate),
-        "rmsprop": lambda: keras.optimizers.RMSprop(cfg.learning_rate),
-        "sgd": lambda: keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum, nesterov=True),
+        "adam": lambda: keras.optimizers.Adam(cfg.learning_rate, weight_decay=wd),
+        "rmsprop": lambda: keras.optimizers.RMSprop(cfg.learning_rate, weight_decay=wd),
+        "sgd": lambda: keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum, nesterov=True, weight_decay=wd),
         "adamw": lambda: keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay or 1e-4),
     }
     return kinds[cfg.name]()

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from core import datasets, evaluation, models
+from core import datasets, evaluation, models, tta
 from core.config import RunConfig, artifacts_dir
 from core.tracking import RunStore
 
@@ -29,7 +29,7 @@ def dataset_identity(ds: datasets.Dataset) -> dict:
     """What a run records about its data: source, sizes, a content hash, skipped files and warnings."""
     counts = ds.counts().groupby("split")["count"].sum().to_dict()
     identity = {"name": ds.name, "source": ds.source, "fingerprint": ds.fingerprint(), "image_size": ds.image_size,
-                "classes": ",".join(ds.class_names), **{f"n_{k}": v for k, v in counts.items()},
+                "classes": ",".join(ds.class_names), "split": ds.split, **{f"n_{k}": v for k, v in counts.items()},
                 "skipped": len(ds.skipped)}
     if ds.skipped:
         identity["skipped_files"] = ", ".join(ds.skipped[:datasets.SKIPPED_NAMES_RECORDED])
@@ -111,6 +111,14 @@ def evaluate_and_log(model, cfg: RunConfig, ds: datasets.Dataset, run_id: str, s
     y_pred = probs.argmax(axis=1)
     low, high = evaluation.bootstrap_ci(y_test, y_pred, seed=cfg.train.seed)
     report.update(accuracy_ci=[low, high], eval_images_per_sec=len(y_test) / max(eval_time, 1e-9))
+    arrays, tta_summary = {}, {}
+    if cfg.train.tta != "none":
+        # Reported beside the plain numbers, never instead of them.
+        arrays["probs_tta"] = tta.predict(model, test_ds, cfg.train.tta)
+        tta_report = evaluation.classification_report(y_test, arrays["probs_tta"], ds.class_names)
+        report["tta"] = {"mode": cfg.train.tta, "views": len(tta.views(cfg.train.tta)),
+                         **{k: tta_report[k] for k in ("accuracy", "macro_f1", "loss")}}
+        tta_summary = {"test_accuracy_tta": tta_report["accuracy"], "test_macro_f1_tta": tta_report["macro_f1"]}
     if keep_model:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.keras"
@@ -121,10 +129,10 @@ def evaluate_and_log(model, cfg: RunConfig, ds: datasets.Dataset, run_id: str, s
         report["model_size_mb"] = 4 * models.count_params(model)["params_total"] / 2**20  # float32 weights
         store.set_tags(run_id, {"has_model": False})
     store.log_json(run_id, "report.json", report)
-    store.log_arrays(run_id, "predictions.npz", y_true=y_test, y_pred=y_pred, probs=probs)
+    store.log_arrays(run_id, "predictions.npz", y_true=y_test, y_pred=y_pred, probs=probs, **arrays)
     store.log_summary(run_id, {"test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"],
                                "test_loss": report["loss"], "test_acc_ci_low": low, "test_acc_ci_high": high,
-                               "model_size_mb": report["model_size_mb"]})
+                               "model_size_mb": report["model_size_mb"], **tta_summary})
     return report
 
 
@@ -168,7 +176,8 @@ def relabel(target: datasets.Dataset, class_names, owner: str) -> datasets.Datas
     x, y = target.splits["test"]
     y = np.array([class_names.index(target.class_names[i]) for i in y], dtype=np.int64)
     return datasets.Dataset(target.name, target.source, tuple(class_names),
-                            {"train": target.splits["train"], "val": target.splits["val"], "test": (x, y)})
+                            {"train": target.splits["train"], "val": target.splits["val"], "test": (x, y)},
+                            split=target.split)
 
 
 def summary(run_id: str, store: RunStore | None = None) -> dict:

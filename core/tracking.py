@@ -87,7 +87,7 @@ class RunStore:
         """Open a run with its resolved config, dataset identity, versions and device. Returns its id."""
         tags = {
             "variant": cfg.variant, "arch": cfg.model.arch, "dataset": cfg.data.dataset, "group": cfg.group,
-            "label": f"{cfg.model.arch}/{cfg.variant}", "seed": str(cfg.train.seed),
+            "label": f"{cfg.model.arch}/{cfg.variant}", "seed": str(cfg.train.seed), "profile": cfg.train.profile,
             **{f"dataset.{k}": str(v) for k, v in dataset.items()},
             **(extra_tags or {}),
         }

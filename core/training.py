@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from core import callbacks as callbacks_mod
 from core import costs, datasets, models, runs
 from core.config import RunConfig
 from core.device import accelerator, distribution_scope, resolve_toggle, seed_everything, steps_per_execution
@@ -169,20 +170,23 @@ def _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbos
     else:
         fit_model = model
         train_ds = datasets.make_pipeline(*ds.splits["train"], training=True, augment=cfg.data.augment,
-                                          augment_strength=cfg.data.augment_strength, **common)
+                                          augment_strength=cfg.data.augment_strength,
+                                          augment_set=cfg.data.augment_set, **common)
         val_ds = datasets.make_pipeline(*ds.splits["val"], training=False, **common)
 
     recorder = _EpochRecorder(store, run_id, ckpt, len(ds.splits["train"][1]), records, should_stop, model)
-    cbs = [recorder, *callbacks]
-    if cfg.train.early_stopping_patience:
-        cbs.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.early_stopping_patience,
-                                                 restore_best_weights=True))
+    early, schedule = protocol_callbacks(cfg, ckpt, records)
+    # Early stopping saves its best weights before the recorder checkpoints the epoch; the schedule
+    # changes the rate after the recorder has logged the rate the epoch was trained with.
+    cbs = [c for c in (early, recorder, *callbacks, schedule) if c is not None]
     class_weight = datasets.class_weights(ds.splits["train"][1], k) if cfg.data.class_weights else None
     t0 = time.perf_counter()
-    if len(records) < cfg.train.epochs:
+    if len(records) < cfg.train.epochs and not (early is not None and early.stopped_before):
         fit_model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, initial_epoch=len(records),
                   callbacks=cbs, class_weight=class_weight, verbose=verbose,
                   shuffle=False)  # the pipeline shuffles; Keras only warns that it cannot
+    elif early is not None:
+        early.restore(fit_model)
     history = pd.DataFrame(records)
     if recorder.cancelled:
         runs.close_run(run_id, "KILLED", "cancelled by user", store)
@@ -194,6 +198,7 @@ def _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbos
         "best_val_accuracy": float(history["val_accuracy"].max()) if len(history) else float("nan"),
         "mean_images_per_sec": float(history["images_per_sec"].mean()) if len(history) else float("nan"),
         **_costs(model, epoch_times, ds, common),
+        **({"best_epoch": early.best_epoch_number} if early is not None else {}),
     })
     runs.close_run(run_id, "FINISHED", store=store)
     return TrainResult(run_id, "FINISHED", history, report)
@@ -203,6 +208,13 @@ def _costs(model, epoch_times: list[float], ds: datasets.Dataset, common: dict) 
     x, y = ds.splits["test"]
     face = next(iter(datasets.make_pipeline(x[:1], y[:1], training=False, **{**common, "batch_size": 1})))[0]
     return costs.run_costs(model, epoch_times, len(ds.splits["train"][1]), face)
+
+
+def protocol_callbacks(cfg: RunConfig, ckpt: Path, records: list[dict]):
+    """``(early_stopping, lr_schedule)`` callbacks for ``cfg`` (None where off), resumed from ``records``."""
+    early = (callbacks_mod.ResumableEarlyStopping(cfg, ckpt, records)
+             if cfg.train.early_stopping_patience else None)
+    return early, callbacks_mod.lr_schedule(cfg, records)
 
 
 def _loss(cfg: RunConfig):

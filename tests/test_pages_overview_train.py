@@ -138,3 +138,17 @@ def test_train_link_restores_every_control(no_worker):
                         "max_train": 100, "max_eval": 50, "augment": False, "class_weights": True,
                         "early_stopping": 3, "seed": 7}
     assert "4 run(s); estimated time" in texts(at)
+
+
+def test_train_profile_control_sets_the_protocol_of_the_queued_runs(no_worker):
+    from core import jobs
+
+    at = run_page("train.py", profile="paper", dataset="synthetic-tiny", archs="vgg16",
+                  configs=["imagenet-adam", "scratch-adam"])
+    assert at.selectbox(key="profile").value == "paper"
+    page = texts(at)
+    assert "Protocol (paper)" in page and "TTA: ten-crop" in page and "input px pretrained 224, scratch 48" in page
+    at.button[1].click().run()  # "Start training"
+    payloads = [jobs.get_job(int(i))["payload"]["config"] for i in jobs.list_jobs().id]
+    assert {(c["variant"], c["model"]["input_size"], c["train"]["profile"], c["train"]["epochs"])
+            for c in payloads} == {("imagenet-adam", 224, "paper", 50), ("scratch-adam", 48, "paper", 50)}

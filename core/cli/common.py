@@ -29,13 +29,17 @@ TF_LOG_ENV = "TF_CPP_MIN_LOG_LEVEL"
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    """The options every training command shares (data, budget, seed, quick profile)."""
+    """The options every training command shares (data, budget, seed, quick profile).
+
+    Budget options left out take the profile's value (``--profile``, default standard;
+    ``--quick`` is ``--profile quick``)."""
     from core import presets
 
     p.add_argument("--dataset", default="synthetic", help="synthetic | synthetic-small | a CSV or folder under data/")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--input-size", type=int, default=48)
+    p.add_argument("--epochs", type=int, default=None, help="(default: the profile's)")
+    p.add_argument("--batch-size", type=int, default=None, help="(default: the profile's)")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="input size in px of every configuration (default: the profile's)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--max-train", type=int, default=None, help="cap on training images (stratified subset)")
     p.add_argument("--max-eval", type=int, default=None, help="cap on validation/test images")
@@ -54,26 +58,42 @@ def add_seeds_option(p: argparse.ArgumentParser) -> None:
                         "and dropout")
 
 
+def add_profile_options(p: argparse.ArgumentParser) -> None:
+    """``--profile`` and the pretrained backbones' input size, for commands that train the configurations."""
+    from core import profiles
+
+    p.add_argument("--profile", choices=profiles.PROFILE_NAMES, default=profiles.DEFAULT_PROFILE,
+                   help="; ".join(f"{name}: {p.description}" for name, p in profiles.PROFILES.items()))
+    p.add_argument("--pretrained-input-size", type=int, default=None,
+                   help="input size in px of ImageNet-initialised configurations (default: --input-size if given, "
+                        "else the profile's)")
+
+
 def apply_quick(args: argparse.Namespace) -> None:
-    """``--quick`` overrides the budget options with ``presets.QUICK``."""
-    from core import presets
+    """Resolve the profile (``--quick`` means ``--profile quick``) and fill the budget options left out
+    from it. The input size the user gave, if any, is kept as ``args.given_input_size``."""
+    from core import profiles
 
     if args.quick:
-        for k, v in presets.QUICK.items():
+        args.profile = "quick"
+    args.profile = getattr(args, "profile", profiles.DEFAULT_PROFILE)
+    args.given_input_size = args.input_size
+    for k, v in profiles.budget(args.profile).items():
+        if getattr(args, k, None) is None and k != "early_stopping":
             setattr(args, k, v)
 
 
 def configs_from_args(args: argparse.Namespace, archs: list[str], config_ids: list[str]) -> list:
-    """One validated ``RunConfig`` per architecture x configuration, from the run options."""
-    from core import presets
+    """One validated ``RunConfig`` per seed x architecture x configuration, from the run options and the profile."""
+    from core import presets, profiles
 
-    settings = run_settings(args)
+    settings = {k: v for k, v in run_settings(args).items() if k != "input_size"}
     seeds = getattr(args, "seeds", None)
     if seeds:
-        settings.pop("seed")
-        seeds = presets.seed_list(seeds, start=args.seed)
-    return presets.grid(args.dataset, archs, config_ids, seeds=seeds, **settings,
-                        group=getattr(args, "group", "") or "")
+        seeds = presets.seed_list(seeds, start=settings.pop("seed"))
+    return profiles.grid(args.profile, args.dataset, archs, config_ids, input_size=args.given_input_size,
+                         pretrained_input_size=getattr(args, "pretrained_input_size", None), seeds=seeds,
+                         group=getattr(args, "group", "") or "", **settings)
 
 
 def run_settings(args: argparse.Namespace) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import argparse
 from core.cli.common import (
     AddParser,
     add_distribute_option,
+    add_profile_options,
     add_run_options,
     add_seeds_option,
     apply_distribute,
@@ -49,6 +50,7 @@ def register(add: AddParser) -> None:
     p.add_argument("--no-worker", action="store_true", help="only queue; do not start a worker")
     add_run_options(p)
     add_seeds_option(p)
+    add_profile_options(p)
     p.set_defaults(fn=cmd_submit)
 
     p = add("jobs", help="list jobs, or show one job with its log tail")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from core.cli.common import (
     AddParser,
     add_distribute_option,
+    add_profile_options,
     add_run_options,
     add_seeds_option,
     apply_distribute,
@@ -41,6 +42,7 @@ def register(add: AddParser) -> None:
     p.add_argument("--arch", choices=ARCHITECTURES, default="resnet50")
     p.add_argument("--config", choices=CONFIG_IDS, default="imagenet-adam")
     add_run_options(p)
+    add_profile_options(p)
     add_distribute_option(p)
     p.set_defaults(fn=cmd_train)
 
@@ -51,6 +53,7 @@ def register(add: AddParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no per-epoch output")
     add_run_options(p)
     add_seeds_option(p)
+    add_profile_options(p)
     p.set_defaults(fn=cmd_compare)
 
     p = add("summary", help="a grid's results across seeds: each configuration's mean with its 95%% CI, and "

@@ -43,10 +43,14 @@ from dashboard.services.evolve import (
 )
 from dashboard.services.jobs import ACTIVE_STATES, cancel, ensure_worker, job_action, job_table, submit, worker_status
 from dashboard.services.plan import (
+    PROFILE_DESCRIPTIONS,
+    PROFILE_NAMES,
     build_configs,
     estimate_seconds,
     format_duration,
     missing_weights,
+    profile_defaults,
+    protocol_caption,
     quick_comparison_configs,
 )
 from dashboard.services.predict import (
@@ -75,12 +79,14 @@ from dashboard.services.runstore import (
     misclassified,
     misclassified_or_error,
     predictions,
+    protocol_table,
     report,
     results_table,
     run_config,
     run_labels,
     runs,
     significance,
+    split_warning,
     store,
 )
 from dashboard.services.seeds import (
@@ -125,12 +131,14 @@ __all__ = [
     "objective_costs", "search", "search_fitness_peers", "search_jobs", "search_modes", "search_options",
     "search_seed_bands", "search_strategies", "searches", "submit_evolve", "submit_search_action",
     "ACTIVE_STATES", "cancel", "ensure_worker", "job_action", "job_table", "submit", "worker_status",
-    "build_configs", "estimate_seconds", "format_duration", "missing_weights", "quick_comparison_configs",
+    "PROFILE_DESCRIPTIONS", "PROFILE_NAMES", "build_configs", "estimate_seconds", "format_duration",
+    "missing_weights", "profile_defaults", "protocol_caption", "quick_comparison_configs",
     "DEFAULT_PREDICTORS", "DETECTORS", "MAX_PHOTO_MB", "MAX_PHOTOS", "YUNET_ENV", "agreement", "analyse_photo", "analyse_video", "default_predictors",
     "fetch_reference", "has_photo_model", "predictions_table", "predictors", "published_reference", "timings_table",
     "video_limits", "yunet_model",
-    "KIND_NOTES", "LIVE_TTL", "history", "misclassified", "misclassified_or_error", "predictions", "report",
-    "results_table", "run_config", "run_labels", "runs", "significance", "store",
+    "KIND_NOTES", "LIVE_TTL", "history", "misclassified", "misclassified_or_error", "predictions",
+    "protocol_table", "report", "results_table", "run_config", "run_labels", "runs", "significance", "split_warning",
+    "store",
     "CLASSROOM_LABELS", "OPTIMIZERS", "SURFACES", "classroom_defaults", "classroom_experiment", "classroom_histories",
     "format_rate", "optimizer_paths", "optimizers_href", "optimizers_link", "parse_rate", "playground_defaults", "surface_grid",
     "surface_info",

@@ -2,18 +2,37 @@
 over ``core.presets`` and ``core.estimate`` with this machine's cached runs and datasets."""
 from __future__ import annotations
 
-from core import estimate, presets
+from typing import Any
+
+from core import estimate, presets, profiles
 from core.config import RunConfig
 from dashboard.services.data import dataset_sizes
 from dashboard.services.runstore import runs
 
 format_duration = estimate.format_duration
+PROFILE_NAMES = profiles.PROFILE_NAMES
+PROFILE_DESCRIPTIONS = {name: p.description for name, p in profiles.PROFILES.items()}
 
 
-def build_configs(dataset: str, archs: list[str], config_ids: list[str], n_seeds: int = 1, **settings) -> list[RunConfig]:
-    """The grid a form describes; ``n_seeds`` repeats it with consecutive training seeds from ``settings['seed']``."""
+def build_configs(dataset: str, archs: list[str], config_ids: list[str], profile: str = profiles.DEFAULT_PROFILE,
+                  n_seeds: int = 1, **settings: Any) -> list[RunConfig]:
+    """The form's grid under ``profile`` (``core.profiles.grid``); ``n_seeds`` repeats it with consecutive
+    training seeds from ``settings['seed']``."""
     seeds = presets.seed_list([n_seeds], start=settings.pop("seed", 42))
-    return presets.grid(dataset, archs, config_ids, seeds=seeds, **settings)
+    return profiles.grid(profile, dataset, archs, config_ids, seeds=seeds, **settings)
+
+
+def profile_defaults(profile: str) -> dict[str, Any]:
+    """What the Train form starts from under ``profile``: its budget and both input sizes."""
+    return {**profiles.budget(profile), "pretrained_input_size": profiles.get(profile).pretrained_input_size}
+
+
+def protocol_caption(configs: list[RunConfig]) -> str:
+    """One line: the protocol these configs train under (input size per weights source included)."""
+    sizes = {("pretrained" if profiles.is_pretrained(c) else "scratch"): c.model.input_size for c in configs}
+    values = {k: v for k, v in profiles.protocol(configs[0]).items() if k != "input px"}
+    return ("; ".join(f"{k}: {v}" for k, v in values.items()) + "; input px " +
+            ", ".join(f"{k} {v}" for k, v in sorted(sizes.items())))
 
 
 def missing_weights(configs: list[RunConfig]) -> list[str]:

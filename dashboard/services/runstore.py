@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import datasets, evaluation
+from core import datasets, evaluation, profiles
 from core.config import RunConfig
 from core.tracking import RunNotFound, RunStore
 
@@ -88,6 +88,7 @@ def results_table(run_ids: list[str]) -> pd.DataFrame:
             "run": labels[rid], "status": r.status, "dataset": r.dataset,
             "test accuracy": r.test_accuracy, "CI low": ci[0], "CI high": ci[1],
             "macro-F1": r.test_macro_f1, "best val accuracy": r.best_val_accuracy,
+            "profile": run_config(rid)["train"]["profile"],
             "parameters (M)": (r.params_total or math.nan) / 1e6,
         }
         hist = history(rid)
@@ -95,11 +96,34 @@ def results_table(run_ids: list[str]) -> pd.DataFrame:
         row["epoch time (s)"] = hist.epoch_time.mean() if len(hist) else math.nan
         row["train images/s"] = hist.images_per_sec.mean() if len(hist) else math.nan
         row["total time (s)"] = r.train_time_s
+        if rep.get("tta"):  # beside plain accuracy, never instead of it
+            row[f"test accuracy, {rep['tta']['mode']} TTA"] = rep["tta"]["accuracy"]
         for name, f1 in zip(rep.get("class_names", []), rep.get("per_class", {}).get("f1", [])):
             row[f"F1 {name}"] = f1
         row["run_id"] = rid
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def protocol_table(run_ids: list[str]) -> pd.DataFrame:
+    """The training protocol (profile values) of each run, read from its stored config."""
+    labels = run_labels(runs())
+    return pd.DataFrame([{"run": labels[r], **profiles.protocol(RunConfig.from_dict(run_config(r)))}
+                         for r in run_ids])
+
+
+@st.cache_data(show_spinner=False)
+def _split_of(run_id: str) -> str:
+    return store().get(run_id).data.tags.get("dataset.split") or "not recorded"
+
+
+def split_warning(run_ids: list[str]) -> str | None:
+    """One line when these runs' datasets were split differently (None when they agree)."""
+    splits = {_split_of(r) for r in run_ids}
+    if len(splits) < 2:
+        return None
+    return ("These runs used different train/validation/test splits, so their numbers are not measured on "
+            "the same images: " + " | ".join(sorted(splits)))
 
 
 def significance(run_a: str, run_b: str, names: tuple[str, str]) -> tuple[dict, str] | None:

@@ -145,6 +145,8 @@ if not done:
 
 # ------------------------------------------------------------------ results
 st.subheader("Test results")
+if split_note := services.split_warning(done):
+    st.warning(ui.md(split_note), icon=":material/warning:")
 results = services.results_table(done)
 percent = st.column_config.NumberColumn(format="percent")
 f1 = st.column_config.NumberColumn(format="%.3f")
@@ -155,7 +157,10 @@ st.dataframe(results, hide_index=True, column_order=[c for c in results.columns 
     "epoch time (s)": st.column_config.NumberColumn(format="%.1f"),
     "train images/s": st.column_config.NumberColumn(format="%.1f"),
     "total time (s)": st.column_config.NumberColumn(format="%.0f"),
-    **{c: f1 for c in results.columns if c.startswith("F1 ")}})
+    **{c: f1 for c in results.columns if c.startswith("F1 ")},
+    **{c: percent for c in results.columns if c.endswith(" TTA")}})
+with st.expander("Training protocol of each run (its profile's values)"):
+    st.dataframe(services.protocol_table(done), hide_index=True)
 stamp = datetime.now().strftime("%Y%m%d-%H%M")
 st.download_button("Download table (CSV)", results.to_csv(index=False), file_name=f"comparison-{stamp}.csv",
                    mime="text/csv", icon=":material/download:", key="compare_csv")

@@ -11,10 +11,26 @@ from dashboard import charts, services, ui
 st.title("Train")
 
 # Every control is bound to the URL: a link such as
-# ?dataset=synthetic&archs=vgg16&configs=scratch-adam&epochs=3 (lists repeat the parameter) pre-fills the
+# ?profile=paper&dataset=synthetic&archs=vgg16&configs=scratch-adam&epochs=3 (lists repeat the parameter) pre-fills the
 # form, so an instructor can hand a class the exact setup to run. Choices show their ids: a bound widget
 # writes what it shows into the URL.
 URL = "query-params"
+# The budget fields start from the chosen profile's values; choosing another profile resets them.
+BUDGET_KEYS = ("epochs", "size", "batch", "pretrained_size", "max_train", "max_eval", "early_stopping")
+
+
+def _reset_budget() -> None:
+    for key in BUDGET_KEYS:
+        st.session_state.pop(key, None)
+        if key in st.query_params:
+            del st.query_params[key]
+
+
+# Outside the form so the budget fields below switch to the chosen profile's values at once.
+profile = st.selectbox("Profile", services.PROFILE_NAMES, index=services.PROFILE_NAMES.index("standard"),
+                       key="profile", bind=URL, on_change=_reset_budget,
+                       help="  \n".join(f"**{p}**: {d}" for p, d in services.PROFILE_DESCRIPTIONS.items()))
+start = services.profile_defaults(profile)
 
 with st.form("train_form"):
     names = services.dataset_names()
@@ -26,20 +42,25 @@ with st.form("train_form"):
                                 help="  \n".join(f"**{c}**: {d}" for c, d in services.DESCRIPTIONS.items()),
                                 key="configs", bind=URL)
     c1, c2, c3 = st.columns(3)
-    sizes, batches = [32, 48, 64, 96, 128, 160, 224], [8, 16, 32, 64, 128, 256]
-    epochs = c1.number_input("Epochs", 1, 200, 5, key="epochs", bind=URL)
-    input_size = c2.select_slider("Input size (px)", sizes, 48, key="size", bind=URL)
-    batch_size = c3.select_slider("Batch size", batches, 32, key="batch", bind=URL)
+    sizes, batches = [32, 48, 64, 96, 128, 160, 224], [8, 16, 32, 48, 64, 128, 256]
+    epochs = c1.number_input("Epochs", 1, 200, start["epochs"], key="epochs", bind=URL)
+    input_size = c2.select_slider("Input size (px)", sizes, start["input_size"], key="size", bind=URL)
+    batch_size = c3.select_slider("Batch size", batches, start["batch_size"], key="batch", bind=URL)
+    pretrained_size = None
+    if start["pretrained_input_size"] != start["input_size"]:
+        pretrained_size = c2.select_slider("Input size of ImageNet configurations (px)", sizes,
+                                           start["pretrained_input_size"], key="pretrained_size", bind=URL)
     with st.expander("Advanced"):
         a1, a2 = st.columns(2)
-        max_train = a1.number_input("Cap training images (0 = all)", 0, 1_000_000, 0, step=100, key="max_train",
-                                    bind=URL)
-        max_eval = a2.number_input("Cap validation/test images (0 = all)", 0, 1_000_000, 0, step=100,
-                                   key="max_eval", bind=URL)
-        augment = a1.checkbox("Augmentation (flip, rotation, shift, zoom)", True, key="augment", bind=URL)
+        max_train = a1.number_input("Cap training images (0 = all)", 0, 1_000_000, start["max_train"] or 0, step=100,
+                                    key="max_train", bind=URL)
+        max_eval = a2.number_input("Cap validation/test images (0 = all)", 0, 1_000_000, start["max_eval"] or 0,
+                                   step=100, key="max_eval", bind=URL)
+        augment = a1.checkbox("Augmentation (the profile's set: see Protocol below)", True, key="augment", bind=URL)
         class_weights = a2.checkbox("Class weights (rare classes such as disgust count more)", False,
                                     key="class_weights", bind=URL)
-        early = a1.number_input("Early stopping patience (0 = off)", 0, 50, 0, key="early_stopping", bind=URL)
+        early = a1.number_input("Early stopping patience (0 = off)", 0, 50, start["early_stopping"],
+                                key="early_stopping", bind=URL)
         seed = a2.number_input("Seed (first seed)", 0, 2**31 - 1, 42, key="seed", bind=URL)
         n_seeds = a1.number_input("Seeds per configuration", 1, 20, 1, key="seeds", bind=URL,
                                   help="Repeat every configuration with consecutive training seeds (same data "
@@ -55,8 +76,9 @@ ui.dataset_warnings(data_overview)
 
 configs = []
 if archs and config_ids:
-    configs = services.build_configs(dataset, archs, config_ids, epochs=int(epochs), batch_size=int(batch_size),
-                                     input_size=int(input_size), max_train=int(max_train) or None,
+    configs = services.build_configs(dataset, archs, config_ids, profile, epochs=int(epochs),
+                                     batch_size=int(batch_size), input_size=int(input_size),
+                                     pretrained_input_size=pretrained_size, max_train=int(max_train) or None,
                                      max_eval=int(max_eval) or None, augment=augment,
                                      class_weights=class_weights, early_stopping=int(early), seed=int(seed),
                                      n_seeds=int(n_seeds))
@@ -65,6 +87,7 @@ if archs and config_ids:
         st.warning(f"ImageNet weights are not cached for {', '.join(missing)}: those runs will fail. Run "
                    "`python -m core fetch-weights` on a machine with internet, or pick `scratch-*` configurations.",
                    icon=":material/warning:")
+    st.caption(f"Protocol ({profile}): {services.protocol_caption(configs)}")
     repeats = f" ({int(n_seeds)} seeds of each configuration)" if n_seeds > 1 else ""
     st.caption(f"{len(configs)} run(s){repeats}; estimated time on this machine: "
                f"**{services.format_duration(services.estimate_seconds(configs))}**.")
