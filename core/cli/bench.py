@@ -19,7 +19,7 @@ def register(add: AddParser) -> None:
     p.add_argument("--arch", choices=ARCHITECTURES, nargs="+", default=list(ARCHITECTURES))
     p.add_argument("--sizes", type=int, nargs="+", default=None,
                    help="input sizes (default 48; --long 48 96; --gpu 224)")
-    p.add_argument("--images", type=int, default=None, help="images per timed window (default 128; --long 256)")
+    p.add_argument("--images", type=int, default=None, help="images per timed window (default 96; --long 256; --gpu 512 held in memory)")
     p.add_argument("--batch-size", type=int, default=None, help="default 32 (--gpu: 256)")
     p.add_argument("--windows", type=int, default=None,
                    help="interleaved timed windows per variant after one warm-up (default 5; --long 10)")
@@ -47,7 +47,7 @@ def _settings(args: argparse.Namespace) -> dict:
     elif args.long:
         d = dict(sizes=[48, 96], images=256, batch_size=32, windows=10)
     else:
-        d = dict(sizes=[48], images=128, batch_size=32, windows=5)
+        d = dict(sizes=[48], images=96, batch_size=32, windows=5)
     return {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in d.items()}
 
 
