@@ -195,65 +195,20 @@ def bench_frozen_features(arch: str, size: int, x: np.ndarray, y: np.ndarray, ba
             "speedup_over_10_epochs": 10 * full_epoch / (setup_s + 10 * cached_epoch)}
 
 
-def _thread_worker(conn, arch: str, size: int, x, y, batch_size: int, num_classes: int, intra: int, inter: int):
-    """A process of its own: TensorFlow's thread pools are fixed when its runtime starts."""
-    import traceback
+def threaded_window(intra: int, inter: int, arch: str, size: int, x, y, batch_size: int,
+                    num_classes: int) -> Callable[[], float]:
+    """A training window in a process whose TensorFlow thread pools are ``intra``/``inter`` (0: TF's default).
 
-    # TensorFlow prints its library notices while importing, whatever the log level; a
-    # failure reaches the parent through the pipe instead of stderr.
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
-    try:
-        import tensorflow as tf
+    Called first thing in a worker process (``benchstats.WorkerVariant``): the pools are
+    fixed when TensorFlow's runtime starts.
+    """
+    import tensorflow as tf
 
-        tf.config.threading.set_intra_op_parallelism_threads(intra)
-        tf.config.threading.set_inter_op_parallelism_threads(inter)
-        model = _compiled(_bench_config(arch, size, batch_size), num_classes)
-        kw = dict(arch=arch, input_size=size, num_classes=num_classes, batch_size=batch_size, seed=0)
-        window = _epoch_window(model, datasets.make_pipeline(x, y, training=True, augment=False, **kw), len(y))
-    except Exception:
-        conn.send(traceback.format_exc())
-        return
-    conn.send("ready")
-    while conn.recv() == "window":
-        conn.send(window())
-    t = os.times()
-    conn.send(t.user + t.system)
-
-
-class _WorkerVariant:
-    """A variant timed in another process: the parent times the round trip of one window."""
-
-    def __init__(self, name: str, args: tuple):
-        import multiprocessing
-
-        parent, child = multiprocessing.get_context("spawn").Pipe()
-        self.conn = parent
-        self.proc = multiprocessing.get_context("spawn").Process(target=_thread_worker, args=(child, *args),
-                                                                 daemon=True)
-        self.proc.start()
-        self.variant = benchstats.Variant(name, self.window, warm_up=self.wait_ready)
-
-    def wait_ready(self) -> None:
-        try:
-            got = self.conn.recv()
-        except EOFError:
-            got = f"exit code {self.proc.exitcode}"
-        if got != "ready":
-            raise RuntimeError(f"{self.variant.name}: the worker process failed to start: {got}")
-
-    def window(self) -> float:
-        self.conn.send("window")
-        return self.conn.recv()
-
-    def stop(self) -> float:
-        """Stop the worker; returns the CPU seconds it used."""
-        try:
-            self.conn.send("stop")
-            cpu = float(self.conn.recv())
-        except (EOFError, BrokenPipeError, OSError):
-            cpu = 0.0
-        self.proc.join(timeout=30)
-        return cpu
+    tf.config.threading.set_intra_op_parallelism_threads(intra)
+    tf.config.threading.set_inter_op_parallelism_threads(inter)
+    model = _compiled(_bench_config(arch, size, batch_size), num_classes)
+    kw = dict(arch=arch, input_size=size, num_classes=num_classes, batch_size=batch_size, seed=0)
+    return _epoch_window(model, datasets.make_pipeline(x, y, training=True, augment=False, **kw), len(y))
 
 
 def _channels_first_variant(arch: str, size: int, x, y, batch_size: int, num_classes: int, n: int):
@@ -321,8 +276,9 @@ def bench_levers(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size:
     if nchw is not None:
         variants.append(nchw)
     args = (arch, size, x, y, batch_size, num_classes)
-    workers = [_WorkerVariant("threads_default", (*args, 0, 0)),
-               _WorkerVariant(f"threads_intra{cores}_inter1", (*args, cores, 1))]
+    workers = [benchstats.WorkerVariant("threads_default", "core.bench:threaded_window", (0, 0, *args)),
+               benchstats.WorkerVariant(f"threads_intra{cores}_inter1", "core.bench:threaded_window",
+                                        (cores, 1, *args))]
     try:
         rates = benchstats.interleave(variants + [w.variant for w in workers], windows, progress=progress)
     finally:

@@ -47,6 +47,8 @@ def interleave(variants: Sequence[Variant], windows: int, *, warm_up_windows: in
     if len(set(names)) != len(names):
         raise ValueError(f"variant names must be unique. Received: {names}")
     for v in variants:
+        if progress is not None:
+            progress(f"  warm-up: {v.name}…")
         if v.warm_up is not None:
             v.warm_up()
         for _ in range(warm_up_windows):
@@ -180,6 +182,67 @@ class MachineLoad:
                 "load_after": [round(v, 2) for v in self.load_after],
                 "other_cpu_share": None if self.other_cpu_share is None else round(self.other_cpu_share, 3),
                 "warnings": warnings}
+
+
+class WorkerVariant:
+    """A variant timed in a process of its own, for settings fixed when a process starts (thread pools).
+
+    ``factory`` ("module:function") is called with ``args`` in the worker and returns the
+    window callable. The worker imports nothing heavy before silencing its stderr (TensorFlow
+    prints library notices while importing); a failure comes back through the pipe.
+    The parent times each window's round trip.
+    """
+
+    def __init__(self, name: str, factory: str, args: tuple):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, factory, args), daemon=True)
+        self.proc.start()
+        self.variant = Variant(name, self.window, warm_up=self.wait_ready)
+
+    def wait_ready(self) -> None:
+        """Block until the worker has built its variant; raise with the worker's error if it failed."""
+        try:
+            got = self.conn.recv()
+        except EOFError:
+            got = f"exit code {self.proc.exitcode}"
+        if got != "ready":
+            raise RuntimeError(f"{self.variant.name}: the worker process failed to start: {got}")
+
+    def window(self) -> float:
+        """One window in the worker; returns its units."""
+        self.conn.send("window")
+        return self.conn.recv()
+
+    def stop(self) -> float:
+        """Stop the worker; returns the CPU seconds it used (0 if it had died)."""
+        try:
+            self.conn.send("stop")
+            cpu = float(self.conn.recv())
+        except (EOFError, BrokenPipeError, OSError):
+            cpu = 0.0
+        self.proc.join(timeout=30)
+        return cpu
+
+
+def _worker_main(conn, factory: str, args: tuple) -> None:
+    import importlib
+    import traceback
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+    try:
+        module, name = factory.split(":")
+        window = getattr(importlib.import_module(module), name)(*args)
+    except Exception:
+        conn.send(traceback.format_exc())
+        return
+    conn.send("ready")
+    while conn.recv() == "window":
+        conn.send(window())
+    t = os.times()
+    conn.send(t.user + t.system)
 
 
 def _own_cpu_s() -> float:

@@ -133,3 +133,17 @@ def test_machine_load_warns_when_the_machine_was_busy(monkeypatch):
         pass
     s = load.summary()
     assert s["load_before"][0] == 64.0 and any("other processes were running" in w for w in s["warnings"])
+
+
+def test_a_worker_variant_times_windows_in_its_own_process_and_reports_its_failure():
+    # functools.partial(int, 5)() == 5: a window of five units, built in the worker by name.
+    worker = benchstats.WorkerVariant("w", "functools:partial", (int, 5))
+    try:
+        rates = benchstats.interleave([worker.variant], 2)
+    finally:
+        cpu = worker.stop()
+    assert len(rates["w"]) == 2 and all(r > 0 for r in rates["w"]) and cpu >= 0
+    broken = benchstats.WorkerVariant("broken", "core.no_such_module:f", ())
+    with pytest.raises(RuntimeError, match="(?s)broken: the worker process failed to start:.*No module named .core.no_such_module"):
+        broken.wait_ready()
+    broken.stop()
