@@ -457,6 +457,11 @@ def bench_precision_xla(arch: str, size: int, x: np.ndarray, y: np.ndarray, batc
             "ratios": {name: benchstats.paired_ratio(rates[name], rates["fp32"]) for name in ("fp32_xla", "amp", "amp_xla")}}
 
 
+# NVIDIA DeepLearningExamples, TensorFlow ResNet50 v1.5 training, one A100, AMP + XLA, batch 256:
+# the figure a user's ``--gpu`` line is held against.
+NVIDIA_A100_RESNET50_IMG_S = 2400
+
+
 def run_gpu_benchmark(archs=("resnet50", "vgg16"), sizes=(224,), n_images: int = 512, batch_size: int = 256,
                       windows: int = 7, steps: int = 32, out: Path | None = None,
                       progress: Callable[[str], None] = print, command: str = "") -> dict:
@@ -515,7 +520,9 @@ def _header(results: dict) -> list[str]:
     env, s, m = results["environment"], results["settings"], results.get("machine", {})
     lines = [f"device: {env['device']} | TF {env['tensorflow']} / Keras {env['keras']} | "
              f"mixed precision {env['mixed_precision']} | XLA {env['xla']} | batch {s['batch_size']}, "
-             f"{s['images']} images per window, {s['windows']} interleaved windows after a warm-up"]
+             + (f"{s['steps']} steps per window over {s['images']} images held in memory" if "steps" in s
+                else f"{s['images']} images per window")
+             + f", {s['windows']} interleaved windows after a warm-up"]
     if m:
         other = "n/a" if m["other_cpu_share"] is None else f"{100 * m['other_cpu_share']:.0f}%"
         lines.append(f"load average before {m['load_before'][0]:.1f}, after {m['load_after'][0]:.1f} "
@@ -585,6 +592,9 @@ def format_gpu_table(results: dict) -> str:
         lines.append(f"{r['arch']}@{r['size']} batch {r['batch_size']} ({r['mixed_policy']}): "
                      + ", ".join(f"{k} {_fig(v)} img/s" for k, v in f.items()))
         lines.append("  vs fp32: " + "; ".join(f"{k} {fmt(v)}" for k, v in q.items()))
+        if (r["arch"], r["size"]) == ("resnet50", 224):
+            lines.append(f"  amp_xla is {100 * f['amp_xla']['median'] / NVIDIA_A100_RESNET50_IMG_S:.0f}% of NVIDIA's "
+                         f"published ~{NVIDIA_A100_RESNET50_IMG_S:,} img/s on one A100 (ResNet50 v1.5, AMP+XLA, 224 px)")
     return "\n".join(lines)
 
 
