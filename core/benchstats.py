@@ -4,7 +4,7 @@ One timing per variant cannot be believed on a machine where other processes com
 the variant that happened to run while something else was busy loses. So every variant
 runs in short windows, interleaved (round r runs A B C, the next B C A, ...), after a
 warm-up; a figure is the median of its windows with the interquartile range, and a ratio
-between two variants is the median of the per-round ratios with a bootstrap interval
+between two variants is the median of the per-round ratios with a distribution-free interval
 (rounds are paired: both variants of a round saw about the same load). A ratio whose
 interval contains 1 is reported as "not resolved" rather than as a speed-up.
 
@@ -21,6 +21,7 @@ import numpy as np
 
 SCHEMA = 2  # bump when figure names or units change meaning; ``compare`` refuses other schemas
 NOT_RESOLVED = "not resolved"
+MIN_WINDOWS = 6  # the fewest rounds whose distribution-free 95% interval for a median is finite
 
 
 @dataclass
@@ -87,12 +88,14 @@ def _verdict(lo: float | None, hi: float | None) -> str:
     return NOT_RESOLVED
 
 
-def paired_ratio(num: Sequence[float], den: Sequence[float], *, confidence: float = 0.95,
-                 n_resamples: int = 2000, seed: int = 0) -> dict:
-    """``num / den`` from windows of the same rounds: median of per-round ratios, bootstrap interval.
+def paired_ratio(num: Sequence[float], den: Sequence[float], *, confidence: float = 0.95) -> dict:
+    """``num / den`` from windows of the same rounds: the median of per-round ratios and its interval.
 
+    The interval is distribution-free (``scipy.stats.quantile_test``: order statistics of
+    the per-round ratios, as in a sign test), so its confidence holds for a handful of
+    rounds where a bootstrap's would be too narrow. At 95% it needs 6 rounds or more.
     ``verdict`` is "higher" or "lower" when the whole interval lies above or below 1, else
-    "not resolved" (also with fewer than 3 rounds, where a bootstrap says nothing).
+    "not resolved".
     """
     from scipy import stats
 
@@ -101,21 +104,20 @@ def paired_ratio(num: Sequence[float], den: Sequence[float], *, confidence: floa
         raise ValueError(f"paired windows must have the same non-zero count. Received: {a.size} and {b.size}")
     per_round = a / b
     ratio = float(np.median(per_round))
-    lo = hi = None
-    if per_round.size >= 3:
-        if np.ptp(per_round) == 0:
-            lo = hi = ratio
-        else:
-            ci = stats.bootstrap((per_round,), np.median, confidence_level=confidence, n_resamples=n_resamples,
-                                 method="percentile", rng=np.random.default_rng(seed)).confidence_interval
-            lo, hi = float(ci.low), float(ci.high)
-    return {"ratio": ratio, "ci": [lo, hi] if lo is not None else None, "confidence": confidence,
-            "rounds": int(per_round.size), "verdict": _verdict(lo, hi)}
+    ci = stats.quantile_test(per_round, q=ratio, p=0.5).confidence_interval(confidence_level=confidence)
+    lo, hi = float(ci.low), float(ci.high)
+    ok = np.isfinite(lo) and np.isfinite(hi)
+    return {"ratio": ratio, "ci": [lo, hi] if ok else None, "confidence": confidence,
+            "rounds": int(per_round.size), "verdict": _verdict(lo, hi) if ok else NOT_RESOLVED}
 
 
 def unpaired_ratio(num: Sequence[float], den: Sequence[float], *, confidence: float = 0.95,
                    n_resamples: int = 2000, seed: int = 0) -> dict:
-    """``median(num) / median(den)`` for windows from different runs, with a two-sample bootstrap interval."""
+    """``median(num) / median(den)`` for windows from different runs, with a two-sample bootstrap interval.
+
+    Runs share no rounds, so nothing pairs; fewer than ``MIN_WINDOWS`` windows on either side
+    give no interval.
+    """
     from scipy import stats
 
     a, b = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
@@ -123,7 +125,7 @@ def unpaired_ratio(num: Sequence[float], den: Sequence[float], *, confidence: fl
         raise ValueError("both samples need at least one window")
     ratio = float(np.median(a) / np.median(b))
     lo = hi = None
-    if a.size >= 3 and b.size >= 3:
+    if a.size >= MIN_WINDOWS and b.size >= MIN_WINDOWS:
         if np.ptp(a) == 0 and np.ptp(b) == 0:
             lo = hi = ratio
         else:
@@ -136,9 +138,9 @@ def unpaired_ratio(num: Sequence[float], den: Sequence[float], *, confidence: fl
 
 
 def format_ratio(r: dict) -> str:
-    """``0.98 [0.95–1.02] not resolved``; ``x1.31 [1.20–1.40]`` when resolved."""
+    """``0.98 [0.95–1.02] not resolved``; ``1.31 [1.20–1.40]`` when resolved."""
     if r.get("ci") is None:
-        return f"{r['ratio']:.2f} ({NOT_RESOLVED}: too few windows)"
+        return f"{r['ratio']:.2f} ({NOT_RESOLVED}: fewer than {MIN_WINDOWS} windows)"
     lo, hi = r["ci"]
     text = f"{r['ratio']:.2f} [{lo:.2f}–{hi:.2f}]"
     return text + (f" {NOT_RESOLVED}" if r["verdict"] == NOT_RESOLVED else "")
