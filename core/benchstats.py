@@ -296,15 +296,16 @@ def compare(old: dict, new: dict) -> dict:
 
 def format_compare(diff: dict) -> str:
     """The text ``python -m core bench compare`` prints."""
-    lines = [f"{'figure':<44}{'old':>10}{'new':>10}  new/old [95% interval]"]
+    w = max([len(f["figure"]) for f in diff["figures"]] + [len(r["ratio"]) for r in diff["ratios"]] + [10]) + 2
+    lines = [f"{'figure':<{w}}{'old':>10}{'new':>10}  new/old [95% interval]"]
     for f in diff["figures"]:
         c = f["change"]
-        lines.append(f"{f['figure']:<44}{f['old']:>10.2f}{f['new']:>10.2f}  {format_ratio(c)}"
+        lines.append(f"{f['figure']:<{w}}{f['old']:>10.2f}{f['new']:>10.2f}  {format_ratio(c)}"
                      + (f" {c['verdict']}" if c["verdict"] != NOT_RESOLVED and c.get("ci") else ""))
     if diff["ratios"]:
-        lines += ["", f"{'ratio':<44}{'old':>26}  {'new':>26}"]
+        lines += ["", f"{'ratio':<{w}}{'old':>44}  {'new':>44}"]
         for r in diff["ratios"]:
-            lines.append(f"{r['ratio']:<44}{format_ratio(r['old']):>26}  {format_ratio(r['new']):>26}"
+            lines.append(f"{r['ratio']:<{w}}{format_ratio(r['old']):>44}  {format_ratio(r['new']):>44}"
                          + ("  verdict changed" if r["verdict_changed"] else ""))
     for label, keys in (("only in OLD", diff["only_old"]), ("only in NEW", diff["only_new"])):
         if keys:
