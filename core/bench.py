@@ -10,77 +10,85 @@ import os
 import platform
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from core import datasets, device, models, presets, profiles, training, tta
+from core import benchstats, datasets, device, models, presets, profiles, training, tta
 from core.config import RunConfig
 from core.models import forward_flops
 
 
-def _timed_epochs(fit_one_epoch: Callable[[], None], epochs: int) -> list[float]:
-    times = []
-    for _ in range(epochs):
-        t0 = time.perf_counter()
-        fit_one_epoch()
-        times.append(time.perf_counter() - t0)
-    return times
-
-
 def matmul_flops(n: int = 2048, seconds: float = 1.0) -> float:
     """Sustained float32 matmul FLOP/s: the hardware ceiling training is compared against."""
+    return float(np.median(matmul_windows(n, windows=1, seconds=seconds)))
+
+
+def matmul_windows(n: int = 2048, windows: int = 5, seconds: float = 0.3) -> list[float]:
+    """Matmul FLOP/s in ``windows`` short windows (the ceiling's spread says how busy the CPU was)."""
     import tensorflow as tf
 
     a = tf.random.normal((n, n))
     b = tf.random.normal((n, n))
     tf.linalg.matmul(a, b).numpy()  # warm-up
-    reps, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        tf.linalg.matmul(a, b).numpy()
-        reps += 1
-    return 2 * n**3 * reps / (time.perf_counter() - t0)
+    rates = []
+    for _ in range(windows):
+        reps, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            tf.linalg.matmul(a, b).numpy()
+            reps += 1
+        rates.append(2 * n**3 * reps / (time.perf_counter() - t0))
+    return rates
 
 
 def _compiled(cfg: RunConfig, num_classes: int, **compile_kw):
     model = models.build_model(cfg.model, num_classes, seed=cfg.train.seed)
     model.compile(optimizer=models.make_optimizer(cfg.optimizer), loss="categorical_crossentropy",
                   metrics=["accuracy"], **compile_kw)
+    models.build_optimizer(model)  # as core.training does
     return model
 
 
-def bench_training(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size: int, epochs: int,
-                   num_classes: int) -> dict:
-    """images/s of the project pipeline vs a bare in-memory fit vs ImageDataGenerator over PNGs."""
+def _epoch_window(model, data, n: int, batch_size: int | None = None) -> Callable[[], float]:
+    """One window = one epoch of ``model.fit`` over ``n`` images (arrays, a tf.data dataset or a Keras iterator)."""
+    if isinstance(data, tuple):
+        return lambda: (model.fit(data[0], data[1], batch_size=batch_size, epochs=1, verbose=0, shuffle=True), n)[1]
+    return lambda: (model.fit(data, epochs=1, verbose=0, shuffle=False), n)[1]
+
+
+def _bench_config(arch: str, size: int, batch_size: int) -> RunConfig:
+    cfg = presets.preset("scratch-adam", presets.base_config(arch, "bench", batch_size=batch_size))
+    return replace(cfg, model=replace(cfg.model, input_size=size))
+
+
+def bench_training(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size: int, windows: int,
+                   num_classes: int, progress: Callable[[str], None] = print) -> dict:
+    """images/s of the project pipeline vs a bare in-memory fit vs ImageDataGenerator over PNGs, interleaved.
+
+    One model serves every variant (they differ only in how images reach it), so the
+    comparison is of input pipelines, and the train step is traced once; that first
+    step's time is reported as ``first_window_s``.
+    """
     import keras
     from tensorflow.keras.preprocessing.image import ImageDataGenerator
 
-    cfg = presets.preset("scratch-adam", presets.base_config(arch, "bench", batch_size=batch_size))
-    cfg = replace(cfg, model=replace(cfg.model, input_size=size))
+    cfg = _bench_config(arch, size, batch_size)
     n = len(y)
-    out: dict = {"arch": arch, "size": size, "images": n, "batch_size": batch_size}
-
-    def measure(name: str, make_data, **compile_kw):
-        keras.backend.clear_session()
-        t0 = time.perf_counter()
-        model = _compiled(cfg, num_classes, **compile_kw)
-        data = make_data()
-        fit = (lambda: model.fit(data, epochs=1, verbose=0, shuffle=False)) if not isinstance(data, tuple) else \
-            (lambda: model.fit(data[0], data[1], batch_size=batch_size, epochs=1, verbose=0, shuffle=True))
-        times = _timed_epochs(fit, epochs)
-        # Median of the post-warm-up epochs: one epoch slowed by other processes should not decide.
-        steady = float(np.median(times[1:])) if len(times) > 1 else times[0]
-        out[name] = {"first_epoch_s": time.perf_counter() - t0 - sum(times[1:]), "epoch_s": steady,
-                     "images_per_sec": n / steady}
-        return model
-
+    keras.backend.clear_session()
+    t0 = time.perf_counter()
+    model = _compiled(cfg, num_classes)
+    build_s = time.perf_counter() - t0
     kw = dict(arch=arch, input_size=size, num_classes=num_classes, batch_size=batch_size, seed=0)
-    model = measure("pipeline", lambda: datasets.make_pipeline(x, y, training=True, augment=False, **kw))
-    measure("pipeline_augmented", lambda: datasets.make_pipeline(x, y, training=True, augment=True, **kw))
-    measure("bare_fit", lambda: (models.preprocess(arch, x, size), np.eye(num_classes, dtype="float32")[y]))
+    pipeline = datasets.make_pipeline(x, y, training=True, augment=False, **kw)
+    first = {}
+
+    def first_window():
+        t = time.perf_counter()
+        _epoch_window(model, pipeline, n)()
+        first["s"] = time.perf_counter() - t
+
     with tempfile.TemporaryDirectory() as tmp:
         import cv2
 
@@ -88,63 +96,202 @@ def bench_training(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_siz
             d = Path(tmp) / f"class{label}"
             d.mkdir(exist_ok=True)
             cv2.imwrite(str(d / f"{i}.png"), img)
-        # No augmentation, like the "pipeline" row, so the two differ only in how images are fed.
+        # No augmentation, like the "pipeline" variant, so the two differ only in how images are fed.
         gen = ImageDataGenerator(preprocessing_function=models.get_spec(arch).preprocess_fn())
-        measure("notebook_flow_from_directory",
-                lambda: gen.flow_from_directory(tmp, target_size=(size, size), color_mode="rgb",
-                                                batch_size=batch_size, class_mode="categorical", seed=0))
+        flow = gen.flow_from_directory(tmp, target_size=(size, size), color_mode="rgb", batch_size=batch_size,
+                                       class_mode="categorical", seed=0)
+        variants = [
+            benchstats.Variant("pipeline", _epoch_window(model, pipeline, n), warm_up=first_window),
+            benchstats.Variant("bare_fit", _epoch_window(
+                model, (models.preprocess(arch, x, size), np.eye(num_classes, dtype="float32")[y]), n, batch_size)),
+            benchstats.Variant("notebook_flow_from_directory", _epoch_window(model, flow, n)),
+            benchstats.Variant("pipeline_augmented", _epoch_window(
+                model, datasets.make_pipeline(x, y, training=True, augment=True, **kw), n)),
+        ]
+        rates = benchstats.interleave(variants, windows, progress=progress)
     flops = forward_flops(model)
-    out["train_gflop_per_image"] = 3 * flops / 1e9  # backward pass ~2x forward
-    out["ratio_pipeline_vs_bare"] = out["pipeline"]["images_per_sec"] / out["bare_fit"]["images_per_sec"]
-    out["ratio_pipeline_vs_notebook"] = (out["pipeline"]["images_per_sec"]
-                                         / out["notebook_flow_from_directory"]["images_per_sec"])
-    out["achieved_gflops"] = out["train_gflop_per_image"] * out["pipeline"]["images_per_sec"]
+    out: dict = {"arch": arch, "size": size, "images": n, "batch_size": batch_size, "build_s": build_s,
+                 "first_window_s": first["s"], "train_gflop_per_image": 3 * flops / 1e9,  # backward ~2x forward
+                 "figures": {name: benchstats.summarize(r) for name, r in rates.items()}}
+    out["ratios"] = {
+        "pipeline_vs_bare": benchstats.paired_ratio(rates["pipeline"], rates["bare_fit"]),
+        "pipeline_vs_notebook": benchstats.paired_ratio(rates["pipeline"], rates["notebook_flow_from_directory"]),
+        "augmented_vs_pipeline": benchstats.paired_ratio(rates["pipeline_augmented"], rates["pipeline"]),
+    }
+    out["achieved_gflops"] = out["train_gflop_per_image"] * out["figures"]["pipeline"]["median"]
     return out
 
 
-@contextmanager
-def _scratch_store():
-    """A throwaway run store, so benchmark runs never mix with real results."""
-    import os
+def bench_frozen_features(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size: int, windows: int,
+                          num_classes: int, progress: Callable[[str], None] = print) -> dict:
+    """The frozen configuration without augmentation: full forward each step vs cached frozen features.
 
-    from core.tracking import RunStore
-
-    old = os.environ.get("EMOTION_LAB_ARTIFACTS")
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["EMOTION_LAB_ARTIFACTS"] = tmp
-        try:
-            yield RunStore(f"sqlite:///{tmp}/bench.db")
-        finally:
-            if old is None:
-                os.environ.pop("EMOTION_LAB_ARTIFACTS", None)
-            else:
-                os.environ["EMOTION_LAB_ARTIFACTS"] = old
-
-
-def bench_frozen_features(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size: int, epochs: int,
-                          num_classes: int) -> dict:
-    """The frozen configuration without augmentation: full forward each step vs cached frozen features."""
+    Both paths are built the way ``core.training`` builds them and timed in interleaved
+    epochs of the training split; the one-off feature extraction is timed on its own.
+    The FLOP-based expectation: the full path runs the whole forward pass plus the
+    trainable part's backward (~2x its forward), the cached path only the trainable part's
+    forward and backward.
+    """
     import keras
 
-    base = presets.base_config(arch, "bench", batch_size=batch_size, epochs=epochs)
+    from core.device import accelerator
+
+    base = presets.base_config(arch, "bench", batch_size=batch_size)
     cfg = presets.preset("imagenet-frozen-adam", base)
     cfg = replace(cfg, model=replace(cfg.model, weights="none", input_size=size),
                   data=replace(cfg.data, augment=False))
     ds = datasets.Dataset("bench", "bench", tuple(str(i) for i in range(num_classes)),
                           {"train": (x, y), "val": (x[:batch_size], y[:batch_size]),
                            "test": (x[:batch_size], y[:batch_size])})
-    result = {}
-    with _scratch_store() as store:
-        for name, cache in (("full_forward", False), ("cached_features", True)):
-            keras.backend.clear_session()
-            run_cfg = replace(cfg, train=replace(cfg.train, cache_frozen_features=cache))
-            t0 = time.perf_counter()
-            hist = training.train(run_cfg, dataset=ds, store=store).history
-            result[name] = {"total_s": time.perf_counter() - t0,
-                            "epoch_s": float(hist.epoch_time.iloc[1:].mean() if epochs > 1 else hist.epoch_time.iloc[0])}
-    result["speedup_total"] = result["full_forward"]["total_s"] / result["cached_features"]["total_s"]
-    result["speedup_epoch"] = result["full_forward"]["epoch_s"] / result["cached_features"]["epoch_s"]
-    return result
+    n = len(y)
+    keras.backend.clear_session()
+    common = dict(arch=arch, input_size=size, num_classes=num_classes, batch_size=batch_size, seed=0)
+    full = models.build_model(cfg.model, num_classes, seed=0)
+    full.compile(optimizer=models.make_optimizer(cfg.optimizer), loss="categorical_crossentropy",
+                 metrics=["accuracy"], steps_per_execution=1)
+    models.build_optimizer(full)
+    t0 = time.perf_counter()
+    top, cached_train, _ = training.frozen_feature_setup(full, cfg, ds, common, False, accelerator())
+    setup_s = time.perf_counter() - t0
+    prefix, batched_top = training.split_frozen(full, cfg)
+    # The same top (shared layers) with Keras running 16 steps per call: how much of a cached
+    # step is per-step dispatch rather than arithmetic.
+    batched_top.compile(optimizer=models.make_optimizer(cfg.optimizer), loss="categorical_crossentropy",
+                        metrics=["accuracy"], steps_per_execution=16)
+    models.build_optimizer(batched_top)
+    train = datasets.make_pipeline(x, y, training=True, augment=False, **common)
+    rates = benchstats.interleave([
+        benchstats.Variant("full_forward", _epoch_window(full, train, n)),
+        benchstats.Variant("cached_features", _epoch_window(top, cached_train, n)),
+        benchstats.Variant("cached_features_16_steps_per_call", _epoch_window(batched_top, cached_train, n)),
+    ], windows, progress=progress)
+    f_prefix, f_top = forward_flops(prefix), forward_flops(top)
+    expected = (f_prefix + 3 * f_top) / (3 * f_top)
+    speedup = benchstats.paired_ratio(rates["cached_features"], rates["full_forward"])
+    full_epoch = n / np.median(rates["full_forward"])
+    cached_epoch = n / np.median(rates["cached_features"])
+    return {"arch": arch, "size": size, "frozen_blocks": cfg.model.frozen_blocks,
+            "figures": {k: benchstats.summarize(v) for k, v in rates.items()},
+            "ratios": {"cached_vs_full": speedup,
+                       "dispatch_16_vs_1_steps_per_call": benchstats.paired_ratio(
+                           rates["cached_features_16_steps_per_call"], rates["cached_features"])},
+            "trainable_flop_share": f_top / (f_prefix + f_top), "expected_speedup_flops": expected,
+            # FLOP/s each path achieves: where they differ, the FLOP-based expectation cannot hold.
+            "achieved_gflops": {"full_forward": (f_prefix + 3 * f_top) / 1e9 * float(np.median(rates["full_forward"])),
+                                "cached_features": 3 * f_top / 1e9 * float(np.median(rates["cached_features"]))},
+            "feature_extraction_s": setup_s,
+            # Computed from the measured parts, not timed as one run: the extraction is paid once per run.
+            "speedup_over_10_epochs": 10 * full_epoch / (setup_s + 10 * cached_epoch)}
+
+
+def threaded_window(intra: int, inter: int, arch: str, size: int, x, y, batch_size: int,
+                    num_classes: int) -> Callable[[], float]:
+    """A training window in a process whose TensorFlow thread pools are ``intra``/``inter`` (0: TF's default).
+
+    Called first thing in a worker process (``benchstats.WorkerVariant``): the pools are
+    fixed when TensorFlow's runtime starts.
+    """
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(intra)
+    tf.config.threading.set_inter_op_parallelism_threads(inter)
+    model = _compiled(_bench_config(arch, size, batch_size), num_classes)
+    kw = dict(arch=arch, input_size=size, num_classes=num_classes, batch_size=batch_size, seed=0)
+    return _epoch_window(model, datasets.make_pipeline(x, y, training=True, augment=False, **kw), len(y))
+
+
+def _channels_first_variant(arch: str, size: int, x, y, batch_size: int, num_classes: int, n: int):
+    """The same backbone in NCHW layout, or the reason this device cannot train one."""
+    import keras
+    import tensorflow as tf
+
+    spec = models.get_spec(arch)
+    kw = dict(arch=arch, input_size=size, num_classes=num_classes, batch_size=batch_size, seed=0)
+    # Built (and its maps traced) before the switch: Keras' preprocess_input reads the global format.
+    data = datasets.make_pipeline(x, y, training=True, augment=False, **kw).map(
+        lambda a, b: (tf.transpose(a, (0, 3, 1, 2)), b))
+    old = keras.config.image_data_format()
+    keras.config.set_image_data_format("channels_first")
+    try:
+        backbone = spec.builder_fn()(include_top=False, weights=None, input_shape=(3, size, size))
+        h = keras.layers.GlobalAveragePooling2D()(backbone.output)
+        model = keras.Model(backbone.input, keras.layers.Dense(num_classes, activation="softmax")(h))
+        model.compile(optimizer=models.make_optimizer(_bench_config(arch, size, batch_size).optimizer),
+                      loss="categorical_crossentropy", metrics=["accuracy"])
+        models.build_optimizer(model)
+        window = _epoch_window(model, data, n)
+        window()  # fails here where the device has no NCHW kernels
+        return benchstats.Variant("channels_first", window), None
+    except Exception as exc:  # the kernel errors differ by TF version; the message is what is reported
+        return None, str(exc).strip().splitlines()[0][:200]
+    finally:
+        keras.config.set_image_data_format(old)
+
+
+def bench_levers(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size: int, windows: int,
+                 num_classes: int, progress: Callable[[str], None] = print) -> dict:
+    """Each CPU lever against the project's default, interleaved: one line per lever with its measured effect.
+
+    Threads run in two worker processes (default pools vs intra-op = cores, inter-op = 1);
+    batch size, XLA, fused preprocessing and NCHW layout are variants in this process.
+    """
+    import keras
+    import tensorflow as tf
+
+    n = len(y)
+    cores = os.cpu_count() or 1
+    cfg = _bench_config(arch, size, batch_size)
+    keras.backend.clear_session()
+    model = _compiled(cfg, num_classes)
+    kw = dict(arch=arch, input_size=size, num_classes=num_classes, seed=0)
+    variants = [benchstats.Variant("default", _epoch_window(
+        model, datasets.make_pipeline(x, y, training=True, augment=False, batch_size=batch_size, **kw), n))]
+    for b in (batch_size // 2, batch_size * 2):
+        variants.append(benchstats.Variant(f"batch_{b}", _epoch_window(
+            model, datasets.make_pipeline(x, y, training=True, augment=False, batch_size=b, **kw), n)))
+    variants.append(benchstats.Variant("xla", _epoch_window(
+        _compiled(cfg, num_classes, jit_compile=True),
+        datasets.make_pipeline(x, y, training=True, augment=False, batch_size=batch_size, **kw), n)))
+    raw = (tf.data.Dataset.from_tensor_slices((x[..., None], tf.one_hot(y, num_classes)))
+           .shuffle(n, seed=0, reshuffle_each_iteration=True).batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    image = keras.Input(x.shape[1:] + (1,), dtype="uint8", name="raw_image")
+    prep = keras.layers.Lambda(lambda t: models.to_model_input(t, arch, size), output_shape=(size, size, 3),
+                               name="fused_preprocess")(image)
+    fused = keras.Model(image, model(prep))
+    fused.compile(optimizer=models.make_optimizer(cfg.optimizer), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+    models.build_optimizer(fused)
+    variants.append(benchstats.Variant("fused_preprocessing", _epoch_window(fused, raw, n)))
+    nchw, nchw_error = _channels_first_variant(arch, size, x, y, batch_size, num_classes, n)
+    if nchw is not None:
+        variants.append(nchw)
+    args = (arch, size, x, y, batch_size, num_classes)
+    workers = [benchstats.WorkerVariant("threads_default", "core.bench:threaded_window", (0, 0, *args)),
+               benchstats.WorkerVariant(f"threads_intra{cores}_inter1", "core.bench:threaded_window",
+                                        (cores, 1, *args))]
+    try:
+        rates = benchstats.interleave(variants + [w.variant for w in workers], windows, progress=progress)
+    finally:
+        worker_cpu_s = sum(w.stop() for w in workers)
+    figures = {k: benchstats.summarize(v) for k, v in rates.items()}
+    ratios = {name: benchstats.paired_ratio(rates[name], rates["default"]) for name in rates
+              if name != "default" and not name.startswith("threads_")}
+    threads = f"threads_intra{cores}_inter1"
+    ratios[threads] = benchstats.paired_ratio(rates[threads], rates["threads_default"])
+    lines = [
+        {"lever": "batch size", "setting": f"{batch_size // 2} vs {batch_size}", "ratio": f"batch_{batch_size // 2}"},
+        {"lever": "batch size", "setting": f"{batch_size * 2} vs {batch_size}", "ratio": f"batch_{batch_size * 2}"},
+        {"lever": "XLA JIT (jit_compile=True)", "setting": "on vs off", "ratio": "xla"},
+        {"lever": "preprocessing fused into the model", "setting": "in the model vs tf.data map",
+         "ratio": "fused_preprocessing"},
+        {"lever": "thread pools (tf.config.threading)", "setting": f"intra-op {cores}, inter-op 1 vs TF's default",
+         "ratio": threads},
+        {"lever": "data layout", "setting": "channels_first vs channels_last",
+         "ratio": "channels_first" if nchw is not None else None,
+         "note": None if nchw is not None else f"not supported here: {nchw_error}"},
+    ]
+    return {"arch": arch, "size": size, "batch_size": batch_size, "figures": figures, "ratios": ratios,
+            "levers": lines, "worker_cpu_s": worker_cpu_s}
 
 
 def bench_predict_latency(arch: str, size: int, n: int = 20) -> dict:
@@ -252,34 +399,82 @@ def environment_summary() -> dict:
             "load_average_1min": os.getloadavg()[0]}
 
 
-def run_benchmark(archs=("resnet50", "vgg16"), sizes=(48, 96), n_images: int = 96, batch_size: int = 32,
-                  epochs: int = 3, out: Path | None = None, progress: Callable[[str], None] = print) -> dict:
-    """Measure everything, print a table, write JSON; returns the results."""
+def bench_startup(arch: str, size: int, batch_size: int = 32, prebuild: bool = True) -> dict:
+    """Time to a job's first trained batch, by phase, measured in a fresh interpreter (``core.benchstartup``).
+
+    ``prebuild=False`` measures it without ``models.build_optimizer`` (the train step traced twice).
+    """
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    t0 = time.perf_counter()
+    cmd = [sys.executable, "-m", "core.benchstartup", arch, str(size), str(batch_size)]
+    done = subprocess.run(cmd + ([] if prebuild else ["--no-prebuild"]),
+                          capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parent.parent)
+    if done.returncode != 0:
+        raise RuntimeError(f"start-up probe failed ({arch}@{size}): {done.stderr.strip()[-500:]}")
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    got["process_total_s"] = time.perf_counter() - t0  # with interpreter start and exit
+    return got
+
+
+def run_benchmark(archs=("resnet50", "vgg16"), sizes=(48,), n_images: int = 96, batch_size: int = 32,
+                  windows: int = 6, levers: bool = False, frozen: bool = True, startup: bool = True,
+                  out: Path | None = None, progress: Callable[[str], None] = print, command: str = "") -> dict:
+    """Measure everything with interleaved windows, write JSON (schema ``benchstats.SCHEMA``); returns the results."""
     x, y = _bench_data(n_images)
-    k = int(y.max()) + 1
-    results: dict = {"environment": environment_summary(), "settings": {
-        "images": n_images, "batch_size": batch_size, "epochs": epochs}}
-    progress(f"matmul ceiling on {results['environment']['device']}…")
-    results["matmul_gflops"] = matmul_flops() / 1e9
-    results["training"] = []
-    for arch in archs:
-        for size in sizes:
-            progress(f"training throughput: {arch} at {size}px…")
-            row = bench_training(arch, size, x, y, batch_size, epochs, k)
-            row["fraction_of_matmul_peak"] = row["achieved_gflops"] / results["matmul_gflops"]
-            results["training"].append(row)
-    progress(f"frozen backbone feature caching: {archs[0]} at {sizes[0]}px…")
-    results["frozen_features"] = bench_frozen_features(archs[0], sizes[0], x, y, batch_size, epochs, k)
-    results["predict_latency"] = []
-    for arch in archs:
-        progress(f"prediction latency per face: {arch} at 48px…")
-        results["predict_latency"].append(bench_predict_latency(arch, 48))
-    progress("face detection on large photos, full resolution vs working copy…")
-    results["detection"] = bench_detection(DETECTION_MEGAPIXELS)
-    progress(f"video analysis per sampled frame: {archs[0]} at 48px…")
-    results["video"] = bench_video(archs[0])
-    progress("dataset decode, first use vs held in memory…")
-    results["dataset_cache"] = bench_dataset_cache()
+    k = _NUM_CLASSES
+    results: dict = {"schema": benchstats.SCHEMA, "command": command, "environment": environment_summary(),
+                     "settings": {"images": len(y), "batch_size": batch_size, "windows": windows,
+                                  "archs": list(archs), "sizes": list(sizes)},
+                     "figures": {}, "ratios": {}}
+    figures = results["figures"]
+    with benchstats.MachineLoad() as load:
+        progress(f"matmul ceiling on {results['environment']['device']}…")
+        figures["matmul/gflops"] = benchstats.summarize([r / 1e9 for r in matmul_windows(windows=windows)],
+                                                        unit="GFLOP/s")
+        results["matmul_gflops"] = figures["matmul/gflops"]["median"]
+        results["training"] = []
+        for arch in archs:
+            for size in sizes:
+                progress(f"training throughput, interleaved: {arch} at {size}px…")
+                row = bench_training(arch, size, x, y, batch_size, windows, k, progress)
+                row["fraction_of_matmul_peak"] = row["achieved_gflops"] / results["matmul_gflops"]
+                _collect(results, f"train/{arch}@{size}", row)
+                results["training"].append(row)
+        if levers:
+            progress(f"CPU levers, interleaved: {archs[0]} at {sizes[0]}px…")
+            results["levers"] = bench_levers(archs[0], sizes[0], x, y, batch_size, windows, k, progress)
+            load.extra_own_cpu_s += results["levers"]["worker_cpu_s"]
+            _collect(results, f"levers/{archs[0]}@{sizes[0]}", results["levers"])
+        if frozen:
+            results["frozen_features"] = []
+            for arch in archs:
+                progress(f"frozen backbone feature caching: {arch} at {sizes[0]}px…")
+                row = bench_frozen_features(arch, sizes[0], x, y, batch_size, windows, k, progress)
+                _collect(results, f"frozen/{arch}@{sizes[0]}", row)
+                results["frozen_features"].append(row)
+        if startup:
+            results["startup"] = []
+            for arch in archs:
+                progress(f"start-up in a fresh process: {arch} at {sizes[0]}px…")
+                results["startup"].append(bench_startup(arch, sizes[0], batch_size))
+            progress(f"start-up without the optimizer pre-built (the train step traced twice): {archs[0]}…")
+            results["startup"].append(bench_startup(archs[0], sizes[0], batch_size, prebuild=False))
+        results["predict_latency"] = []
+        for arch in archs:
+            progress(f"prediction latency per face: {arch} at 48px…")
+            results["predict_latency"].append(bench_predict_latency(arch, 48))
+        progress("face detection on large photos, full resolution vs working copy…")
+        results["detection"] = bench_detection(DETECTION_MEGAPIXELS)
+        progress(f"video analysis per sampled frame: {archs[0]} at 48px…")
+        results["video"] = bench_video(archs[0])
+        progress("dataset decode, first use vs held in memory…")
+        results["dataset_cache"] = bench_dataset_cache()
+    results["machine"] = load.summary()
+    for warning in results["machine"]["warnings"]:
+        progress(f"warning: {warning}")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=2))
@@ -314,7 +509,11 @@ def bench_paper_profile(arch: str, size: int, x: np.ndarray, y: np.ndarray, epoc
         kw = dict(arch=arch, input_size=size, num_classes=num_classes, batch_size=p.batch_size, seed=0)
         train = datasets.make_pipeline(x, y, training=True, augment=True, augment_strength=p.augment_strength,
                                        augment_set=p.augment_set, **kw)
-        times = _timed_epochs(lambda: model.fit(train, epochs=1, verbose=0, shuffle=False), epochs)
+        window, times = _epoch_window(model, train, len(y)), []
+        for _ in range(epochs):  # the first epoch is the warm-up (tracing), left out of the median below
+            t0 = time.perf_counter()
+            window()
+            times.append(time.perf_counter() - t0)
         train_ips = len(y) / (float(np.median(times[1:])) if len(times) > 1 else times[0])
         evaluation_data = datasets.make_pipeline(x, y, training=False, **kw)
         model.predict(evaluation_data, verbose=0)  # warm-up: tracing and the evaluation cache
@@ -351,6 +550,79 @@ def run_paper_benchmark(archs=("resnet50", "vgg16"), n_images: int = 480, epochs
     return results
 
 
+def _collect(results: dict, prefix: str, section: dict) -> None:
+    """Copy a section's figures and ratios into the run's flat, stably named tables (what ``compare`` reads)."""
+    for name, fig in section["figures"].items():
+        results["figures"][f"{prefix}/{name}"] = fig
+    for name, r in section["ratios"].items():
+        results["ratios"][f"{prefix}/{name}"] = r
+
+
+def bench_precision_xla(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size: int, windows: int,
+                        num_classes: int, steps: int = 32, progress: Callable[[str], None] = print) -> dict:
+    """Float32 vs mixed precision, XLA off vs on, interleaved, on preprocessed images held in device memory.
+
+    In-memory input isolates the model's speed (NVIDIA's published figures use synthetic
+    data the same way). A window is ``steps`` batches of ``model.fit`` on a repeated dataset.
+    """
+    import keras
+    import tensorflow as tf
+
+    from core.device import accelerator, steps_per_execution
+
+    acc = accelerator()
+    cfg = _bench_config(arch, size, batch_size)
+    keras.backend.clear_session()
+    images = tf.constant(models.preprocess(arch, x, size))
+    data = (tf.data.Dataset.from_tensor_slices((images, tf.one_hot(y, num_classes))).repeat()
+            .batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+    mixed_policy = "mixed_bfloat16" if acc["bf16"] else "mixed_float16"
+    variants = []
+    for precision in ("float32", mixed_policy):
+        for xla in (False, True):
+            keras.mixed_precision.set_global_policy(precision)
+            try:
+                model = _compiled(cfg, num_classes, jit_compile=xla, steps_per_execution=steps_per_execution(acc))
+            finally:
+                keras.mixed_precision.set_global_policy("float32")
+            name = f"{'amp' if precision != 'float32' else 'fp32'}{'_xla' if xla else ''}"
+            variants.append(benchstats.Variant(name, (lambda m: lambda: (
+                m.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False), steps * batch_size)[1])(model)))
+    rates = benchstats.interleave(variants, windows, progress=progress)
+    return {"arch": arch, "size": size, "batch_size": batch_size, "images_per_window": steps * batch_size,
+            "mixed_policy": mixed_policy, "figures": {k: benchstats.summarize(v) for k, v in rates.items()},
+            "ratios": {name: benchstats.paired_ratio(rates[name], rates["fp32"]) for name in ("fp32_xla", "amp", "amp_xla")}}
+
+
+# NVIDIA DeepLearningExamples, TensorFlow ResNet50 v1.5 training, one A100, AMP + XLA, batch 256:
+# the figure a user's ``--gpu`` line is held against.
+NVIDIA_A100_RESNET50_IMG_S = 2400
+
+
+def run_gpu_benchmark(archs=("resnet50", "vgg16"), sizes=(224,), n_images: int = 512, batch_size: int = 256,
+                      windows: int = 7, steps: int = 32, out: Path | None = None,
+                      progress: Callable[[str], None] = print, command: str = "") -> dict:
+    """Paper-scale sizes with mixed precision and XLA on and off (``python -m core bench --gpu``); writes JSON."""
+    x, y = _bench_data(n_images)
+    k = _NUM_CLASSES
+    results: dict = {"schema": benchstats.SCHEMA, "command": command, "environment": environment_summary(),
+                     "settings": {"images": len(y), "batch_size": batch_size, "windows": windows, "steps": steps,
+                                  "archs": list(archs), "sizes": list(sizes)},
+                     "figures": {}, "ratios": {}, "precision_xla": []}
+    with benchstats.MachineLoad() as load:
+        for arch in archs:
+            for size in sizes:
+                progress(f"mixed precision x XLA, interleaved: {arch} at {size}px, batch {batch_size}…")
+                row = bench_precision_xla(arch, size, x, y, batch_size, windows, k, steps, progress)
+                _collect(results, f"gpu/{arch}@{size}", row)
+                results["precision_xla"].append(row)
+    results["machine"] = load.summary()
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2))
+    return results
+
+
 def format_paper_table(results: dict) -> str:
     """The paper profile's throughput and the FER2013 run time it implies, one line per model."""
     env = results["environment"]
@@ -373,11 +645,16 @@ def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
 
+_NUM_CLASSES = 7  # the synthetic set's classes, like FER2013's
+
+
 def _bench_data(n_images: int) -> tuple[np.ndarray, np.ndarray]:
     from core import synthetic
 
-    per_class = max(1, n_images // len(synthetic.CLASS_NAMES))
-    return synthetic.generate(per_class, seed=123)
+    k = len(synthetic.CLASS_NAMES)
+    x, y = synthetic.generate(-(-n_images // k), seed=123)
+    keep = np.random.default_rng(0).permutation(len(y))[:n_images]  # exactly n_images, classes mixed
+    return x[keep], y[keep]
 
 
 def bench_dataset_cache() -> dict:
@@ -393,29 +670,74 @@ def bench_dataset_cache() -> dict:
     return {"first_load_s": first, "cached_load_s": time.perf_counter() - t0}
 
 
+def _fig(f: dict) -> str:
+    """``37.0 (35.1–38.2)``: median and interquartile range of the windows."""
+    return f"{f['median']:.1f} ({f['iqr'][0]:.1f}–{f['iqr'][1]:.1f})"
+
+
+def _header(results: dict) -> list[str]:
+    env, s, m = results["environment"], results["settings"], results.get("machine", {})
+    lines = [f"device: {env['device']} | TF {env['tensorflow']} / Keras {env['keras']} | "
+             f"mixed precision {env['mixed_precision']} | XLA {env['xla']} | batch {s['batch_size']}, "
+             + (f"{s['steps']} steps per window over {s['images']} images held in memory" if "steps" in s
+                else f"{s['images']} images per window")
+             + f", {s['windows']} interleaved windows after a warm-up"]
+    if m:
+        other = "n/a" if m["other_cpu_share"] is None else f"{100 * m['other_cpu_share']:.0f}%"
+        lines.append(f"load average before {m['load_before'][0]:.1f}, after {m['load_after'][0]:.1f} "
+                     f"({m['cores']} cores); CPU used by other processes during the bench: {other}")
+        lines += [f"WARNING: {w}" for w in m["warnings"]]
+    lines.append("figures: median (interquartile range) of the windows; ratios: median of per-round ratios "
+                 "[95% interval], 'not resolved' when the interval contains 1")
+    return lines
+
+
 def format_table(results: dict) -> str:
     """The human-readable summary printed by the CLI."""
-    env = results["environment"]
-    lines = [f"device: {env['device']} | TF {env['tensorflow']} / Keras {env['keras']} | "
-             f"mixed precision {env['mixed_precision']} | XLA {env['xla']} | "
-             f"batch {results['settings']['batch_size']}, {results['settings']['images']} images, "
-             f"{results['settings']['epochs']} epochs (first = warm-up) | load {env['load_average_1min']:.1f}",
-             f"matmul ceiling: {results['matmul_gflops']:.1f} GFLOP/s", "",
-             f"{'model':<14}{'pipeline img/s':>15}{'bare fit':>10}{'notebook':>10}{'vs bare':>9}"
-             f"{'vs notebook':>13}{'aug img/s':>11}{'1st epoch s':>13}{'epoch s':>9}{'% peak':>8}"]
+    if "precision_xla" in results:
+        return format_gpu_table(results)
+    fmt = benchstats.format_ratio
+    lines = _header(results) + [f"matmul ceiling: {_fig(results['figures']['matmul/gflops'])} GFLOP/s", ""]
+    lines.append(f"{'model':<13}{'pipeline img/s':>22}{'bare fit':>22}{'notebook':>22}{'augmented':>22}"
+                 f"{'% peak':>8}{'1st epoch s':>13}")
     for r in results["training"]:
-        lines.append(
-            f"{r['arch'] + '@' + str(r['size']):<14}{r['pipeline']['images_per_sec']:>15.1f}"
-            f"{r['bare_fit']['images_per_sec']:>10.1f}{r['notebook_flow_from_directory']['images_per_sec']:>10.1f}"
-            f"{r['ratio_pipeline_vs_bare']:>9.2f}{r['ratio_pipeline_vs_notebook']:>13.2f}"
-            f"{r['pipeline_augmented']['images_per_sec']:>11.1f}{r['pipeline']['first_epoch_s']:>13.1f}"
-            f"{r['pipeline']['epoch_s']:>9.2f}{100 * r['fraction_of_matmul_peak']:>8.1f}")
-    f = results["frozen_features"]
-    lines += ["", f"frozen backbone, no augmentation (whole run incl. start-up and test): full forward "
-                  f"{f['full_forward']['total_s']:.1f} s, cached features {f['cached_features']['total_s']:.1f} s "
-                  f"(x{f['speedup_total']:.2f}); steady epoch x{f['speedup_epoch']:.2f}"]
+        f = r["figures"]
+        lines.append(f"{r['arch'] + '@' + str(r['size']):<13}{_fig(f['pipeline']):>22}{_fig(f['bare_fit']):>22}"
+                     f"{_fig(f['notebook_flow_from_directory']):>22}{_fig(f['pipeline_augmented']):>22}"
+                     f"{100 * r['fraction_of_matmul_peak']:>8.0f}{r['first_window_s']:>13.1f}")
+    lines.append("")
+    for r in results["training"]:
+        q = r["ratios"]
+        lines.append(f"{r['arch']}@{r['size']}: pipeline vs bare fit {fmt(q['pipeline_vs_bare'])}; "
+                     f"vs notebook {fmt(q['pipeline_vs_notebook'])}; augmented vs plain {fmt(q['augmented_vs_pipeline'])}")
+    if "levers" in results:
+        lv = results["levers"]
+        lines += ["", f"CPU levers on {lv['arch']}@{lv['size']} (img/s ratio against the default; >1 helps):"]
+        for line in lv["levers"]:
+            effect = fmt(lv["ratios"][line["ratio"]]) if line["ratio"] else line["note"]
+            lines.append(f"  {line['lever']:<38}{line['setting']:<42}{effect}")
+    for f in results.get("frozen_features", []):
+        lines += ["", f"frozen backbone ({f['arch']}@{f['size']}, {f['frozen_blocks']} blocks frozen, no augmentation): "
+                      f"full forward {_fig(f['figures']['full_forward'])} img/s, cached features "
+                      f"{_fig(f['figures']['cached_features'])} img/s",
+                  f"  steady epoch speed-up {fmt(f['ratios']['cached_vs_full'])}; expected from FLOPs "
+                  f"x{f['expected_speedup_flops']:.2f} (trainable part {100 * f['trainable_flop_share']:.0f}% of the "
+                  f"forward FLOPs); feature extraction {f['feature_extraction_s']:.1f} s once per run; "
+                  f"over 10 epochs x{f['speedup_over_10_epochs']:.2f} (computed from these parts)",
+                  f"  achieved GFLOP/s: full path {f['achieved_gflops']['full_forward']:.1f}, cached path "
+                  f"{f['achieved_gflops']['cached_features']:.1f}",
+                  f"  cached path with 16 steps per call vs 1 (per-step dispatch): "
+                  f"{fmt(f['ratios']['dispatch_16_vs_1_steps_per_call'])}"]
+    for s in results.get("startup", []):
+        lines += ["", f"start-up to the first trained batch, {s['arch']}@{s['size']} (fresh process"
+                      f"{'' if s['optimizer_prebuilt'] else ', optimizer NOT pre-built'}): "
+                      f"{s['to_first_step_s']:.1f} s = import TensorFlow {s['import_tensorflow_s']:.1f} s + project "
+                      f"{s['import_project_s']:.1f} s + build/compile {s['build_compile_s']:.1f} s + first step "
+                      f"{s['first_step_s']:.1f} s (of which tracing ~{s['tracing_s']:.1f} s; a steady step "
+                      f"{s['steady_step_s']:.2f} s)"]
     d = results["dataset_cache"]
-    lines.append(f"synthetic dataset: first load {d['first_load_s']:.2f} s, held in memory {d['cached_load_s'] * 1000:.1f} ms")
+    lines += ["", f"synthetic dataset: first load {d['first_load_s']:.2f} s, held in memory "
+                  f"{d['cached_load_s'] * 1000:.1f} ms"]
     for p in results.get("predict_latency", []):
         lines.append(f"prediction per face, {p['arch']}@{p['size']}: detection {p['detection_ms']:.0f} ms, "
                      f"preprocessing {p['preprocess_ms']:.1f} ms, model {p['predict_ms']:.1f} ms")
@@ -427,3 +749,72 @@ def format_table(results: dict) -> str:
                      f"per sampled frame ({v['frames_per_s']:.1f} frames/s: decode, detect, track, score)")
     return "\n".join(lines)
 
+
+def format_gpu_table(results: dict) -> str:
+    """The ``--gpu`` summary: img/s per precision x XLA, and each against float32 without XLA."""
+    fmt = benchstats.format_ratio
+    lines = _header(results) + [""]
+    for r in results["precision_xla"]:
+        f, q = r["figures"], r["ratios"]
+        lines.append(f"{r['arch']}@{r['size']} batch {r['batch_size']} ({r['mixed_policy']}): "
+                     + ", ".join(f"{k} {_fig(v)} img/s" for k, v in f.items()))
+        lines.append("  vs fp32: " + "; ".join(f"{k} {fmt(v)}" for k, v in q.items()))
+        if (r["arch"], r["size"]) == ("resnet50", 224):
+            lines.append(f"  amp_xla is {100 * f['amp_xla']['median'] / NVIDIA_A100_RESNET50_IMG_S:.0f}% of NVIDIA's "
+                         f"published ~{NVIDIA_A100_RESNET50_IMG_S:,} img/s on one A100 (ResNet50 v1.5, AMP+XLA, 224 px)")
+    return "\n".join(lines)
+
+
+def format_markdown(results: dict) -> str:
+    """The README's performance tables, generated from a bench JSON (``python -m core bench --markdown``)."""
+    fmt = benchstats.format_ratio
+    env, s, m = results["environment"], results["settings"], results.get("machine", {})
+    other = "n/a" if m.get("other_cpu_share") is None else f"{100 * m['other_cpu_share']:.0f}%"
+    lines = [f"Measured with `{results.get('command') or 'python -m core bench'}` on {env['device']} "
+             f"({m.get('cores', '?')} cores, load average {m.get('load_before', ['?'])[0]} before, "
+             f"{m.get('load_after', ['?'])[0]} after; other processes "
+             f"{other} of the CPU); "
+             f"TF {env['tensorflow']}, Keras {env['keras']}, batch {s['batch_size']}, {s['images']} images per "
+             f"window, {s['windows']} windows. Figures: median (interquartile range); ratios: median "
+             f"[95% distribution-free interval].", ""]
+    if "precision_xla" in results:
+        lines += ["| model | variant | img/s | vs fp32 |", "|---|---|---|---|"]
+        for r in results["precision_xla"]:
+            for k, v in r["figures"].items():
+                ratio = fmt(r["ratios"][k]) if k in r["ratios"] else "1"
+                lines.append(f"| {r['arch']}@{r['size']} | {k} | {_fig(v)} | {ratio} |")
+        return "\n".join(lines)
+    lines += [f"Matmul ceiling: {_fig(results['figures']['matmul/gflops'])} GFLOP/s.", "",
+              "| model | pipeline img/s | bare fit | notebook | augmented | pipeline vs bare | vs notebook "
+              "| % of matmul ceiling | 1st epoch s |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in results["training"]:
+        f, q = r["figures"], r["ratios"]
+        lines.append(f"| {r['arch']}@{r['size']} | {_fig(f['pipeline'])} | {_fig(f['bare_fit'])} "
+                     f"| {_fig(f['notebook_flow_from_directory'])} | {_fig(f['pipeline_augmented'])} "
+                     f"| {fmt(q['pipeline_vs_bare'])} | {fmt(q['pipeline_vs_notebook'])} "
+                     f"| {100 * r['fraction_of_matmul_peak']:.0f}% | {r['first_window_s']:.1f} |")
+    if "levers" in results:
+        lv = results["levers"]
+        lines += ["", f"| lever ({lv['arch']}@{lv['size']}) | setting | effect on img/s |", "|---|---|---|"]
+        for line in lv["levers"]:
+            effect = fmt(lv["ratios"][line["ratio"]]) if line["ratio"] else line["note"]
+            lines.append(f"| {line['lever']} | {line['setting']} | {effect} |")
+    if results.get("frozen_features"):
+        lines += ["", "| frozen backbone | full forward img/s | cached img/s | measured speed-up | expected (FLOPs) "
+                      "| GFLOP/s full / cached | extraction s | over 10 epochs | 16 vs 1 steps per call |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for f in results["frozen_features"]:
+            lines.append(f"| {f['arch']}@{f['size']} | {_fig(f['figures']['full_forward'])} "
+                         f"| {_fig(f['figures']['cached_features'])} | {fmt(f['ratios']['cached_vs_full'])} "
+                         f"| x{f['expected_speedup_flops']:.2f} | {f['achieved_gflops']['full_forward']:.1f} / "
+                         f"{f['achieved_gflops']['cached_features']:.1f} | {f['feature_extraction_s']:.1f} "
+                         f"| x{f['speedup_over_10_epochs']:.2f} | {fmt(f['ratios']['dispatch_16_vs_1_steps_per_call'])} |")
+    if results.get("startup"):
+        lines += ["", "| start-up (fresh process, one sample) | import TF | import project | build+compile | first step "
+                      "(tracing) | to first step |", "|---|---|---|---|---|---|"]
+        for st in results["startup"]:
+            label = f"{st['arch']}@{st['size']}" + ("" if st["optimizer_prebuilt"] else ", optimizer not pre-built")
+            lines.append(f"| {label} | {st['import_tensorflow_s']:.1f} s "
+                         f"| {st['import_project_s']:.1f} s | {st['build_compile_s']:.1f} s "
+                         f"| {st['first_step_s']:.1f} s ({st['tracing_s']:.1f} s) | {st['to_first_step_s']:.1f} s |")
+    return "\n".join(lines)

@@ -226,6 +226,15 @@ def freeze_blocks(backbone, spec: ModelSpec, n_blocks: int) -> int:
     return frozen
 
 
+def build_optimizer(model) -> None:
+    """Create a compiled model's optimizer state now, before its first train step.
+
+    Keras otherwise creates it inside the first traced step, and TensorFlow then traces
+    that step a second time: about half of the first step of a ResNet50 on a CPU.
+    """
+    model.optimizer.build(model.trainable_variables)
+
+
 def make_optimizer(cfg: OptimizerConfig):
     """A Keras optimizer from data; no per-name branching elsewhere."""
     import keras

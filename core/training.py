@@ -155,6 +155,8 @@ def _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbos
         model = models.build_model(cfg.model, k, seed=cfg.train.seed)
         model.compile(optimizer=models.make_optimizer(cfg.optimizer), loss=_loss(cfg), metrics=["accuracy"],
                       jit_compile=xla, steps_per_execution=steps_per_execution(acc))
+        if not can_cache_features(cfg):  # the cached path fits another model; state here would fill checkpoints
+            models.build_optimizer(model)
     else:
         log.info("resuming run %s after epoch %d", run_id, records[-1]["epoch"])
         logged = set(store.logged_epochs(run_id))
@@ -166,7 +168,7 @@ def _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbos
                             "epochs_done": len(records), "frozen_feature_cache": cached,
                             "deterministic": deterministic})
     if cached:
-        fit_model, train_ds, val_ds = _frozen_feature_setup(model, cfg, ds, common, xla, acc)
+        fit_model, train_ds, val_ds = frozen_feature_setup(model, cfg, ds, common, xla, acc)
     else:
         fit_model = model
         train_ds = datasets.make_pipeline(*ds.splits["train"], training=True, augment=cfg.data.augment,
@@ -251,12 +253,14 @@ def split_frozen(model, cfg: RunConfig):
     return prefix, keras.Model(features, h, name="trainable_top")
 
 
-def _frozen_feature_setup(model, cfg: RunConfig, ds: datasets.Dataset, common: dict, xla: bool, acc: dict):
+def frozen_feature_setup(model, cfg: RunConfig, ds: datasets.Dataset, common: dict, xla: bool, acc: dict):
+    """``(trainable_top, train_features, val_features)``: the frozen part runs once per split, the top trains on its output."""
     import tensorflow as tf
 
     prefix, top = split_frozen(model, cfg)
     top.compile(optimizer=models.make_optimizer(cfg.optimizer), loss=_loss(cfg), metrics=["accuracy"],
                 jit_compile=xla, steps_per_execution=steps_per_execution(acc))
+    models.build_optimizer(top)
     k = common["num_classes"]
 
     def features(split: str, training: bool):

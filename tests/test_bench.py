@@ -6,28 +6,44 @@ from __future__ import annotations
 
 import json
 
-from core import bench
+from core import bench, benchstats
 
 
 def test_bench_smoke_reports_all_sections(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "DETECTION_MEGAPIXELS", (0.25, 4.0))  # 40 MP at full resolution takes 10-30 s
     out = tmp_path / "bench.json"
-    results = bench.run_benchmark(archs=("vgg16",), sizes=(32,), n_images=14, batch_size=7, epochs=2, out=out,
-                                  progress=lambda line: None)
+    results = bench.run_benchmark(archs=("vgg16",), sizes=(32,), n_images=14, batch_size=7, windows=1,
+                                  startup=False, out=out, progress=lambda line: None)
     saved = json.loads(out.read_text())
-    assert saved["environment"]["device"] == "CPU" and saved["environment"]["tensorflow"]
-    assert saved["matmul_gflops"] > 0
+    assert saved["schema"] == benchstats.SCHEMA and saved["environment"]["device"] == "CPU"
+    assert saved["matmul_gflops"] > 0 and saved["machine"]["load_before"]
     row = saved["training"][0]
     for method in ("pipeline", "pipeline_augmented", "bare_fit", "notebook_flow_from_directory"):
-        assert row[method]["images_per_sec"] > 0 and row[method]["first_epoch_s"] > 0
-    assert row["ratio_pipeline_vs_bare"] > 0 and row["train_gflop_per_image"] > 0
-    assert saved["frozen_features"]["speedup_total"] > 0
+        fig = saved["figures"][f"train/vgg16@32/{method}"]
+        assert len(fig["windows"]) == 1 and fig["median"] > 0
+    assert row["first_window_s"] > 0 and row["train_gflop_per_image"] > 0
+    # One window gives no interval: no ratio may claim a verdict.
+    assert saved["ratios"]["train/vgg16@32/pipeline_vs_bare"]["verdict"] == benchstats.NOT_RESOLVED
+    frozen = saved["frozen_features"][0]
+    assert frozen["expected_speedup_flops"] > 1 and 0 < frozen["trainable_flop_share"] < 1
+    assert saved["figures"]["frozen/vgg16@32/cached_features"]["median"] > 0
     assert saved["predict_latency"][0]["predict_ms"] > 0
     table = bench.format_table(results)
     assert "vgg16@32" in table and "matmul ceiling" in table and "frozen backbone" in table
     assert "Haar detection, 4.00 MP astronaut: full resolution" in table
     assert saved["detection"]["rows"][1]["faces_after"] >= 1
     assert saved["video"]["frames"] == 12 and saved["video"]["faces"] == 1 and "per sampled frame" in table
+    assert "| vgg16@32 |" in bench.format_markdown(results)
+    # A second run's JSON compares against the first, figure by figure.
+    diff = benchstats.compare(saved, saved)
+    assert {f["figure"] for f in diff["figures"]} == set(saved["figures"])
+
+
+def test_startup_probe_splits_the_time_to_the_first_step():
+    got = bench.bench_startup("vgg16", 32, batch_size=7)
+    for phase in ("import_tensorflow_s", "import_project_s", "build_compile_s", "first_step_s", "steady_step_s"):
+        assert got[phase] > 0
+    assert got["to_first_step_s"] >= got["first_step_s"] + got["import_tensorflow_s"]
 
 
 def test_forward_flops_match_a_hand_count():
@@ -38,3 +54,29 @@ def test_forward_flops_match_a_hand_count():
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(5)(x)  # 2*4*5 = 40
     assert bench.forward_flops(keras.Model(inputs, outputs)) == 13824 + 40
+
+
+def test_a_prebuilt_optimizer_lets_keras_trace_the_train_step_once():
+    import keras
+    import numpy as np
+
+    from core import models
+
+    traced = []
+
+    class Counting(keras.Model):
+        def train_step(self, data):
+            traced.append(1)  # runs once per trace, never per step
+            return super().train_step(data)
+
+    def fit(prebuild: bool) -> int:
+        traced.clear()
+        inputs = keras.Input((4,))
+        model = Counting(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
+        model.compile(optimizer="adam", loss="categorical_crossentropy")
+        if prebuild:
+            models.build_optimizer(model)
+        model.fit(np.zeros((8, 4), "float32"), np.eye(3, dtype="float32")[[0] * 8], batch_size=4, epochs=2, verbose=0)
+        return len(traced)
+
+    assert fit(prebuild=False) == 2 and fit(prebuild=True) == 1

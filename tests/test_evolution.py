@@ -351,10 +351,14 @@ def test_search_killed_between_generations_resumes_to_the_uninterrupted_result(f
     from core.runs import dataset_identity
     from core.tracking import RunStore
 
+    # Frozen pretrained blocks without augmentation: individuals train on cached features, which keeps
+    # three generations, twice over, affordable (the weights file is made here, in Keras' format).
+    _write_imagenet_file("vgg16")
+    fixed = {**FIXED, "weights": "imagenet", "frozen_blocks": 4, "augment_strength": 0.0}
     # 1. A real CLI search, killed (SIGKILL) once generation 1's state is on disk.
     cmd = [sys.executable, "-m", "core", "evolve", "--dataset", "synthetic-tiny", "--population", "3",
            "--generations", "2", "--seed", str(SEED), "--name", "killed",
-           "--fix", *[f"{k}={v}" for k, v in FIXED.items()],
+           "--fix", *[f"{k}={v}" for k, v in fixed.items()],
            "--eval-epochs", "1", "--eval-max-train", "14", "--eval-max-eval", "14",
            "--epochs", "1", "--batch-size", "8", "--input-size", "32"]
     env = {**os.environ, "EMOTION_LAB_ARTIFACTS": str(fresh_artifacts)}
@@ -371,7 +375,7 @@ def test_search_killed_between_generations_resumes_to_the_uninterrupted_result(f
 
     # 2. Resumed in this process, 3. and the same search from the same seed without a kill.
     assert evolution.resume_search("killed") == "killed"
-    evolution.run_search("synthetic-tiny", 3, 2, budget=BUDGET, base=_base(), fixed=FIXED, seed=SEED,
+    evolution.run_search("synthetic-tiny", 3, 2, budget=BUDGET, base=_base(), fixed=fixed, seed=SEED,
                          search_id="straight", retrain_best=False)
     resumed, straight = evolution.search_state("killed"), evolution.search_state("straight")
 

@@ -10,9 +10,10 @@ from core.config import ConfigError
 
 # Only the head's width evolves (4 genomes, so later generations are mostly cache hits), and it
 # sets the training FLOPs: a deterministic cost, so the front does not depend on this machine's
-# timing. One step at a tiny learning rate leaves each network near its (seeded) initialisation,
-# so validation accuracy differs between head widths instead of every network collapsing onto
-# one class (1/7 on the balanced split, a tie that would leave a one-member front).
+# timing. At this scale (14 training images, one step) most genomes score chance on validation,
+# and whether some head width beats it is luck of the initialisation: the front can be a single
+# genome. The test therefore checks the front against a brute-force dominance check of every
+# scored genome, whatever its size; tests/test_pareto.py checks multi-member fronts and ties.
 FIXED = {"arch": "vgg16", "weights": "none", "input_size": 32, "frozen_blocks": 0, "augment_strength": 0.0,
          "batch_size": 16, "optimizer": "adam", "learning_rate": 1e-5, "dropout": 0.0, "label_smoothing": 0.0}
 BUDGET = evolution.Budget(epochs=1, max_train=14, max_eval=None)
@@ -39,7 +40,7 @@ def test_two_objective_search_yields_a_front_and_retrains_a_member(fresh_artifac
     state = evolution.search_state(sid)
     assert state["status"] == "finished" and state["objectives"] == ["accuracy", "train_flops"]
     front, evaluations = state["front"], state["evaluations"]
-    assert len(front) >= 2, evaluations[["dense_units", "fitness", "train_flops"]]
+    assert len(front) >= 1, evaluations[["dense_units", "fitness", "train_flops"]]
     assert list(front.member) == list(range(len(front))) and front.train_flops.is_monotonic_increasing
     # The front is exactly the genomes no other scored genome beats on both validation accuracy and FLOPs.
     points = evaluations[evaluations.status == "FINISHED"][["fitness", "train_flops", "run_id"]]

@@ -134,7 +134,7 @@ def test_resumed_run_keeps_its_schedule_restores_its_best_epoch_and_records_tta_
     model = store.load_model(run_id)
     for saved, kept in zip(model.get_weights(), weights[best]):
         np.testing.assert_array_equal(saved, kept)
-    ds = datasets.load_for_run(cfg.data, cfg.train.seed)
+    ds = datasets.load_for_run(cfg.data)
     probs = evaluation.predict_probs(model, _test_pipeline(cfg, ds))
     assert store.report(run_id)["accuracy"] == pytest.approx(np.mean(probs.argmax(1) == ds.splits["test"][1]))
 

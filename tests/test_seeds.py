@@ -114,8 +114,8 @@ def test_train_page_queues_seeds_of_each_configuration(no_worker):
     at.query_params.update(dataset="synthetic-tiny", archs="vgg16", configs="scratch-adam", epochs="1", size="32")
     at.run()
     at = at.switch_page("views/train.py").run()
-    at.number_input(key="train_seeds").set_value(3)
-    at.number_input(key="train_seed").set_value(5)
+    at.number_input(key="seeds").set_value(3)
+    at.number_input(key="seed").set_value(5)
     at.button[0].click().run()  # "Estimate"
     assert "3 run(s) (3 seeds of each configuration)" in texts(at)
     at.button[1].click().run()  # "Start training"
