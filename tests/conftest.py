@@ -119,3 +119,20 @@ def array(value):
         out = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
         return out.reshape([int(n) for n in value["shape"].split(",")]) if "shape" in value else out
     return np.asarray(value)
+
+
+def write_imagenet_file(arch: str) -> Path:
+    """An ImageNet-format notop weights file (Keras' legacy HDF5 layout) where Keras caches it."""
+    import h5py
+    import keras
+    from keras.src.legacy.saving import legacy_h5_format
+
+    from core import models
+
+    path = models.imagenet_weights_path(arch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    backbone = models.get_spec(arch).builder_fn()(include_top=False, weights=None, input_shape=(32, 32, 3))
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, backbone)
+    keras.backend.clear_session()
+    return path

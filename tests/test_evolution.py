@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_imagenet_file
 
 from core import evolution
 from core.config import ConfigError, DataConfig, RunConfig
@@ -37,23 +38,6 @@ def _base() -> RunConfig:
 
     base = presets.base_config("resnet50", "synthetic-tiny", epochs=1, batch_size=8, seed=SEED)
     return replace(base, model=replace(base.model, input_size=32))
-
-
-def _write_imagenet_file(arch: str) -> Path:
-    """An ImageNet-format notop weights file (Keras' legacy HDF5 layout) where Keras caches it."""
-    import h5py
-    import keras
-    from keras.src.legacy.saving import legacy_h5_format
-
-    from core import models
-
-    path = models.imagenet_weights_path(arch)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    backbone = models.get_spec(arch).builder_fn()(include_top=False, weights=None, input_shape=(32, 32, 3))
-    with h5py.File(path, "w") as f:
-        legacy_h5_format.save_weights_to_hdf5_group(f, backbone)
-    keras.backend.clear_session()
-    return path
 
 
 # ---------------------------------------------------------------- gene space
@@ -131,7 +115,7 @@ def test_freezing_is_searched_only_with_pretrained_weights(tmp_path, monkeypatch
         evolution.run_search("synthetic-tiny", 2, 1, fixed={**FIXED, "frozen_blocks": 2}, base=_base())
 
     # With weights for VGG16 cached, both starts are searched and a freeze is only kept with ImageNet.
-    _write_imagenet_file("vgg16")
+    write_imagenet_file("vgg16")
     space, _ = evolution.resolve_space({"arch": "vgg16"})
     genes = {g.name: g.choices for g in space}
     assert genes["weights"] == ("imagenet", "none") and genes["frozen_blocks"] == (0, 1, 2, 3, 4)
@@ -278,7 +262,7 @@ def test_every_decoded_config_builds_and_trains_a_step(tmp_path, monkeypatch):
     from core import datasets, models
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    weights_file = _write_imagenet_file("vgg16")
+    weights_file = write_imagenet_file("vgg16")
     # With the file cached, a VGG16-only search may start from ImageNet weights.
     space, notes = evolution.resolve_space({"arch": "vgg16"})
     assert dict((g.name, g.choices) for g in space)["weights"] == ("imagenet", "none") and not notes
@@ -353,7 +337,7 @@ def test_search_killed_between_generations_resumes_to_the_uninterrupted_result(f
 
     # Frozen pretrained blocks without augmentation: individuals train on cached features, which keeps
     # three generations, twice over, affordable (the weights file is made here, in Keras' format).
-    _write_imagenet_file("vgg16")
+    write_imagenet_file("vgg16")
     fixed = {**FIXED, "weights": "imagenet", "frozen_blocks": 4, "augment_strength": 0.0}
     # 1. A real CLI search, killed (SIGKILL) once generation 1's state is on disk.
     cmd = [sys.executable, "-m", "core", "evolve", "--dataset", "synthetic-tiny", "--population", "3",

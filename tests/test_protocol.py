@@ -9,7 +9,7 @@ from dataclasses import replace
 import keras
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import tiny_config, write_imagenet_file
 
 from core import datasets, evaluation, presets, profiles, runs, training, tta
 from core.tracking import RunStore
@@ -196,23 +196,9 @@ def test_upscaling_happens_batch_by_batch_so_memory_does_not_grow_with_input_siz
 # ---------------------------------------------------------------- the five configurations under paper
 
 
-def _write_imagenet_file(arch: str) -> None:
-    import h5py
-    from keras.src.legacy.saving import legacy_h5_format
-
-    from core import models
-
-    path = models.imagenet_weights_path(arch)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    backbone = models.get_spec(arch).builder_fn()(include_top=False, weights=None, input_shape=(32, 32, 3))
-    with h5py.File(path, "w") as f:
-        legacy_h5_format.save_weights_to_hdf5_group(f, backbone)
-    keras.backend.clear_session()
-
-
 def test_paper_profile_trains_each_of_the_five_configurations(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # the fake ImageNet file stays with this test
-    _write_imagenet_file("vgg16")
+    write_imagenet_file("vgg16")
     configs = profiles.grid("paper", "synthetic-tiny", ["vgg16"], presets.CONFIG_IDS, epochs=1, batch_size=16,
                             max_train=21, max_eval=14, input_size=32, pretrained_input_size=40)
     store = RunStore()

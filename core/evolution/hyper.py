@@ -336,7 +336,7 @@ class _HyperSearch:
 
     # -- the final variant
     def _retrain_best(self) -> None:
-        from core import datasets, runs, training
+        from core import datasets, runs
 
         st = self.state
         genome, fitness, run_id = best_entry(st)
@@ -351,22 +351,28 @@ class _HyperSearch:
             save_state(st)
         final = st["final"]
         if final["status"] != "FINISHED":
-            t0 = time.perf_counter()
-            result = training.train(cfg, run_id=final["run_id"], store=self.store, dataset=full,
-                                    should_stop=self.should_stop)
-            final["seconds"] += time.perf_counter() - t0
-            _release_graphs()
-            if result.status == "KILLED":
-                save_state(st)
-                raise SearchStopped()
-            final.update(status="FINISHED", test_accuracy=float(result.report["accuracy"]))
-            save_state(st)
+            self._train_full(cfg, full, final)
         self._tick(st["generation"], f"best genome retrained as ga-{self.id}")
+
+    def _train_full(self, cfg, full, record: dict) -> None:
+        """Train ``cfg`` with the full budget into ``record``'s run (resuming it); saved state either way."""
+        from core import training
+
+        t0 = time.perf_counter()
+        result = training.train(cfg, run_id=record["run_id"], store=self.store, dataset=full,
+                                should_stop=self.should_stop)
+        record["seconds"] += time.perf_counter() - t0
+        _release_graphs()
+        if result.status == "KILLED":
+            save_state(self.state)
+            raise SearchStopped()
+        record.update(status="FINISHED", test_accuracy=float(result.report["accuracy"]))
+        save_state(self.state)
 
     def _retrain_front(self) -> None:
         """Retrain the final front's members asked for (``enable_front_retrain``) with the full budget,
         each as variant ``ga-<search_id>-<member>``, tested like the five configurations."""
-        from core import datasets, runs, training
+        from core import datasets, runs
 
         st = self.state
         for member, record in sorted((st.get("front_retrain") or {}).items(), key=lambda kv: int(kv[0])):
@@ -381,14 +387,5 @@ class _HyperSearch:
                         "search_fitness": f"{record['search_fitness']:.4f}", "search_run_id": record["search_run_id"]}
                 record.update(run_id=runs.open_run(cfg, full, store=self.store, tags=tags), status="RUNNING")
                 save_state(st)
-            t0 = time.perf_counter()
-            result = training.train(cfg, run_id=record["run_id"], store=self.store, dataset=full,
-                                    should_stop=self.should_stop)
-            record["seconds"] += time.perf_counter() - t0
-            _release_graphs()
-            if result.status == "KILLED":
-                save_state(st)
-                raise SearchStopped()
-            record.update(status="FINISHED", test_accuracy=float(result.report["accuracy"]))
-            save_state(st)
+            self._train_full(cfg, full, record)
             self._tick(st["generation"], f"front member {member} retrained as {variant}")
