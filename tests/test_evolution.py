@@ -330,13 +330,15 @@ def _poll_generation(path: Path, proc: subprocess.Popen, log: Path, at_least: in
     pytest.fail(f"generation {at_least} was not saved within {timeout} s")
 
 
-def test_search_killed_between_generations_resumes_to_the_uninterrupted_result(fresh_artifacts):
+def test_search_killed_between_generations_resumes_to_the_uninterrupted_result(fresh_artifacts, monkeypatch):
     from core import datasets
     from core.runs import dataset_identity
     from core.tracking import RunStore
 
     # Frozen pretrained blocks without augmentation: individuals train on cached features, which keeps
-    # three generations, twice over, affordable (the weights file is made here, in Keras' format).
+    # three generations, twice over, affordable (the weights file is made here, in Keras' format, in a
+    # Keras home of this test's own: other tests in this process rely on there being no ImageNet weights).
+    monkeypatch.setenv("KERAS_HOME", str(fresh_artifacts.parent / "keras"))
     write_imagenet_file("vgg16")
     fixed = {**FIXED, "weights": "imagenet", "frozen_blocks": 4, "augment_strength": 0.0}
     # 1. A real CLI search, killed (SIGKILL) once generation 1's state is on disk.
