@@ -18,18 +18,17 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# The browser test's helpers: this script sits beside it in tests/ (on sys.path when run as a script).
+from test_e2e_browser import CHROMIUM, ROOT, free_port, stop_worker, wait_healthy
+
 # page -> text that is visible once the page has rendered its main content
 PAGES = {"overview": "Samples per class", "train": "estimated time", "compare": "Training curves",
          "predict": "All predictions"}
@@ -42,12 +41,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def core_cli(env: dict, *args: str) -> None:
@@ -122,13 +115,7 @@ def main() -> int:
                               start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
+        if not wait_healthy(url, 60):
             print("error: the dashboard did not start", file=sys.stderr)
             return 1
         # One job trains throughout the check, in the worker the dashboard started.
@@ -147,10 +134,7 @@ def main() -> int:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-        status = subprocess.run([sys.executable, "-c", "from core import jobs; print(jobs.worker_status().get('pid') or '')"],
-                                cwd=ROOT, env=env, capture_output=True, text=True).stdout.strip()
-        if status.isdigit():
-            os.killpg(int(status), signal.SIGKILL)
+        stop_worker(env)
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"\n{args.sessions} sessions x {args.rounds} rounds of Overview, Train, Compare, Predict (upload) on "

@@ -43,20 +43,25 @@ def dashboard(tmp_path):
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "/_stcore/health", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
+    if not wait_healthy(url, 60):
         proc.kill()
         pytest.fail("streamlit did not start: " + (tmp_path / "streamlit.log").read_text()[-2000:])
     yield url, env, tmp_path
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=20)
-    _stop_worker(env)
+    stop_worker(env)
+
+
+def wait_healthy(url: str, timeout_s: float) -> bool:
+    """True once the dashboard at ``url`` answers its health check, False after ``timeout_s``."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/_stcore/health", timeout=2)
+            return True
+        except OSError:
+            time.sleep(0.5)
+    return False
 
 
 def open_browser(p):
@@ -69,7 +74,7 @@ def open_browser(p):
     return browser, page
 
 
-def _stop_worker(env: dict) -> None:
+def stop_worker(env: dict) -> None:
     """The app's worker is detached on purpose; the test must stop it itself."""
     code = "from core import jobs; s = jobs.worker_status(); print(s.get('pid') or '')"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True).stdout

@@ -112,12 +112,20 @@ def analyse_photo(data: bytes, name: str, predictor_ids: list[str], detector: st
     try:
         return _analyse_photo(data, name, tuple(predictor_ids), detector, gradcam,
                               yunet_model() if detector == "yunet" else None)
-    except faces.ImageError as exc:  # its message starts with the file name
+    except (faces.ImageError, RunNotFound, ConfigError, ValueError, OSError) as exc:
+        return _error_result(exc, name)
+
+
+def _error_result(exc: Exception, name: str) -> dict[str, str]:
+    """One upload's failure as the pages show it: the message, led by the file's name."""
+    from core.inference.video import VideoError
+    from core.tracking import RunNotFound
+
+    if isinstance(exc, (faces.ImageError, VideoError)):  # their messages start with the file name
         return {"error": str(exc), "name": name}
-    except RunNotFound as exc:
+    if isinstance(exc, RunNotFound):  # a KeyError: str() would quote it
         return {"error": f"{name}: {exc.args[0] if exc.args else exc}", "name": name}
-    except (ConfigError, ValueError, OSError) as exc:
-        return {"error": f"{name}: {exc}", "name": name}
+    return {"error": f"{name}: {exc}", "name": name}
 
 
 @st.cache_data(show_spinner=False, max_entries=32, ttl=3600)
@@ -222,11 +230,7 @@ def analyse_video(data: bytes, name: str, predictor_ids: list[str], sample_fps: 
                                    "file_name": f"{Path(name).stem}-annotated{file.suffix}"}
         result["table"] = pd.DataFrame(result.pop("rows"))
         return result
-    except video.VideoError as exc:  # its message starts with the file name
-        return {"error": str(exc), "name": name}
-    except RunNotFound as exc:
-        return {"error": f"{name}: {exc.args[0] if exc.args else exc}", "name": name}
-    except (ConfigError, ValueError, OSError) as exc:
-        return {"error": f"{name}: {exc}", "name": name}
+    except (video.VideoError, RunNotFound, ConfigError, ValueError, OSError) as exc:
+        return _error_result(exc, name)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
