@@ -47,7 +47,7 @@ def _compiled(cfg: RunConfig, num_classes: int, **compile_kw):
     model = models.build_model(cfg.model, num_classes, seed=cfg.train.seed)
     model.compile(optimizer=models.make_optimizer(cfg.optimizer), loss="categorical_crossentropy",
                   metrics=["accuracy"], **compile_kw)
-    models.build_optimizer(model)  # as core.training does
+    models.build_train_state(model)  # as core.training does
     return model
 
 
@@ -149,7 +149,7 @@ def bench_frozen_features(arch: str, size: int, x: np.ndarray, y: np.ndarray, ba
     full = models.build_model(cfg.model, num_classes, seed=0)
     full.compile(optimizer=models.make_optimizer(cfg.optimizer), loss="categorical_crossentropy",
                  metrics=["accuracy"], steps_per_execution=1)
-    models.build_optimizer(full)
+    models.build_train_state(full)
     t0 = time.perf_counter()
     top, cached_train, _ = training.frozen_feature_setup(full, cfg, ds, common, False, accelerator())
     setup_s = time.perf_counter() - t0
@@ -158,7 +158,7 @@ def bench_frozen_features(arch: str, size: int, x: np.ndarray, y: np.ndarray, ba
     # step is per-step dispatch rather than arithmetic.
     batched_top.compile(optimizer=models.make_optimizer(cfg.optimizer), loss="categorical_crossentropy",
                         metrics=["accuracy"], steps_per_execution=16)
-    models.build_optimizer(batched_top)
+    models.build_train_state(batched_top)
     train = datasets.make_pipeline(x, y, training=True, augment=False, **common)
     rates = benchstats.interleave([
         benchstats.Variant("full_forward", _epoch_window(full, train, n)),
@@ -218,7 +218,7 @@ def _channels_first_variant(arch: str, size: int, x, y, batch_size: int, num_cla
         model = keras.Model(backbone.input, keras.layers.Dense(num_classes, activation="softmax")(h))
         model.compile(optimizer=models.make_optimizer(_bench_config(arch, size, batch_size).optimizer),
                       loss="categorical_crossentropy", metrics=["accuracy"])
-        models.build_optimizer(model)
+        models.build_train_state(model)
         window = _epoch_window(model, data, n)
         window()  # fails here where the device has no NCHW kernels
         return benchstats.Variant("channels_first", window), None
@@ -233,7 +233,8 @@ def bench_levers(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size:
     """Each CPU lever against the project's default, interleaved: one line per lever with its measured effect.
 
     Threads run in two worker processes (default pools vs intra-op = cores, inter-op = 1);
-    batch size, XLA, fused preprocessing and NCHW layout are variants in this process.
+    batch size, XLA, tf.data autotuning, bfloat16 mixed precision (where the CPU has it), fused
+    preprocessing and NCHW layout are variants in this process.
     """
     import keras
     import tensorflow as tf
@@ -252,6 +253,18 @@ def bench_levers(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size:
     variants.append(benchstats.Variant("xla", _epoch_window(
         _compiled(cfg, num_classes, jit_compile=True),
         datasets.make_pipeline(x, y, training=True, augment=False, batch_size=batch_size, **kw), n)))
+    variants.append(benchstats.Variant("tfdata_autotune", _epoch_window(
+        model, datasets.make_pipeline(x, y, training=True, augment=False, batch_size=batch_size, autotune=True,
+                                      **kw), n)))
+    bf16 = device.accelerator()["bf16"]
+    if bf16:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        try:
+            mixed = _compiled(cfg, num_classes)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        variants.append(benchstats.Variant("mixed_bfloat16", _epoch_window(
+            mixed, datasets.make_pipeline(x, y, training=True, augment=False, batch_size=batch_size, **kw), n)))
     raw = (tf.data.Dataset.from_tensor_slices((x[..., None], tf.one_hot(y, num_classes)))
            .shuffle(n, seed=0, reshuffle_each_iteration=True).batch(batch_size).prefetch(tf.data.AUTOTUNE))
     image = keras.Input(x.shape[1:] + (1,), dtype="uint8", name="raw_image")
@@ -260,7 +273,7 @@ def bench_levers(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size:
     fused = keras.Model(image, model(prep))
     fused.compile(optimizer=models.make_optimizer(cfg.optimizer), loss="categorical_crossentropy",
                   metrics=["accuracy"])
-    models.build_optimizer(fused)
+    models.build_train_state(fused)
     variants.append(benchstats.Variant("fused_preprocessing", _epoch_window(fused, raw, n)))
     nchw, nchw_error = _channels_first_variant(arch, size, x, y, batch_size, num_classes, n)
     if nchw is not None:
@@ -282,6 +295,11 @@ def bench_levers(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size:
         {"lever": "batch size", "setting": f"{batch_size // 2} vs {batch_size}", "ratio": f"batch_{batch_size // 2}"},
         {"lever": "batch size", "setting": f"{batch_size * 2} vs {batch_size}", "ratio": f"batch_{batch_size * 2}"},
         {"lever": "XLA JIT (jit_compile=True)", "setting": "on vs off", "ratio": "xla"},
+        {"lever": "tf.data autotuning", "setting": "on (TF's default) vs off (the project's)",
+         "ratio": "tfdata_autotune"},
+        {"lever": "mixed precision (bfloat16 compute)", "setting": "mixed_bfloat16 vs float32",
+         "ratio": "mixed_bfloat16" if bf16 else None,
+         "note": None if bf16 else "not measured: this CPU has no native bfloat16 (AVX512-BF16/AMX)"},
         {"lever": "preprocessing fused into the model", "setting": "in the model vs tf.data map",
          "ratio": "fused_preprocessing"},
         {"lever": "thread pools (tf.config.threading)", "setting": f"intra-op {cores}, inter-op 1 vs TF's default",
@@ -402,7 +420,7 @@ def environment_summary() -> dict:
 def bench_startup(arch: str, size: int, batch_size: int = 32, prebuild: bool = True) -> dict:
     """Time to a job's first trained batch, by phase, measured in a fresh interpreter (``core.benchstartup``).
 
-    ``prebuild=False`` measures it without ``models.build_optimizer`` (the train step traced twice).
+    ``prebuild=False`` measures it without ``models.build_train_state`` (the train step traced twice).
     """
     import subprocess
     import sys
@@ -503,7 +521,7 @@ def bench_paper_profile(arch: str, size: int, x: np.ndarray, y: np.ndarray, epoc
     mixed, xla = device.resolve_toggle("auto", acc["gpu"]), device.resolve_toggle("auto", acc["gpu"])
     keras.backend.clear_session()
     if mixed:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16" if acc["bf16"] else "mixed_float16")
+        keras.mixed_precision.set_global_policy(device.mixed_policy(acc))
     try:
         model = _compiled(cfg, num_classes, jit_compile=xla)
         kw = dict(arch=arch, input_size=size, num_classes=num_classes, batch_size=p.batch_size, seed=0)
@@ -576,7 +594,7 @@ def bench_precision_xla(arch: str, size: int, x: np.ndarray, y: np.ndarray, batc
     images = tf.constant(models.preprocess(arch, x, size))
     data = (tf.data.Dataset.from_tensor_slices((images, tf.one_hot(y, num_classes))).repeat()
             .batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
-    mixed_policy = "mixed_bfloat16" if acc["bf16"] else "mixed_float16"
+    mixed_policy = device.mixed_policy(acc)
     variants = []
     for precision in ("float32", mixed_policy):
         for xla in (False, True):

@@ -1,7 +1,7 @@
 """Time to a job's first trained batch, by phase, in a fresh interpreter.
 
 ``python -m core.benchstartup ARCH SIZE [BATCH] [--no-prebuild]``; ``--no-prebuild`` leaves
-the optimizer to be built inside the first traced step (as before ``models.build_optimizer``).
+the optimizer to be built inside the first traced step (as before ``models.build_train_state``).
 
 Prints one JSON object. Run as its own process because every job process pays these
 costs from nothing (imports are cached per process), and only standard-library modules
@@ -32,7 +32,7 @@ def measure(arch: str, size: int, batch_size: int = 32, prebuild: bool = True) -
     model.compile(optimizer=models.make_optimizer(cfg.optimizer), loss="categorical_crossentropy",
                   metrics=["accuracy"])
     if prebuild:
-        models.build_optimizer(model)
+        models.build_train_state(model)
     phases["build_compile_s"] = time.perf_counter() - t
     x, y = synthetic.generate(max(1, batch_size // 7 + 1), seed=0)
     data = datasets.make_pipeline(x[:batch_size], y[:batch_size], arch=arch, input_size=size, num_classes=7,

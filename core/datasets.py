@@ -494,11 +494,12 @@ AUGMENTERS = {"basic": augmenter, "paper": paper_augmenter}
 
 def make_pipeline(x: np.ndarray, y: np.ndarray, *, arch: str, input_size: int, num_classes: int,
                   batch_size: int, training: bool, augment: bool = True, augment_strength: float = 1.0,
-                  seed: int = 0, augment_set: str = "basic"):
+                  seed: int = 0, augment_set: str = "basic", autotune: bool = False):
     """uint8 arrays -> batched, preprocessed tf.data.Dataset of (image, one-hot label).
 
     Images stay at their stored size in memory and are resized batch by batch as they are fed,
-    so a 224 px run holds no more decoded data than a 48 px one.
+    so a 224 px run holds no more decoded data than a 48 px one. ``autotune=True`` leaves
+    tf.data's autotuning on (the bench's comparison; see ``fixed_parallelism``).
     """
     import tensorflow as tf
 
@@ -508,15 +509,33 @@ def make_pipeline(x: np.ndarray, y: np.ndarray, *, arch: str, input_size: int, n
     if not training:
         # Evaluation batches are identical every pass: cache them at the stored size (an upscaled
         # float cache would grow with the square of the input size) and resize on the way out.
-        return (images.batch(batch_size).cache()
-                .map(lambda a, b: (to_model_input(a, arch, input_size), b), num_parallel_calls=tf.data.AUTOTUNE)
-                .prefetch(tf.data.AUTOTUNE))
+        ds = (images.batch(batch_size).cache()
+              .map(lambda a, b: (to_model_input(a, arch, input_size), b), num_parallel_calls=tf.data.AUTOTUNE)
+              .prefetch(tf.data.AUTOTUNE))
+        return ds if autotune else fixed_parallelism(ds)
     ds = images.shuffle(len(y), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
     if augment and augment_strength > 0:
         aug = AUGMENTERS[augment_set](augment_strength, seed)
         ds = ds.map(lambda a, b: (aug(tf.cast(a, tf.float32), training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(lambda a, b: (to_model_input(a, arch, input_size), b), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    return ds if autotune else fixed_parallelism(ds)
+
+
+def fixed_parallelism(ds):
+    """``ds`` with tf.data's autotuning off: parallel maps use min(16, cores) workers, prefetch keeps its buffer.
+
+    Keras makes a new iterator every epoch (and every evaluation); with autotuning on,
+    discarding one stalls for about a second in many epochs while its tuning thread winds
+    down, which on a short epoch is a large share of it (``python -m core bench --levers``
+    measures the effect). The fixed settings are what autotuning converges to on a machine
+    whose cores are busy training anyway.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
 def sample_grid(ds: Dataset, per_class: int = 6, split: str = "train", seed: int = 0) -> dict[str, np.ndarray]:

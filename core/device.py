@@ -28,10 +28,26 @@ def accelerator() -> dict:
         except RuntimeError:
             pass  # the GPU was already initialised by earlier work in this process
     if not gpus:
-        return {"device": "CPU", "gpu": False, "bf16": False}
+        return {"device": "CPU", "gpu": False, "bf16": cpu_has_bf16()}
     details = tf.config.experimental.get_device_details(gpus[0])
     cc = details.get("compute_capability") or (0, 0)
     return {"device": details.get("device_name", "GPU"), "gpu": True, "bf16": tuple(cc) >= (8, 0)}
+
+
+def cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), so ``mixed_bfloat16`` runs
+    in oneDNN's bfloat16 kernels rather than emulated. False where ``/proc/cpuinfo`` is unreadable."""
+    try:
+        text = open(cpuinfo, encoding="utf-8", errors="replace").read()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+
+
+def mixed_policy(acc: dict) -> str:
+    """The Keras mixed-precision policy for this device: bfloat16 where it is native, else float16."""
+    return "mixed_bfloat16" if acc["bf16"] else "mixed_float16"
 
 
 def resolve_toggle(value: str, default: bool) -> bool:

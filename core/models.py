@@ -226,13 +226,21 @@ def freeze_blocks(backbone, spec: ModelSpec, n_blocks: int) -> int:
     return frozen
 
 
-def build_optimizer(model) -> None:
-    """Create a compiled model's optimizer state now, before its first train step.
+def build_train_state(model) -> None:
+    """Create a compiled model's optimizer slots and metric variables now, before its first train step.
 
-    Keras otherwise creates it inside the first traced step, and TensorFlow then traces
-    that step a second time: about half of the first step of a ResNet50 on a CPU.
+    Keras otherwise creates them inside the first traced step, and TensorFlow, seeing
+    variables created during a trace, traces the whole step a second time: about half of
+    a ResNet50's first step on a CPU (``python -m core bench`` reports start-up by phase).
     """
-    model.optimizer.build(model.trainable_variables)
+    import keras
+
+    if not model.optimizer.built:  # a model loaded from a checkpoint brings its optimizer's state
+        model.optimizer.build(model.trainable_variables)
+    out = model.outputs[0]
+    for metric in model.metrics:  # the loss tracker is built already; the compiled metrics are not
+        if not getattr(metric, "built", True):
+            metric.build(keras.KerasTensor(out.shape, out.dtype), out)
 
 
 def make_optimizer(cfg: OptimizerConfig):

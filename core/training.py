@@ -22,7 +22,8 @@ import pandas as pd
 from core import callbacks as callbacks_mod
 from core import costs, datasets, models, runs
 from core.config import RunConfig
-from core.device import accelerator, distribution_scope, resolve_toggle, seed_everything, steps_per_execution
+from core.device import (accelerator, distribution_scope, mixed_policy, resolve_toggle, seed_everything,
+                         steps_per_execution)
 from core.tracking import RunStore
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ def _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbos
     mixed = resolve_toggle(cfg.train.mixed_precision, acc["gpu"])
     xla = resolve_toggle(cfg.train.xla, acc["gpu"])
     if mixed:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16" if acc["bf16"] else "mixed_float16")
+        keras.mixed_precision.set_global_policy(mixed_policy(acc))
     deterministic = resolve_toggle(cfg.train.deterministic, not acc["gpu"])
     seed_everything(cfg.train.seed, deterministic)
     k = len(ds.class_names)
@@ -155,8 +156,6 @@ def _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbos
         model = models.build_model(cfg.model, k, seed=cfg.train.seed)
         model.compile(optimizer=models.make_optimizer(cfg.optimizer), loss=_loss(cfg), metrics=["accuracy"],
                       jit_compile=xla, steps_per_execution=steps_per_execution(acc))
-        if not can_cache_features(cfg):  # the cached path fits another model; state here would fill checkpoints
-            models.build_optimizer(model)
     else:
         log.info("resuming run %s after epoch %d", run_id, records[-1]["epoch"])
         logged = set(store.logged_epochs(run_id))
@@ -164,6 +163,8 @@ def _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbos
             if r["epoch"] not in logged:
                 store.log_epoch(run_id, r["epoch"], {k: v for k, v in r.items() if k != "epoch"})
     cached = can_cache_features(cfg)
+    if not cached:  # the cached path fits another model; state here would fill checkpoints
+        models.build_train_state(model)
     store.set_tags(run_id, {"device": acc["device"], "mixed_precision": mixed, "xla": xla,
                             "epochs_done": len(records), "frozen_feature_cache": cached,
                             "deterministic": deterministic})
@@ -260,7 +261,7 @@ def frozen_feature_setup(model, cfg: RunConfig, ds: datasets.Dataset, common: di
     prefix, top = split_frozen(model, cfg)
     top.compile(optimizer=models.make_optimizer(cfg.optimizer), loss=_loss(cfg), metrics=["accuracy"],
                 jit_compile=xla, steps_per_execution=steps_per_execution(acc))
-    models.build_optimizer(top)
+    models.build_train_state(top)
     k = common["num_classes"]
 
     def features(split: str, training: bool):
@@ -269,6 +270,6 @@ def frozen_feature_setup(model, cfg: RunConfig, ds: datasets.Dataset, common: di
         data = tf.data.Dataset.from_tensor_slices((f, tf.one_hot(y, k)))
         if training:
             data = data.shuffle(len(y), seed=cfg.train.seed, reshuffle_each_iteration=True)
-        return data.batch(cfg.train.batch_size).prefetch(tf.data.AUTOTUNE)
+        return datasets.fixed_parallelism(data.batch(cfg.train.batch_size).prefetch(tf.data.AUTOTUNE))
 
     return top, features("train", True), features("val", False)

@@ -128,3 +128,16 @@ def test_optimizers_are_data(name):
     opt = models.make_optimizer(OptimizerConfig(name=name, learning_rate=0.01))
     assert float(np.asarray(opt.learning_rate)) == pytest.approx(0.01)
     assert name.replace("rmsprop", "rmsprop") in type(opt).__name__.lower()
+
+
+def test_mixed_precision_uses_bfloat16_on_cpus_that_compute_it_natively(tmp_path):
+    from core import device
+
+    amx = tmp_path / "amx"
+    amx.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n")
+    plain = tmp_path / "plain"
+    plain.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma\n")
+    assert device.cpu_has_bf16(str(amx)) and not device.cpu_has_bf16(str(plain))
+    assert not device.cpu_has_bf16(str(tmp_path / "missing"))
+    assert device.mixed_policy({"bf16": True}) == "mixed_bfloat16"
+    assert device.mixed_policy({"bf16": False}) == "mixed_float16"
