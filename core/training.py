@@ -22,8 +22,14 @@ import pandas as pd
 from core import callbacks as callbacks_mod
 from core import costs, datasets, models, runs
 from core.config import RunConfig
-from core.device import (accelerator, distribution_scope, mixed_policy, resolve_toggle, seed_everything,
-                         steps_per_execution)
+from core.device import (
+    accelerator,
+    distribution_scope,
+    mixed_policy,
+    resolve_toggle,
+    seed_everything,
+    steps_per_execution,
+)
 from core.tracking import RunStore
 
 log = logging.getLogger(__name__)
