@@ -58,6 +58,19 @@ def _epoch_window(model, data, n: int, batch_size: int | None = None) -> Callabl
     return lambda: (model.fit(data, epochs=1, verbose=0, shuffle=False), n)[1]
 
 
+def _in_memory(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size: int, num_classes: int):
+    """Preprocessed images held as tensors, batched and nothing else: the model's speed with no input work.
+
+    Not ``model.fit`` on NumPy arrays: Keras' array adapter is a tf.data pipeline with
+    autotuning on, whose per-epoch stall (see ``datasets.fixed_parallelism``) is not the model's.
+    """
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((models.preprocess(arch, x, size),
+                                               np.eye(num_classes, dtype="float32")[y]))
+    return datasets.fixed_parallelism(data.shuffle(len(y), seed=0).batch(batch_size))
+
+
 def _bench_config(arch: str, size: int, batch_size: int) -> RunConfig:
     cfg = presets.preset("scratch-adam", presets.base_config(arch, "bench", batch_size=batch_size))
     return replace(cfg, model=replace(cfg.model, input_size=size))
@@ -102,8 +115,7 @@ def bench_training(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_siz
                                        class_mode="categorical", seed=0)
         variants = [
             benchstats.Variant("pipeline", _epoch_window(model, pipeline, n), warm_up=first_window),
-            benchstats.Variant("bare_fit", _epoch_window(
-                model, (models.preprocess(arch, x, size), np.eye(num_classes, dtype="float32")[y]), n, batch_size)),
+            benchstats.Variant("bare_fit", _epoch_window(model, _in_memory(arch, size, x, y, batch_size, num_classes), n)),
             benchstats.Variant("notebook_flow_from_directory", _epoch_window(model, flow, n)),
             benchstats.Variant("pipeline_augmented", _epoch_window(
                 model, datasets.make_pipeline(x, y, training=True, augment=True, **kw), n)),
@@ -232,7 +244,8 @@ def bench_levers(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size:
                  num_classes: int, progress: Callable[[str], None] = print) -> dict:
     """Each CPU lever against the project's default, interleaved: one line per lever with its measured effect.
 
-    Threads run in two worker processes (default pools vs intra-op = cores, inter-op = 1);
+    Settings fixed when TensorFlow starts run in worker processes (default pools vs intra-op =
+    cores, inter-op = 1; oneDNN off), each compared with a default worker;
     batch size, XLA, tf.data autotuning, bfloat16 mixed precision (where the CPU has it), fused
     preprocessing and NCHW layout are variants in this process.
     """
@@ -281,16 +294,20 @@ def bench_levers(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size:
     args = (arch, size, x, y, batch_size, num_classes)
     workers = [benchstats.WorkerVariant("threads_default", "core.bench:threaded_window", (0, 0, *args)),
                benchstats.WorkerVariant(f"threads_intra{cores}_inter1", "core.bench:threaded_window",
-                                        (cores, 1, *args))]
+                                        (cores, 1, *args)),
+               # TensorFlow reads this when it loads: Eigen's kernels instead of oneDNN's.
+               benchstats.WorkerVariant("onednn_off", "core.bench:threaded_window", (0, 0, *args),
+                                        env={"TF_ENABLE_ONEDNN_OPTS": "0"})]
     try:
         rates = benchstats.interleave(variants + [w.variant for w in workers], windows, progress=progress)
     finally:
         worker_cpu_s = sum(w.stop() for w in workers)
     figures = {k: benchstats.summarize(v) for k, v in rates.items()}
     ratios = {name: benchstats.paired_ratio(rates[name], rates["default"]) for name in rates
-              if name != "default" and not name.startswith("threads_")}
+              if name != "default" and not name.startswith("threads_") and name != "onednn_off"}
     threads = f"threads_intra{cores}_inter1"
     ratios[threads] = benchstats.paired_ratio(rates[threads], rates["threads_default"])
+    ratios["onednn_off"] = benchstats.paired_ratio(rates["onednn_off"], rates["threads_default"])
     lines = [
         {"lever": "batch size", "setting": f"{batch_size // 2} vs {batch_size}", "ratio": f"batch_{batch_size // 2}"},
         {"lever": "batch size", "setting": f"{batch_size * 2} vs {batch_size}", "ratio": f"batch_{batch_size * 2}"},
@@ -304,6 +321,8 @@ def bench_levers(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size:
          "ratio": "fused_preprocessing"},
         {"lever": "thread pools (tf.config.threading)", "setting": f"intra-op {cores}, inter-op 1 vs TF's default",
          "ratio": threads},
+        {"lever": "oneDNN kernels (TF_ENABLE_ONEDNN_OPTS)", "setting": "off (Eigen) vs on (TF's default)",
+         "ratio": "onednn_off"},
         {"lever": "data layout", "setting": "channels_first vs channels_last",
          "ratio": "channels_first" if nchw is not None else None,
          "note": None if nchw is not None else f"not supported here: {nchw_error}"},

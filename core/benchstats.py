@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-SCHEMA = 2  # bump when figure names or units change meaning; ``compare`` refuses other schemas
+SCHEMA = 3  # bump when figure names or units change meaning; ``compare`` refuses other schemas
 NOT_RESOLVED = "not resolved"
 MIN_WINDOWS = 6  # the fewest rounds whose distribution-free 95% interval for a median is finite
 
@@ -190,17 +190,18 @@ class WorkerVariant:
     """A variant timed in a process of its own, for settings fixed when a process starts (thread pools).
 
     ``factory`` ("module:function") is called with ``args`` in the worker and returns the
-    window callable. The worker imports nothing heavy before silencing its stderr (TensorFlow
+    window callable; ``env`` is set before anything is imported (settings TensorFlow reads
+    when it loads, such as ``TF_ENABLE_ONEDNN_OPTS``). The worker imports nothing heavy before silencing its stderr (TensorFlow
     prints library notices while importing); a failure comes back through the pipe.
     The parent times each window's round trip.
     """
 
-    def __init__(self, name: str, factory: str, args: tuple):
+    def __init__(self, name: str, factory: str, args: tuple, env: dict[str, str] | None = None):
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, factory, args), daemon=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child, factory, args, env or {}), daemon=True)
         self.proc.start()
         self.variant = Variant(name, self.window, warm_up=self.wait_ready)
 
@@ -229,10 +230,11 @@ class WorkerVariant:
         return cpu
 
 
-def _worker_main(conn, factory: str, args: tuple) -> None:
+def _worker_main(conn, factory: str, args: tuple, env: dict[str, str]) -> None:
     import importlib
     import traceback
 
+    os.environ.update(env)
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
     try:
         module, name = factory.split(":")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -149,3 +150,14 @@ def test_a_worker_variant_times_windows_in_its_own_process_and_reports_its_failu
     with pytest.raises(RuntimeError, match="(?s)broken: the worker process failed to start:.*No module named .core.no_such_module"):
         broken.wait_ready()
     broken.stop()
+
+
+def test_a_worker_variant_starts_with_its_own_environment():
+    # TF_ENABLE_ONEDNN_OPTS is read when TensorFlow loads: the worker must see it before any import.
+    worker = benchstats.WorkerVariant("env", "functools:partial", (os.getenv, "BENCH_PROBE"), env={"BENCH_PROBE": "7"})
+    try:
+        worker.wait_ready()
+        assert worker.window() == "7"
+    finally:
+        worker.stop()
+    assert "BENCH_PROBE" not in os.environ
