@@ -1,7 +1,8 @@
 """Time to a job's first trained batch, by phase, in a fresh interpreter.
 
 ``python -m core.benchstartup ARCH SIZE [BATCH] [--no-prebuild]``; ``--no-prebuild`` leaves
-the optimizer to be built inside the first traced step (as before ``models.build_train_state``).
+the optimizer and metric variables to be created inside the first traced step, as Keras does
+without ``models.build_train_state``.
 
 Prints one JSON object. Run as its own process because every job process pays these
 costs from nothing (imports are cached per process), and only standard-library modules

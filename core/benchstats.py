@@ -191,8 +191,9 @@ class WorkerVariant:
 
     ``factory`` ("module:function") is called with ``args`` in the worker and returns the
     window callable; ``env`` is set before anything is imported (settings TensorFlow reads
-    when it loads, such as ``TF_ENABLE_ONEDNN_OPTS``). The worker imports nothing heavy before silencing its stderr (TensorFlow
-    prints library notices while importing); a failure comes back through the pipe.
+    when it loads, such as ``TF_ENABLE_ONEDNN_OPTS``). The worker imports nothing heavy
+    before silencing its stderr (TensorFlow prints library notices while importing); a
+    failure comes back through the pipe.
     The parent times each window's round trip.
     """
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator
 
 from core.config import ConfigError
@@ -38,7 +39,7 @@ def cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), so ``mixed_bfloat16`` runs
     in oneDNN's bfloat16 kernels rather than emulated. False where ``/proc/cpuinfo`` is unreadable."""
     try:
-        text = open(cpuinfo, encoding="utf-8", errors="replace").read()
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return False
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
