@@ -108,7 +108,8 @@ def paired_ratio(num: Sequence[float], den: Sequence[float], *, confidence: floa
     lo, hi = float(ci.low), float(ci.high)
     ok = np.isfinite(lo) and np.isfinite(hi)
     return {"ratio": ratio, "ci": [lo, hi] if ok else None, "confidence": confidence,
-            "rounds": int(per_round.size), "verdict": _verdict(lo, hi) if ok else NOT_RESOLVED}
+            "rounds": int(per_round.size), "verdict": _verdict(lo, hi) if ok else NOT_RESOLVED,
+            "per_round": [float(v) for v in per_round]}
 
 
 def unpaired_ratio(num: Sequence[float], den: Sequence[float], *, confidence: float = 0.95,
@@ -271,7 +272,9 @@ def compare(old: dict, new: dict) -> dict:
 
     Figures: ``new/old`` of their medians with a two-sample bootstrap over windows, verdict
     "better"/"worse"/"not resolved" (seconds: lower is better). Ratios: both runs' values
-    and intervals, flagged when the verdict changed.
+    and intervals, flagged when the verdict changed, with the ratio's own change (the same
+    bootstrap over the two runs' per-round ratios): a verdict that flips while that change
+    is not resolved is a ratio sitting near 1, not a ratio that moved.
     """
     for name, r in (("OLD", old), ("NEW", new)):
         if r.get("schema") != SCHEMA:
@@ -290,8 +293,10 @@ def compare(old: dict, new: dict) -> dict:
     ratios = []
     orat, nrat = old.get("ratios", {}), new.get("ratios", {})
     for key in sorted(set(orat) & set(nrat)):
-        ratios.append({"ratio": key, "old": orat[key], "new": nrat[key],
-                       "verdict_changed": orat[key]["verdict"] != nrat[key]["verdict"]})
+        o, n = orat[key], nrat[key]
+        moved = unpaired_ratio(n["per_round"], o["per_round"]) if "per_round" in o and "per_round" in n else None
+        ratios.append({"ratio": key, "old": o, "new": n, "verdict_changed": o["verdict"] != n["verdict"],
+                       "change": moved})
     return {"figures": figures, "ratios": ratios,
             "only_old": sorted((set(of) - set(nf)) | (set(orat) - set(nrat))),
             "only_new": sorted((set(nf) - set(of)) | (set(nrat) - set(orat)))}
@@ -308,8 +313,12 @@ def format_compare(diff: dict) -> str:
     if diff["ratios"]:
         lines += ["", f"{'ratio':<{w}}{'old':>44}  {'new':>44}"]
         for r in diff["ratios"]:
-            lines.append(f"{r['ratio']:<{w}}{format_ratio(r['old']):>44}  {format_ratio(r['new']):>44}"
-                         + ("  verdict changed" if r["verdict_changed"] else ""))
+            flag = ""
+            if r["verdict_changed"]:
+                flag = "  verdict changed"
+                if r.get("change") is not None:
+                    flag += f"; the ratio itself: x{format_ratio(r['change'])}"
+            lines.append(f"{r['ratio']:<{w}}{format_ratio(r['old']):>44}  {format_ratio(r['new']):>44}{flag}")
     for label, keys in (("only in OLD", diff["only_old"]), ("only in NEW", diff["only_new"])):
         if keys:
             lines.append(f"{label}: {', '.join(keys)}")

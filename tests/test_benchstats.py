@@ -111,6 +111,24 @@ def test_compare_reports_each_change_with_its_interval_and_direction():
     assert "train/a/pipeline" in text and "better" in text and "verdict changed" in text and "only in OLD: gone" in text
 
 
+def test_compare_tells_a_verdict_that_flips_near_one_from_a_ratio_that_moved():
+    # Per-round ratios around 0.97 with a 2% spread: one run happens to exclude 1, the next does not.
+    below = np.array([0.93, 0.94, 0.95, 0.955, 0.96, 0.965, 0.97, 0.975, 0.98, 0.985, 0.99, 0.995])
+    straddles = below + 0.02
+    moved = below + 0.3
+    base = np.full(12, 50.0)
+
+    def run(per_round):
+        return _run({}, {"train/a/pipeline_vs_bare": benchstats.paired_ratio(list(base * per_round), list(base))})
+
+    flip = benchstats.compare(run(below), run(straddles))["ratios"][0]
+    assert flip["verdict_changed"] and flip["change"]["verdict"] == benchstats.NOT_RESOLVED
+    real = benchstats.compare(run(below), run(moved))["ratios"][0]
+    assert real["verdict_changed"] and real["change"]["verdict"] == "higher"
+    text = benchstats.format_compare(benchstats.compare(run(below), run(straddles)))
+    assert "verdict changed; the ratio itself: x1.02" in text and text.rstrip().endswith(benchstats.NOT_RESOLVED)
+
+
 def test_compare_refuses_files_of_another_schema():
     with pytest.raises(ValueError, match="OLD: expected a bench JSON with schema"):
         benchstats.compare({"training": []}, _run({}))
