@@ -278,8 +278,9 @@ def bench_levers(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size:
             keras.mixed_precision.set_global_policy("float32")
         variants.append(benchstats.Variant("mixed_bfloat16", _epoch_window(
             mixed, datasets.make_pipeline(x, y, training=True, augment=False, batch_size=batch_size, **kw), n)))
-    raw = (tf.data.Dataset.from_tensor_slices((x[..., None], tf.one_hot(y, num_classes)))
-           .shuffle(n, seed=0, reshuffle_each_iteration=True).batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    raw = datasets.fixed_parallelism(tf.data.Dataset.from_tensor_slices((x[..., None], tf.one_hot(y, num_classes)))
+                                     .shuffle(n, seed=0, reshuffle_each_iteration=True).batch(batch_size)
+                                     .prefetch(tf.data.AUTOTUNE))
     image = keras.Input(x.shape[1:] + (1,), dtype="uint8", name="raw_image")
     prep = keras.layers.Lambda(lambda t: models.to_model_input(t, arch, size), output_shape=(size, size, 3),
                                name="fused_preprocess")(image)
