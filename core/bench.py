@@ -21,11 +21,6 @@ from core.config import RunConfig
 from core.models import forward_flops
 
 
-def matmul_flops(n: int = 2048, seconds: float = 1.0) -> float:
-    """Sustained float32 matmul FLOP/s: the hardware ceiling training is compared against."""
-    return float(np.median(matmul_windows(n, windows=1, seconds=seconds)))
-
-
 def matmul_windows(n: int = 2048, windows: int = 5, seconds: float = 0.3) -> list[float]:
     """Matmul FLOP/s in ``windows`` short windows (the ceiling's spread says how busy the CPU was)."""
     import tensorflow as tf
@@ -51,10 +46,8 @@ def _compiled(cfg: RunConfig, num_classes: int, **compile_kw):
     return model
 
 
-def _epoch_window(model, data, n: int, batch_size: int | None = None) -> Callable[[], float]:
-    """One window = one epoch of ``model.fit`` over ``n`` images (arrays, a tf.data dataset or a Keras iterator)."""
-    if isinstance(data, tuple):
-        return lambda: (model.fit(data[0], data[1], batch_size=batch_size, epochs=1, verbose=0, shuffle=True), n)[1]
+def _epoch_window(model, data, n: int) -> Callable[[], float]:
+    """One window = one epoch of ``model.fit`` over ``n`` images (a tf.data dataset or a Keras iterator)."""
     return lambda: (model.fit(data, epochs=1, verbose=0, shuffle=False), n)[1]
 
 
@@ -258,14 +251,13 @@ def bench_levers(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size:
     keras.backend.clear_session()
     model = _compiled(cfg, num_classes)
     kw = dict(arch=arch, input_size=size, num_classes=num_classes, seed=0)
-    variants = [benchstats.Variant("default", _epoch_window(
-        model, datasets.make_pipeline(x, y, training=True, augment=False, batch_size=batch_size, **kw), n))]
+    # One pipeline feeds every variant that differs only in the model (a dataset can be iterated by many).
+    plain = datasets.make_pipeline(x, y, training=True, augment=False, batch_size=batch_size, **kw)
+    variants = [benchstats.Variant("default", _epoch_window(model, plain, n))]
     for b in (batch_size // 2, batch_size * 2):
         variants.append(benchstats.Variant(f"batch_{b}", _epoch_window(
             model, datasets.make_pipeline(x, y, training=True, augment=False, batch_size=b, **kw), n)))
-    variants.append(benchstats.Variant("xla", _epoch_window(
-        _compiled(cfg, num_classes, jit_compile=True),
-        datasets.make_pipeline(x, y, training=True, augment=False, batch_size=batch_size, **kw), n)))
+    variants.append(benchstats.Variant("xla", _epoch_window(_compiled(cfg, num_classes, jit_compile=True), plain, n)))
     variants.append(benchstats.Variant("tfdata_autotune", _epoch_window(
         model, datasets.make_pipeline(x, y, training=True, augment=False, batch_size=batch_size, autotune=True,
                                       **kw), n)))
@@ -276,8 +268,7 @@ def bench_levers(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size:
             mixed = _compiled(cfg, num_classes)
         finally:
             keras.mixed_precision.set_global_policy("float32")
-        variants.append(benchstats.Variant("mixed_bfloat16", _epoch_window(
-            mixed, datasets.make_pipeline(x, y, training=True, augment=False, batch_size=batch_size, **kw), n)))
+        variants.append(benchstats.Variant("mixed_bfloat16", _epoch_window(mixed, plain, n)))
     raw = datasets.fixed_parallelism(tf.data.Dataset.from_tensor_slices((x[..., None], tf.one_hot(y, num_classes)))
                                      .shuffle(n, seed=0, reshuffle_each_iteration=True).batch(batch_size)
                                      .prefetch(tf.data.AUTOTUNE))

@@ -47,28 +47,32 @@ def accuracy_cost_front(accuracy, cost) -> np.ndarray:
 
 def summarise_configurations(runs: pd.DataFrame, intervals: dict[str, tuple[float, float]],
                              confidence: float = 0.95) -> pd.DataFrame:
-    """One row per configuration (dataset x label) of finished runs: test accuracy with its interval, and costs.
+    """One row per configuration of finished runs: test accuracy with its interval, and costs.
 
-    ``runs`` has ``run_id, label, dataset, test_accuracy`` and the ``COSTS`` columns;
+    A configuration is a dataset and a ``repeat_key`` (runs that differ at most in seed), named
+    by its label, plus a short key where two configurations on one dataset share a label.
+    ``runs`` has ``run_id, label, dataset, repeat_key, test_accuracy`` and the ``COSTS`` columns;
     ``intervals`` maps a run id to its bootstrap interval over test images. A configuration
     run with several seeds gets the mean and a Student-t interval across seeds; a single
     run keeps its bootstrap interval. Costs are means over the configuration's runs.
     Columns: configuration, dataset, n_runs, test_accuracy, ci_low, ci_high, interval, costs, run_ids.
     """
-    from scipy import stats  # only here: searches read the front without loading SciPy
+    from core.stats import mean_ci  # only here: searches read the front without loading SciPy
 
     rows = []
-    for (dataset, label), group in runs.groupby(["dataset", "label"], sort=False):
+    groups = list(runs.groupby(["dataset", "repeat_key"], sort=False))
+    labels = [(dataset, group.label.iloc[0]) for (dataset, _), group in groups]
+    for ((dataset, key), group), name in zip(groups, labels):
         acc = group.test_accuracy.astype(float).to_numpy()
         n = len(acc)
         if n >= 2:
-            low, high = stats.t.interval(confidence, n - 1, loc=acc.mean(), scale=stats.sem(acc))
-            if not np.isfinite(low):  # identical accuracies: no spread across seeds
-                low = high = acc.mean()
+            ci = mean_ci(acc, confidence)
+            low, high = ci["low"], ci["high"]
             how = f"t-interval across {n} seeds"
         else:
             low, high = intervals.get(group.run_id.iloc[0], (math.nan, math.nan))
             how = "bootstrap over test images"
+        label = name[1] if labels.count(name) == 1 else f"{name[1]} · {key[:4]}"
         rows.append({"configuration": label, "dataset": dataset, "n_runs": n, "test_accuracy": float(acc.mean()),
                      "ci_low": float(low), "ci_high": float(high), "interval": how,
                      **{c: float(pd.to_numeric(group[c], errors="coerce").mean()) if c in group else math.nan

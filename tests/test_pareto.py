@@ -25,7 +25,19 @@ def test_front_of_a_hand_made_set_with_ties():
 
 
 def _runs(rows):
-    return pd.DataFrame(rows, columns=["run_id", "label", "dataset", "test_accuracy", *pareto.COSTS])
+    # One configuration per label here: the repeat key stands in for RunStore's hash of the params.
+    frame = pd.DataFrame(rows, columns=["run_id", "label", "dataset", "test_accuracy", *pareto.COSTS])
+    return frame.assign(repeat_key=frame.label)
+
+
+def test_runs_of_one_label_with_other_settings_are_not_averaged_as_seeds():
+    runs = _runs([
+        ("a1", "resnet50/imagenet-adam", "fer", 0.70, 100.0, 3e12, 20.0, 24e6),
+        ("b1", "resnet50/imagenet-adam", "fer", 0.40, 10.0, 3e11, 20.0, 24e6),
+    ]).assign(repeat_key=["a1b2c3d4e5f6", "f6e5d4c3b2a1"])  # e.g. the quick and the paper profile
+    summary = pareto.summarise_configurations(runs, {"a1": (0.6, 0.8), "b1": (0.3, 0.5)})
+    assert list(summary.n_runs) == [1, 1] and list(summary.test_accuracy) == [0.70, 0.40]
+    assert list(summary.configuration) == ["resnet50/imagenet-adam · a1b2", "resnet50/imagenet-adam · f6e5"]
 
 
 def test_configurations_across_seeds_and_the_cheapest_within_the_best_interval():

@@ -342,7 +342,7 @@ def strategy_bands(search_ids: list[str], x: str = "evaluations", points: int = 
     cached genomes) keeps its last best. Columns: strategy, x, mean, low, high, n (searches
     with a value there; the interval needs two).
     """
-    from scipy import stats  # only here: reading searches stays NumPy and pandas
+    from core.stats import mean_ci  # only here: reading searches stays NumPy and pandas
 
     if x not in ("evaluations", "seconds"):
         raise ValueError(f"x: expected 'evaluations' or 'seconds'. Received: {x!r}")
@@ -367,13 +367,7 @@ def strategy_bands(search_ids: list[str], x: str = "evaluations", points: int = 
             values = at[:, j][~np.isnan(at[:, j])]
             if not len(values):
                 continue
-            mean = float(values.mean())
-            if len(values) >= 2 and values.std() > 0:
-                low, high = stats.t.interval(confidence, len(values) - 1, loc=mean, scale=stats.sem(values))
-            elif len(values) >= 2:
-                low = high = mean
-            else:
-                low = high = np.nan
-            rows.append({"strategy": strategy, x: float(g), "mean": mean, "low": float(low), "high": float(high),
+            ci = mean_ci(values, confidence)
+            rows.append({"strategy": strategy, x: float(g), "mean": ci["mean"], "low": ci["low"], "high": ci["high"],
                          "n": len(values)})
     return pd.DataFrame(rows, columns=["strategy", x, "mean", "low", "high", "n"])
