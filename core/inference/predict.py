@@ -99,8 +99,11 @@ def _cams(loaded: LoadedPredictor, x: np.ndarray, class_indices: np.ndarray) -> 
 
 def predict_faces(rgb: np.ndarray, predictor_ids: Sequence[str], detector: str = "haar", margin: float = 0.2,
                   gradcam: bool = True, yunet_model: str | Path | None = None, min_size: int = 24,
-                  store: RunStore | None = None) -> dict:
+                  store: RunStore | None = None, preloaded: dict[str, LoadedPredictor] | None = None) -> dict:
     """Detect faces in an RGB uint8 photo and score each with every predictor (one batch per model).
+
+    ``preloaded`` (predictor id -> ``LoadedPredictor``) skips the lookup of those ids: a folder
+    of photos resolves its models once, not per photo.
 
     Returns a dict:
       faces: list, left to right, each {index, box (x, y, w, h), score, crop (RGB uint8),
@@ -125,7 +128,10 @@ def predict_faces(rgb: np.ndarray, predictor_ids: Sequence[str], detector: str =
     loaded = {}
     timings: dict[str, Any] = {"models": {}}
     for pid in ids:
-        loaded[pid], fresh = load(pid, store)
+        if preloaded and pid in preloaded:
+            loaded[pid], fresh = preloaded[pid], False
+        else:
+            loaded[pid], fresh = load(pid, store)
         timings["models"][pid] = {"load_ms": loaded[pid].load_ms if fresh else 0.0}
 
     t0 = time.perf_counter()
@@ -222,6 +228,7 @@ def predict_folder(folder: str | Path, predictor_ids: Sequence[str], detector: s
     root = Path(folder)
     files = folder_files(root)
     store = store or RunStore()
+    models = {pid: load(pid, store)[0] for pid in dict.fromkeys(predictor_ids)}
     out: dict[str, Any] = {"rows": [], "files": len(files), "scored": 0, "no_face": [], "unreadable": []}
     for i, path in enumerate(files):
         name = path.relative_to(root).as_posix()
@@ -231,7 +238,7 @@ def predict_folder(folder: str | Path, predictor_ids: Sequence[str], detector: s
             out["unreadable"].append((name, str(exc)))
         else:
             result = predict_faces(rgb, predictor_ids, detector, margin, gradcam=False, yunet_model=yunet_model,
-                                   min_size=min_size, store=store)
+                                   min_size=min_size, store=store, preloaded=models)
             out["scored"] += 1
             if not result["faces"]:
                 out["no_face"].append(name)

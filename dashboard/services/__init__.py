@@ -96,6 +96,7 @@ from dashboard.services.seeds import (
     has_repeats,
     mean_confusion,
     more_seeds_plan,
+    pair_verdicts,
     paired_test,
     pairs_table,
     per_class_f1,
@@ -143,6 +144,6 @@ __all__ = [
     "format_rate", "optimizer_paths", "optimizers_href", "optimizers_link", "parse_rate", "playground_defaults", "surface_grid",
     "surface_info",
     "SEED_METRICS", "SEED_SUMMARIES", "aggregate_table", "has_repeats", "mean_confusion", "more_seeds_plan",
-    "paired_test", "pairs_table", "per_class_f1", "per_seed_table", "queue_more_seeds", "repeat_groups",
+    "pair_verdicts", "paired_test", "pairs_table", "per_class_f1", "per_seed_table", "queue_more_seeds", "repeat_groups",
     "seed_bands", "seed_mcnemar", "with_summary",
 ]

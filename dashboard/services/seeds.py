@@ -18,6 +18,8 @@ SEED_SUMMARIES = comparison.SUMMARIES
 SEED_METRICS = comparison.METRICS
 with_summary = comparison.with_summary
 aggregate_table = comparison.aggregate
+paired_test = comparison.paired_test
+pair_verdicts = comparison.verdicts
 
 
 def repeat_groups(run_ids: list[str]) -> dict[str, list[str]]:
@@ -73,9 +75,6 @@ def per_class_f1(run_ids: list[str]) -> dict:
             "n": len(reps)}
 
 
-def paired_test(per_seed: pd.DataFrame, name_a: str, name_b: str, metric: str) -> tuple[dict, str]:
-    """The paired comparison of two configurations on ``metric`` across their shared seeds, and its verdict."""
-    return comparison.paired_test(per_seed, name_a, name_b, metric)
 
 
 def pairs_table(per_seed: pd.DataFrame, metric: str) -> pd.DataFrame:

@@ -156,8 +156,7 @@ def _significance(per_seed, names: list[str], metric: str):
         "p (paired t)": P_VALUE, "p (Holm)": P_VALUE, **{c: DECIMALS for c in
                                                          ("mean difference (A - B)", "CI low", "CI high")}})
     st.caption("Holm's correction keeps the chance of any false 'different' across all pairs at 5%.")
-    verdicts = [services.paired_test(per_seed, a, b, metric)[1] for a, b in zip(pairs.A, pairs.B)]
-    return verdicts, pairs
+    return services.pair_verdicts(per_seed, metric), pairs
 
 
 def single_seed_offer(done: list[str]) -> None:
