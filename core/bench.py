@@ -554,8 +554,7 @@ def bench_paper_profile(arch: str, size: int, x: np.ndarray, y: np.ndarray, epoc
         keras.mixed_precision.set_global_policy("float32")
     n = FER2013_IMAGES
     epoch_s = n["train"] / train_ips + n["val"] / eval_ips
-    views = len(tta.views(p.tta))
-    run_s = p.epochs * epoch_s + (1 + views) * n["test"] / eval_ips  # plain test pass + the TTA views
+    run_s = p.epochs * epoch_s + (1 + tta.extra_passes(p.tta)) * n["test"] / eval_ips  # plain pass + TTA views
     return {"arch": arch, "size": size, "weights": "pretrained" if pretrained else "scratch",
             "batch_size": p.batch_size, "mixed_precision": mixed, "xla": xla, "images": len(y),
             "train_images_per_sec": train_ips, "eval_images_per_sec": eval_ips,

@@ -114,7 +114,7 @@ def evaluate_and_log(model, cfg: RunConfig, ds: datasets.Dataset, run_id: str, s
     arrays, tta_summary = {}, {}
     if cfg.train.tta != "none":
         # Reported beside the plain numbers, never instead of them.
-        arrays["probs_tta"] = tta.predict(model, test_ds, cfg.train.tta)
+        arrays["probs_tta"] = tta.predict(model, test_ds, cfg.train.tta, plain=probs)
         tta_report = evaluation.classification_report(y_test, arrays["probs_tta"], ds.class_names)
         report["tta"] = {"mode": cfg.train.tta, "views": len(tta.views(cfg.train.tta)),
                          **{k: tta_report[k] for k in ("accuracy", "macro_f1", "loss")}}

@@ -45,20 +45,29 @@ def _ten_crop() -> list[Callable]:
 
 
 def views(mode: str) -> list[Callable]:
-    """The views ``mode`` averages: "identity" (one view, the plain prediction), "flip" (image and its
+    """The views ``mode`` averages: "none" (one view, the plain prediction), "flip" (image and its
     mirror) or "ten-crop"."""
-    table = {"identity": lambda: [_identity], "none": lambda: [_identity], "flip": lambda: [_identity, _flip],
-             "ten-crop": _ten_crop}
+    table = {"none": lambda: [_identity], "flip": lambda: [_identity, _flip], "ten-crop": _ten_crop}
     if mode not in table:
         raise ValueError(f"Unknown test-time augmentation {mode!r}; expected one of {sorted(table)}")
     return table[mode]()
 
 
-def predict(model, dataset, mode: str) -> np.ndarray:
-    """Mean softmax over ``mode``'s views for a batched tf.data dataset of (model input, label)."""
+def extra_passes(mode: str) -> int:
+    """Passes over the test split ``mode`` costs beyond the plain prediction (which ``predict`` reuses)."""
+    return sum(v is not _identity for v in views(mode))
+
+
+def predict(model, dataset, mode: str, plain: np.ndarray | None = None) -> np.ndarray:
+    """Mean softmax over ``mode``'s views for a batched tf.data dataset of (model input, label).
+
+    ``plain``: the plain prediction of ``dataset`` when the caller has it already (the test
+    report's), used for the unaltered view instead of predicting the whole split again.
+    """
     import tensorflow as tf
 
-    probs = [np.asarray(model.predict(dataset.map(lambda a, b, v=v: (v(a), b), num_parallel_calls=tf.data.AUTOTUNE),
+    probs = [plain if v is _identity and plain is not None else
+             np.asarray(model.predict(dataset.map(lambda a, b, v=v: (v(a), b), num_parallel_calls=tf.data.AUTOTUNE),
                                       verbose=0), dtype=np.float32)
              for v in views(mode)]
     return np.mean(probs, axis=0)

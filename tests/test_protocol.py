@@ -150,7 +150,7 @@ def test_resumed_run_keeps_its_schedule_restores_its_best_epoch_and_records_tta_
 # ---------------------------------------------------------------- test-time augmentation
 
 
-def test_tta_identity_is_the_plain_prediction_and_flip_averages_mirrored_views():
+def test_tta_none_is_the_plain_prediction_and_flip_averages_mirrored_views():
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 5, activation="relu"),
                               keras.layers.Flatten(), keras.layers.Dense(7, activation="softmax")])
@@ -158,12 +158,15 @@ def test_tta_identity_is_the_plain_prediction_and_flip_averages_mirrored_views()
     data = datasets.make_pipeline(x, np.arange(20) % 7, arch="vgg16", input_size=32, num_classes=7, batch_size=8,
                                   training=False)
     plain = evaluation.predict_probs(model, data)
-    np.testing.assert_allclose(tta.predict(model, data, "identity"), plain, atol=1e-6)
+    np.testing.assert_allclose(tta.predict(model, data, "none"), plain, atol=1e-6)
     flipped = evaluation.predict_probs(model, data.map(lambda a, b: (a[:, :, ::-1, :], b)))
     np.testing.assert_allclose(tta.predict(model, data, "flip"), (plain + flipped) / 2, atol=1e-6)
+    # The test report's plain prediction stands in for the unaltered view; the mirrored one is still predicted.
+    np.testing.assert_allclose(tta.predict(model, data, "flip", plain=np.zeros_like(plain)), flipped / 2, atol=1e-6)
     assert not np.allclose(flipped, plain)
     ten = tta.predict(model, data, "ten-crop")
     assert len(tta.views("ten-crop")) == 10 and not np.allclose(ten, plain)
+    assert [tta.extra_passes(m) for m in ("none", "flip", "ten-crop")] == [0, 1, 10]
     np.testing.assert_allclose(ten.sum(axis=1), 1.0, atol=1e-5)
 
 
