@@ -313,3 +313,11 @@ def test_cli_predict_folder_writes_a_csv_and_lists_unreadable_files(lab, referen
     assert rows.probability.iloc[0] == pytest.approx(rows[f"p({rows['top label'].iloc[0]})"].iloc[0])
     box = tuple(rows[["x", "y", "width", "height"]].iloc[0])
     assert _iou(box, ASTRONAUT_FACE) > 0.6
+
+
+def test_a_tied_vote_goes_to_the_label_its_models_are_surer_of():
+    from core.inference.predict import majority_vote
+
+    # Two models each: "sad" came first but "happy"'s voters are surer (photos and videos both label faces so).
+    assert majority_vote([("sad", 0.4), ("happy", 0.9), ("sad", 0.45), ("happy", 0.8)]) == ("happy", 2)
+    assert majority_vote([("sad", 0.4), ("sad", 0.5), ("happy", 0.99)]) == ("sad", 2)

@@ -165,6 +165,17 @@ def predict_faces(rgb: np.ndarray, predictor_ids: Sequence[str], detector: str =
     return result
 
 
+def majority_vote(tops: Sequence[tuple[str, float]]) -> tuple[str, int]:
+    """The label most models put on top, and how many did; a tie goes to the label its voters are surer of.
+    ``tops``: each model's (top label, its probability). Photos and videos label faces by this."""
+    votes = Counter(label for label, _ in tops)
+    confidence: Counter = Counter()
+    for label, p in tops:
+        confidence[label] += p
+    majority = max(votes, key=lambda label: (votes[label], confidence[label]))
+    return majority, votes[majority]
+
+
 def _face_result(i: int, face: Face, crop: np.ndarray, loaded: dict, probs: dict, cams: dict) -> dict:
     predictions = {}
     for pid, entry in loaded.items():
@@ -173,14 +184,9 @@ def _face_result(i: int, face: Face, crop: np.ndarray, loaded: dict, probs: dict
         top = int(p.argmax())
         predictions[pid] = {"top_label": names[top], "probability": float(p[top]),
                             "probs": {c: float(v) for c, v in zip(names, p)}}
-    votes = Counter(v["top_label"] for v in predictions.values())
-    # Ties go to the label its voters are surer of.
-    confidence = Counter()
-    for v in predictions.values():
-        confidence[v["top_label"]] += v["probability"]
-    majority = max(votes, key=lambda label: (votes[label], confidence[label]))
+    majority, agreement = majority_vote([(v["top_label"], v["probability"]) for v in predictions.values()])
     out = {"index": i, "box": face.box, "score": face.score, "crop": crop, "predictions": predictions,
-           "majority_label": majority, "agreement": votes[majority], "n_models": len(predictions), "gradcam": {}}
+           "majority_label": majority, "agreement": agreement, "n_models": len(predictions), "gradcam": {}}
     for pid, maps in cams.items():
         if maps is not None:
             heat, overlay = overlay_heatmap(crop, maps[i])

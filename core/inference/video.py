@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from core.faces import DETECTORS, Face, crop_face, detect_faces
-from core.inference.predict import prepare, probabilities
+from core.inference.predict import majority_vote, prepare, probabilities
 from core.inference.predictors import LoadedPredictor, load
 from core.tracking import RunStore
 
@@ -274,7 +274,7 @@ def _score_frame(rgb: np.ndarray, found: list[Face], numbers: list[int], loaded:
     if not found:
         return []
     crops = [crop_face(rgb, f, margin) for f in found]
-    votes: list[Counter] = [Counter() for _ in found]
+    tops: list[list[tuple[str, float]]] = [[] for _ in found]
     for pid, entry in loaded.items():
         probs = probabilities(entry, prepare(entry.predictor, crops))
         names = entry.predictor.class_names
@@ -285,9 +285,9 @@ def _score_frame(rgb: np.ndarray, found: list[Face], numbers: list[int], loaded:
                 track["boxes"].append(face.box)
             track["probs"].setdefault(pid, []).append(probs[i])
             top = int(probs[i].argmax())
-            votes[i][names[top]] += 1
+            tops[i].append((names[top], float(probs[i][top])))
             rows.append({"time (s)": round(t, 3), "frame": frame_no, "face": n, "x": face.x, "y": face.y,
                          "width": face.w, "height": face.h, "model": entry.predictor.label, "model id": pid,
                          "top label": names[top], "probability": float(probs[i][top]),
                          **{f"p({c})": float(v) for c, v in zip(names, probs[i])}})
-    return [v.most_common(1)[0][0] for v in votes]
+    return [majority_vote(t)[0] for t in tops]
