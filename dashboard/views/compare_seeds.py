@@ -102,20 +102,22 @@ def render(selected: list[str], live: bool) -> None:
     st.download_button("Download aggregated table (CSV)", table.to_csv(index=False),
                        file_name=f"comparison-seeds-{stamp}.csv", mime="text/csv", icon=":material/download:",
                        key="compare_seed_csv")
-    sections = [
-        ("Configurations", "\n\n".join(f"{n}: seeds {s}" for n, s in zip(table.configuration, table["seed list"]))),
-        ("Results across seeds (mean, 95% t-interval)", table.round(4)),
-        ("Per-seed values", per_seed.round(4)),
-        (f"{metric} per seed", strip),
-        *[(f"{charts.metric_label(m)} curves (mean, 95% band across seeds)", ui.tight(charts.band_figure(
-            services.seed_bands(groups, m, x, smoothing), m, colors, X_AXES[x_axis]))) for m in ("accuracy", "loss")],
-        *[(f"Confusion matrix (mean over seeds): {n}", fig) for n, fig in cms.items()],
-        ("Per-class F1 across seeds", per_class),
-        *([(f"Is the difference real ({metric}, paired by seed)", "\n\n".join(verdicts))] if verdicts else []),
-        *([("All pairs (paired t-test, Holm-corrected)", pairs.round(4))] if pairs is not None else []),
-    ]
+    def sections() -> list:  # built when the report is downloaded: the curves cost a query per run
+        return [
+            ("Configurations", "\n\n".join(f"{n}: seeds {s}" for n, s in zip(table.configuration, table["seed list"]))),
+            ("Results across seeds (mean, 95% t-interval)", table.round(4)),
+            ("Per-seed values", per_seed.round(4)),
+            (f"{metric} per seed", strip),
+            *[(f"{charts.metric_label(m)} curves (mean, 95% band across seeds)", ui.tight(charts.band_figure(
+                services.seed_bands(groups, m, x, smoothing), m, colors, X_AXES[x_axis]))) for m in ("accuracy", "loss")],
+            *[(f"Confusion matrix (mean over seeds): {n}", fig) for n, fig in cms.items()],
+            ("Per-class F1 across seeds", per_class),
+            *([(f"Is the difference real ({metric}, paired by seed)", "\n\n".join(verdicts))] if verdicts else []),
+            *([("All pairs (paired t-test, Holm-corrected)", pairs.round(4))] if pairs is not None else []),
+        ]
+
     st.download_button("Download comparison report (HTML)",
-                       lambda: charts.report_html(f"Seeded comparison {stamp}", sections),
+                       lambda: charts.report_html(f"Seeded comparison {stamp}", sections()),
                        file_name=f"comparison-seeds-{stamp}.html", mime="text/html", icon=":material/description:",
                        key="compare_seed_report")
 
