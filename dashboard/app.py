@@ -1,15 +1,9 @@
 """Streamlit entrypoint: ``streamlit run dashboard/app.py``."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import streamlit as st
 
-# `streamlit run` puts dashboard/ on sys.path, not the project root that holds `core`.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import streamlit as st  # noqa: E402
-
-from dashboard import services, ui  # noqa: E402
+from dashboard import services, ui
 
 st.set_page_config(page_title="Emotion recognition lab", page_icon=":material/mood:", layout="wide")
 

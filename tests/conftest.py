@@ -5,13 +5,11 @@ Nothing a test does touches the developer's real run store or downloads anything
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -47,7 +45,7 @@ def tiny_config(arch: str = "resnet50", config_id: str = "scratch-adam", **train
     """The smoke version of a run: 32x32 tiny synthetic data, 1 epoch."""
     from dataclasses import replace
 
-    from core import presets
+    from core.configs import presets
 
     base = presets.base_config(arch, "synthetic-tiny", **{"epochs": 1, "batch_size": 8, **train})
     base = replace(base, model=replace(base.model, input_size=32))
@@ -127,7 +125,7 @@ def write_imagenet_file(arch: str) -> Path:
     import keras
     from keras.src.legacy.saving import legacy_h5_format
 
-    from core import models
+    from core.train import models
 
     path = models.imagenet_weights_path(arch)
     path.parent.mkdir(parents=True, exist_ok=True)

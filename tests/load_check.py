@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-# The browser test's helpers: this script sits beside it in tests/ (on sys.path when run as a script).
+# The browser test's helpers: Python runs this script with tests/, where both live, as its first import folder.
 from test_e2e_browser import CHROMIUM, ROOT, free_port, stop_worker, wait_healthy
 
 # page -> text that is visible once the page has rendered its main content

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import json
 
-from core import bench, benchstats
+from core.bench import experiments, stats
 
 
 def test_bench_smoke_reports_all_sections(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench, "DETECTION_MEGAPIXELS", (0.25, 4.0))  # 40 MP at full resolution takes 10-30 s
-    out = tmp_path / "bench.json"
-    results = bench.run_benchmark(archs=("vgg16",), sizes=(32,), n_images=14, batch_size=7, windows=1,
+    monkeypatch.setattr(experiments, "DETECTION_MEGAPIXELS", (0.25, 4.0))  # 40 MP at full resolution takes 10-30 s
+    out = tmp_path / "experiments.json"
+    results = experiments.run_benchmark(archs=("vgg16",), sizes=(32,), n_images=14, batch_size=7, windows=1,
                                   startup=False, out=out, progress=lambda line: None)
     saved = json.loads(out.read_text())
-    assert saved["schema"] == benchstats.SCHEMA and saved["environment"]["device"] == "CPU"
+    assert saved["schema"] == stats.SCHEMA and saved["environment"]["device"] == "CPU"
     assert saved["matmul_gflops"] > 0 and saved["machine"]["load_before"]
     row = saved["training"][0]
     for method in ("pipeline", "pipeline_augmented", "bare_fit", "notebook_flow_from_directory"):
@@ -23,24 +23,24 @@ def test_bench_smoke_reports_all_sections(tmp_path, monkeypatch):
         assert len(fig["windows"]) == 1 and fig["median"] > 0
     assert row["first_window_s"] > 0 and row["train_gflop_per_image"] > 0
     # One window gives no interval: no ratio may claim a verdict.
-    assert saved["ratios"]["train/vgg16@32/pipeline_vs_bare"]["verdict"] == benchstats.NOT_RESOLVED
+    assert saved["ratios"]["train/vgg16@32/pipeline_vs_bare"]["verdict"] == stats.NOT_RESOLVED
     frozen = saved["frozen_features"][0]
     assert frozen["expected_speedup_flops"] > 1 and 0 < frozen["trainable_flop_share"] < 1
     assert saved["figures"]["frozen/vgg16@32/cached_features"]["median"] > 0
     assert saved["predict_latency"][0]["predict_ms"] > 0
-    table = bench.format_table(results)
+    table = experiments.format_table(results)
     assert "vgg16@32" in table and "matmul ceiling" in table and "frozen backbone" in table
     assert "Haar detection, 4.00 MP astronaut: full resolution" in table
     assert saved["detection"]["rows"][1]["faces_after"] >= 1
     assert saved["video"]["frames"] == 12 and saved["video"]["faces"] == 1 and "per sampled frame" in table
-    assert "| vgg16@32 |" in bench.format_markdown(results)
+    assert "| vgg16@32 |" in experiments.format_markdown(results)
     # A second run's JSON compares against the first, figure by figure.
-    diff = benchstats.compare(saved, saved)
+    diff = stats.compare(saved, saved)
     assert {f["figure"] for f in diff["figures"]} == set(saved["figures"])
 
 
 def test_startup_probe_splits_the_time_to_the_first_step():
-    got = bench.bench_startup("vgg16", 32, batch_size=7)
+    got = experiments.bench_startup("vgg16", 32, batch_size=7)
     for phase in ("import_tensorflow_s", "import_project_s", "build_compile_s", "first_step_s", "steady_step_s"):
         assert got[phase] > 0
     assert got["to_first_step_s"] >= got["first_step_s"] + got["import_tensorflow_s"]
@@ -53,14 +53,14 @@ def test_forward_flops_match_a_hand_count():
     x = keras.layers.Conv2D(4, 3, padding="same")(inputs)  # 2*8*8*4*3*3*3 = 13824
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(5)(x)  # 2*4*5 = 40
-    assert bench.forward_flops(keras.Model(inputs, outputs)) == 13824 + 40
+    assert experiments.forward_flops(keras.Model(inputs, outputs)) == 13824 + 40
 
 
 def test_prebuilt_train_state_lets_keras_trace_the_train_step_once():
     import keras
     import numpy as np
 
-    from core import models
+    from core.train import models
 
     traced = []
 
@@ -73,7 +73,7 @@ def test_prebuilt_train_state_lets_keras_trace_the_train_step_once():
         traced.clear()
         inputs = keras.Input((4,))
         model = Counting(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
-        # With a compiled metric, as core.training compiles: its variables would be created in the first trace too.
+        # With a compiled metric, as core.train.training compiles: its variables would be created in the first trace too.
         model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
         if prebuild:
             models.build_train_state(model)

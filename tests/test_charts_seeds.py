@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import stats
+from core.analysis import stats
 from dashboard import charts
 
 

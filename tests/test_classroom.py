@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core import classroom, features
+from core.teaching import classroom
+from core.train import features
 
 
 def test_three_heads_share_their_start_and_data_order_and_finish():

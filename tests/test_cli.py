@@ -33,10 +33,10 @@ def test_help_lists_every_command(capsys):
 
 def test_choices_come_from_the_registries():
     from core import evolution
-    from core.config import ARCHITECTURES
-    from core.device import DISTRIBUTE_MODES
-    from core.faces import DETECTORS
-    from core.presets import CONFIG_IDS
+    from core.configs import ARCHITECTURES
+    from core.configs.presets import CONFIG_IDS
+    from core.inference.faces import DETECTORS
+    from core.train.device import DISTRIBUTE_MODES
 
     assert tuple(options("train")["arch"].choices) == ARCHITECTURES
     assert tuple(options("compare")["configs"].choices) == CONFIG_IDS

@@ -3,7 +3,7 @@
 One module-wide Ray instance (started once: it takes several seconds) and one tracking
 server serve every test: the queue's worker runs a tiny grid on Ray into the server, the
 dashboard's services read the runs back from it, and a tiny GA generation trains on Ray
-through ``core.parallel.evaluate_configs``.
+through ``core.cluster.evaluate_configs``.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT, tiny_config
 
-from core.config import ConfigError
+from core.configs import ConfigError
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -98,7 +98,7 @@ def test_ray_worker_runs_a_grid_in_parallel_into_the_tracking_server_and_the_das
     import streamlit as st
 
     from core import jobs
-    from core.tracking import RunStore
+    from core.store import RunStore
 
     group = "ray-grid"
     ids = jobs.submit_grid([tiny_config("vgg16", "scratch-adam"), tiny_config("vgg16", "scratch-rmsprop")], group)
@@ -159,8 +159,9 @@ def test_ray_worker_runs_a_grid_in_parallel_into_the_tracking_server_and_the_das
 
 
 def test_a_ga_generation_trains_its_individuals_in_parallel_on_ray(shared_store, ray_cluster):
-    from core import datasets, parallel
-    from core.tracking import RunStore
+    from core import cluster
+    from core.data import datasets
+    from core.store import RunStore
 
     base = tiny_config("vgg16", "scratch-adam")
     configs = [replace(base, variant=f"ga-test-g0s{i}", group="ga-test",
@@ -170,7 +171,7 @@ def test_a_ga_generation_trains_its_individuals_in_parallel_on_ray(shared_store,
     search_ds = datasets.Dataset(ds.name, ds.source, ds.class_names,
                                  {"train": ds.splits["train"], "val": ds.splits["val"], "test": ds.splits["val"]})
     finished = []
-    results = parallel.evaluate_configs(configs, dataset=search_ds, tags=[{"generation": 0, "slot": i} for i in (0, 1)],
+    results = cluster.evaluate_configs(configs, dataset=search_ds, tags=[{"generation": 0, "slot": i} for i in (0, 1)],
                                        on_result=lambda i, ev: finished.append(i))
     assert sorted(finished) == [0, 1]
     assert [r.status for r in results] == ["FINISHED", "FINISHED"], [r.error for r in results]
@@ -189,10 +190,10 @@ def test_a_ga_generation_trains_its_individuals_in_parallel_on_ray(shared_store,
 
 
 def test_a_search_under_ray_trains_each_generation_in_parallel(shared_store, ray_cluster, monkeypatch):
-    from core import evolution, parallel
-    from core.tracking import RunStore
+    from core import cluster, evolution
+    from core.store import RunStore
 
-    monkeypatch.setenv(parallel.ADDRESS_ENV, ray_cluster)  # as inside a job run by `worker --ray`
+    monkeypatch.setenv(cluster.ADDRESS_ENV, ray_cluster)  # as inside a job run by `worker --ray`
     # Cheap genes pinned (as in test_page_evolve); seed 42 draws two distinct genomes in generation 0.
     fixed = {"arch": "vgg16", "weights": "none", "input_size": 32, "frozen_blocks": 0, "dense_units": 0,
              "augment_strength": 0.5, "batch_size": 16, "dropout": 0.2, "label_smoothing": 0.0}
@@ -219,13 +220,14 @@ def test_a_search_under_ray_trains_each_generation_in_parallel(shared_store, ray
 
 
 def test_cluster_options_are_checked_before_anything_runs(monkeypatch):
-    from core import device, parallel
+    from core import cluster
     from core.jobs import ray_worker
+    from core.train import device
 
     with pytest.raises(ConfigError, match="Received: gpus_per_task=1.5"):
-        parallel.check_fraction("gpus_per_task", 1.5)
-    parallel.check_fraction("gpus_per_task", 0.25)
-    parallel.check_fraction("gpus_per_task", 2)
+        cluster.check_fraction("gpus_per_task", 1.5)
+    cluster.check_fraction("gpus_per_task", 0.25)
+    cluster.check_fraction("gpus_per_task", 2)
     monkeypatch.setenv(device.DISTRIBUTE_ENV, "horovod")
     with pytest.raises(ConfigError, match="horovod"):
         device.distribute_mode()

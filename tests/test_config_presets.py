@@ -5,8 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from core import presets
-from core.config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
+from core.configs import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig, presets
 
 
 def test_config_round_trips_through_dict():
@@ -112,7 +111,7 @@ def test_quick_profile_leaves_out_imagenet_runs_without_weights():
 
 
 def test_quick_profile_asks_the_keras_cache_by_default(tmp_path, monkeypatch):
-    from core import models
+    from core.train import models
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     assert not models.imagenet_weights_cached("resnet50")

@@ -10,8 +10,9 @@ from conftest import tiny_config
 def test_a_tiny_run_records_plausible_costs(fresh_artifacts):
     import keras
 
-    from core import costs, datasets, models, training
-    from core.tracking import RunStore
+    from core.data import datasets
+    from core.store import RunStore
+    from core.train import costs, models, training
 
     cfg = tiny_config("vgg16", "scratch-adam", epochs=2)
     store = RunStore()

@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from core import datasets
-from core.config import DataConfig
-from core.datasets import DatasetError
+from core.configs import DataConfig
+from core.data import datasets
+from core.data.datasets import DatasetError
 
 
 def write_fer_csv(path: Path, rows_per_usage: int = 7, side: int = 48, usage: bool = True, bad_row: str | None = None):

@@ -8,7 +8,8 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from core import estimate, presets
+from core.analysis import estimate
+from core.configs import presets
 
 SIZES = {"synthetic": {"train": 2800, "val": 350, "test": 350}}
 

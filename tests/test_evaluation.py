@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core import evaluation
+from core.train import evaluation
 
 
 def one_hot_probs(pred, k):

@@ -20,7 +20,7 @@ import pytest
 from conftest import write_imagenet_file
 
 from core import evolution
-from core.config import ConfigError, DataConfig, RunConfig
+from core.configs import ConfigError, DataConfig, RunConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,7 +34,7 @@ SEED = 3
 def _base() -> RunConfig:
     """The full budget of the five configurations in these tests (what `--epochs 1 --batch-size 8
     --input-size 32 --seed 3 --dataset synthetic-tiny` gives on the command line)."""
-    from core import presets
+    from core.configs import presets
 
     base = presets.base_config("resnet50", "synthetic-tiny", epochs=1, batch_size=8, seed=SEED)
     return replace(base, model=replace(base.model, input_size=32))
@@ -78,7 +78,7 @@ def test_decoding_covers_every_choice_of_every_gene():
 
 
 def test_fixed_genes_and_missing_imagenet_weights(tmp_path, monkeypatch):
-    from core import models
+    from core.train import models
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     space, notes = evolution.resolve_space()
@@ -148,7 +148,7 @@ def _spec_payload(**changes) -> dict:
 
 
 def test_search_spec_validates_once_and_round_trips(fresh_artifacts, tmp_path, monkeypatch):
-    from core import presets
+    from core.configs import presets
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no ImageNet weights cached
     spec = evolution.SearchSpec.from_payload(_spec_payload())
@@ -259,7 +259,8 @@ def test_every_decoded_config_builds_and_trains_a_step(tmp_path, monkeypatch):
     """A covering set: every choice of every gene appears in at least one of six genomes."""
     import keras
 
-    from core import datasets, models
+    from core.data import datasets
+    from core.train import models
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     weights_file = write_imagenet_file("vgg16")
@@ -331,9 +332,9 @@ def _poll_generation(path: Path, proc: subprocess.Popen, log: Path, at_least: in
 
 
 def test_search_killed_between_generations_resumes_to_the_uninterrupted_result(fresh_artifacts, monkeypatch):
-    from core import datasets
-    from core.runs import dataset_identity
-    from core.tracking import RunStore
+    from core.data import datasets
+    from core.store import RunStore
+    from core.train.runs import dataset_identity
 
     # Frozen pretrained blocks without augmentation: individuals train on cached features, which keeps
     # three generations, twice over, affordable (the weights file is made here, in Keras' format, in a
@@ -422,9 +423,9 @@ def test_search_killed_between_generations_resumes_to_the_uninterrupted_result(f
 
 def test_random_baseline_multi_fidelity_cancel_and_resume(fresh_artifacts):
     """All genes pinned: one genome, so every slot after the first is a cache hit."""
-    from core import datasets
-    from core.runs import open_run
-    from core.tracking import RunStore
+    from core.data import datasets
+    from core.store import RunStore
+    from core.train.runs import open_run
 
     fixed = {g.name: g.choices[0] for g in evolution.GENE_SPACE}
     fixed.update(FIXED)
@@ -478,7 +479,8 @@ def test_head_mode_evolves_a_head_that_beats_its_start(fresh_artifacts, monkeypa
     import keras
     import pygad.kerasga
 
-    from core import models, presets
+    from core.configs import presets
+    from core.train import models
 
     # No ImageNet weights offline: a fixed, seeded random VGG16 is the backbone. Its pooled
     # features are weak (Adam's head reaches ~0.24 here), so the GA gets enough steps to

@@ -6,7 +6,7 @@ import pytest
 from test_evolution import SEED, _base
 
 from core import evolution
-from core.config import ConfigError
+from core.configs import ConfigError
 
 # Only the head's width evolves (4 genomes, so later generations are mostly cache hits), and it
 # sets the training FLOPs: a deterministic cost, so the front does not depend on this machine's
@@ -32,7 +32,7 @@ def test_objectives_are_validated():
 
 
 def test_two_objective_search_yields_a_front_and_retrains_a_member(fresh_artifacts):
-    from core.tracking import RunStore
+    from core.store import RunStore
 
     # Two generations (0 and 1) of four individuals.
     sid = evolution.run_search("synthetic-tiny", 4, 1, budget=BUDGET, base=_base(), fixed=FIXED, seed=SEED,

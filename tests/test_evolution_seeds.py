@@ -69,7 +69,7 @@ def test_evolve_page_shows_bands_per_strategy(seeded, no_worker):
 def test_seeded_searches_run_each_strategy_per_seed_at_the_same_budget(fresh_artifacts):
     from test_evolution import _base
 
-    from core.config import ConfigError
+    from core.configs import ConfigError
 
     # One genome (every gene pinned): each search trains once, the rest are cache hits.
     fixed = {g.name: g.choices[0] for g in evolution.GENE_SPACE} | {

@@ -1,4 +1,4 @@
-"""core.faces: safe decoding of untrusted photos and face detection on real photos."""
+"""core.inference.faces: safe decoding of untrusted photos and face detection on real photos."""
 from __future__ import annotations
 
 import io
@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from core import faces
-from core.faces import Face, ImageError, crop_face, detect_faces, load_image, to_gray
+from core.inference import faces
+from core.inference.faces import Face, ImageError, crop_face, detect_faces, load_image, to_gray
 
 # Verified by eye on a saved crop: her face from hairline to chin, ear to ear.
 ASTRONAUT_FACE = Face(177, 65, 95, 95, 1.0)
@@ -317,9 +317,9 @@ def test_to_gray():
 
 
 def test_bench_reports_detection_before_and_after_on_the_same_photo():
-    from core import bench
+    from core.bench import experiments
 
-    got = bench.bench_detection(megapixels=(0.25, 2.0), repeats=1)
+    got = experiments.bench_detection(megapixels=(0.25, 2.0), repeats=1)
     assert got["work_pixels"] == faces.DETECT_PIXELS
     small, large = got["rows"]
     assert small["side"] == 500 and large["side"] == 1414 and small["photo"] == "astronaut"

@@ -12,11 +12,13 @@ from conftest import tiny_config
 from PIL import Image
 from skimage import data as skdata
 
-from core import datasets, inference, models, runs
+from core import inference
 from core.cli import main
-from core.faces import to_gray
+from core.data import datasets
 from core.inference import ReferenceModelError, gradcam, predict, predictors
-from core.tracking import RunStore
+from core.inference.faces import to_gray
+from core.store import RunStore
+from core.train import models, runs
 
 FER = list(datasets.FER_CLASSES)
 # Her face, checked by eye (see test_faces.py).
@@ -158,7 +160,7 @@ def test_preprocessing_equals_the_training_pipeline(lab):
 
 @pytest.mark.parametrize("arch", ["resnet50", "vgg16"])
 def test_gradcam_has_the_crop_shape_and_localises(lab, arch):
-    from core.config import ModelConfig
+    from core.configs import ModelConfig
 
     crop = skdata.astronaut()[40:180, 160:290]  # her face, 140x130
     model = models.build_model(ModelConfig(arch=arch, weights="none", input_size=48), 7, seed=1)

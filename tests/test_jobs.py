@@ -18,7 +18,7 @@ import pytest
 from conftest import ROOT, tiny_config
 
 from core import jobs
-from core.config import ConfigError
+from core.configs import ConfigError
 
 
 def _wait(predicate, timeout: float, what: str, interval: float = 0.1):
@@ -76,7 +76,6 @@ def _kill_pid(pid: int) -> None:
 def test_submit_validates_reads_and_cancels_without_tensorflow(fresh_artifacts):
     code = textwrap.dedent("""
         import json, sys
-        sys.path.insert(0, "tests")
         from conftest import tiny_config
         from core import jobs
         job_id = jobs.submit_train(tiny_config("vgg16"))
@@ -84,7 +83,7 @@ def test_submit_validates_reads_and_cancels_without_tensorflow(fresh_artifacts):
         print(json.dumps({"id": job_id, "rows": len(table), "worker": jobs.worker_status()["alive"],
                           "heavy": sorted(m for m in ("tensorflow", "keras", "mlflow") if m in sys.modules)}))
     """)
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ), capture_output=True,
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": "tests"}, capture_output=True,
                          text=True, timeout=60, check=True)
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got == {"id": 1, "rows": 1, "worker": False, "heavy": []}, "the dashboard's job API must not load TF"
@@ -125,14 +124,13 @@ def _submit_together(n: int, body: str, env: dict, folder: Path) -> list[str]:
     go = folder / "go"
     code = textwrap.dedent(f"""
         import json, os, sys, time
-        sys.path.insert(0, "tests")
         from conftest import tiny_config
         from core import jobs
         cfg = tiny_config("vgg16")
         while not os.path.exists({str(go)!r}):
             time.sleep(0.001)
     """) + textwrap.dedent(body)
-    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env={**env, "PYTHONPATH": "tests"}, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(n)]
     time.sleep(2.0)  # all have imported core.jobs and are polling for the go file
     go.touch()
@@ -212,7 +210,7 @@ def resumed(tmp_path_factory):
 
 
 def _kill_and_resume(w: Workers) -> dict:
-    from core.tracking import RunStore
+    from core.store import RunStore
 
     job_id = jobs.submit_train(tiny_config("vgg16", epochs=3))
     first = w.start()
@@ -290,7 +288,7 @@ def test_two_workers_run_each_job_once(resumed, monkeypatch, tmp_path, workers):
     for w in pair:
         assert w.wait(timeout=300) == 0, workers.output()
 
-    from core.tracking import RunStore
+    from core.store import RunStore
 
     done = [jobs.get_job(i) for i in (shared, own)]
     assert [j["state"] for j in done] == ["done"] * 2, done
@@ -336,7 +334,7 @@ def test_failed_job_then_cancel_cooperative_and_forced(fresh_artifacts, workers)
     assert forced["state"] == "cancelled" and "forcefully" in forced["note"], forced
     assert worker.wait(timeout=60) == 0, workers.output()
 
-    from core.tracking import RunStore
+    from core.store import RunStore
 
     runs = RunStore().list_runs().set_index("run_id")
     assert runs.loc[cancelled["run_id"], "status"] == "KILLED"

@@ -5,8 +5,8 @@ import h5py
 import numpy as np
 import pytest
 
-from core import models
-from core.config import ConfigError, ModelConfig
+from core.configs import ConfigError, ModelConfig
+from core.train import models
 
 
 def write_keras_notop_weights(arch: str, path, seed: int = 7):
@@ -123,7 +123,7 @@ def test_preprocess_matches_for_gray_and_rgb():
 
 @pytest.mark.parametrize("name", ["adam", "rmsprop", "sgd", "adamw"])
 def test_optimizers_are_data(name):
-    from core.config import OptimizerConfig
+    from core.configs import OptimizerConfig
 
     opt = models.make_optimizer(OptimizerConfig(name=name, learning_rate=0.01))
     assert float(np.asarray(opt.learning_rate)) == pytest.approx(0.01)
@@ -131,7 +131,7 @@ def test_optimizers_are_data(name):
 
 
 def test_mixed_precision_uses_bfloat16_on_cpus_that_compute_it_natively(tmp_path):
-    from core import device
+    from core.train import device
 
     amx = tmp_path / "amx"
     amx.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n")

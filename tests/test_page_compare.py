@@ -1,6 +1,6 @@
 """The Compare page, run headless with AppTest against a real run store.
 
-The store is filled through ``core.tracking.RunStore`` exactly as training fills it
+The store is filled through ``core.store.tracking.RunStore`` exactly as training fills it
 (per-epoch metrics, report.json from ``classification_report``, predictions.npz on the
 real synthetic-tiny test labels), without training models, so the page sees finished,
 running and failed runs in a second rather than minutes.
@@ -26,7 +26,7 @@ OOM = "ResourceExhaustedError: OOM when allocating tensor with shape [8,512,3,3]
 
 
 def _config(arch: str, config_id: str, dataset: str = "synthetic-tiny", group: str = GRID):
-    from core import presets
+    from core.configs import presets
 
     return replace(presets.preset(config_id, presets.base_config(arch, dataset, epochs=3)), group=group)
 
@@ -34,7 +34,8 @@ def _config(arch: str, config_id: str, dataset: str = "synthetic-tiny", group: s
 def _add_run(store, cfg, curve: list[float], correct: np.ndarray | None = None, status: str = "FINISHED",
              error: str | None = None) -> str:
     """One run as training would log it; ``correct`` marks which test images it gets right."""
-    from core import datasets, evaluation
+    from core.data import datasets
+    from core.train import evaluation
 
     ds = datasets.load_for_run(cfg.data)
     identity = {"name": ds.name, "source": ds.source, "fingerprint": ds.fingerprint(),
@@ -72,7 +73,7 @@ def _add_run(store, cfg, curve: list[float], correct: np.ndarray | None = None, 
 def lab(tmp_path_factory):
     """A store with an older run on another dataset, then a grid of two finished runs,
     one still training and one that failed."""
-    from core.tracking import RunStore
+    from core.store import RunStore
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EMOTION_LAB_ARTIFACTS", str(tmp_path_factory.mktemp("compare") / "artifacts"))

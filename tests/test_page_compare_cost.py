@@ -15,7 +15,7 @@ N = 21  # synthetic-tiny: 3 test images per class
 @pytest.fixture
 def cost_lab(fresh_artifacts):
     """Three finished runs of one grid: the most accurate, a cheaper one within its interval, a dominated one."""
-    from core.tracking import RunStore
+    from core.store import RunStore
 
     store = RunStore()
     ids = {}

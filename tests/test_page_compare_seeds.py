@@ -1,6 +1,6 @@
 """Compare's grouped view of repeated seeds, under AppTest against a real run store.
 
-Runs are logged through ``core.tracking.RunStore`` as training logs them (per-epoch metrics, a report
+Runs are logged through ``core.store.tracking.RunStore`` as training logs them (per-epoch metrics, a report
 from ``classification_report``, predictions on the real synthetic-tiny test labels), without training,
 and every number the page shows is checked against scipy computed here.
 """
@@ -29,7 +29,9 @@ ADAM, RMSPROP = "resnet50/scratch-adam · synthetic-tiny", "resnet50/scratch-rms
 
 def add_run(store, config_id: str, seed: int, n_right: int, group: str) -> str:
     """A finished run as training would log it, right on the last ``n_right`` test images."""
-    from core import datasets, evaluation, presets
+    from core.configs import presets
+    from core.data import datasets
+    from core.train import evaluation
 
     base = presets.base_config("resnet50", "synthetic-tiny", epochs=3, seed=seed)
     cfg = replace(presets.preset(config_id, base), group=group)
@@ -55,7 +57,7 @@ def add_run(store, config_id: str, seed: int, n_right: int, group: str) -> str:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A grid of two configurations x three seeds, and an older grid that ran each configuration once."""
-    from core.tracking import RunStore
+    from core.store import RunStore
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EMOTION_LAB_ARTIFACTS", str(tmp_path_factory.mktemp("seeds") / "artifacts"))

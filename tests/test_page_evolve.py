@@ -42,7 +42,7 @@ def traces(fig: dict) -> dict[str, np.ndarray]:
 
 
 def tiny_base():
-    from core import presets
+    from core.configs import presets
 
     base = presets.base_config("vgg16", "synthetic-tiny", epochs=1, batch_size=8, seed=3)
     return replace(base, model=replace(base.model, input_size=32))

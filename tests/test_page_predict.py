@@ -36,7 +36,7 @@ def lab(tmp_path_factory):
     """ResNet50 at 32 px (a 1x1 Grad-CAM map) and VGG16 at 48 px (3x3), both finished runs."""
     from test_inference import _stored_run
 
-    from core.tracking import RunStore
+    from core.store import RunStore
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EMOTION_LAB_ARTIFACTS", str(tmp_path_factory.mktemp("predict") / "artifacts"))

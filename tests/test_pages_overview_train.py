@@ -47,7 +47,8 @@ def test_overview_on_an_empty_store(monkeypatch):
 
 
 def test_overview_quick_comparison_queues_jobs(no_worker):
-    from core import jobs, presets
+    from core import jobs
+    from core.configs import presets
 
     at = run_page("overview.py")
     at.button(key="quick_start").click().run()

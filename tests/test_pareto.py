@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from core import pareto
+from core.analysis import pareto
 
 
 def test_front_of_a_hand_made_set_with_ties():

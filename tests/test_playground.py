@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from core import playground
+from core.teaching import playground
 
 START = (-0.15, 0.1)
 
@@ -56,7 +56,7 @@ def test_adaptive_methods_beat_sgd_on_the_ill_conditioned_quadratic_with_the_lab
     got = playground.paths("quadratic", steps=200)
     assert got.settings == playground.Settings() and got.settings.learning_rate == 1e-3
     final = got.final_loss()
-    assert final["rmsprop"] < final["sgd"] and final["adam"] < final["sgd"]
+    assert final["rmsprop"] < final["plain-sgd"] and final["adam"] < final["plain-sgd"]
     assert got.theta.shape == (5, 201, 2) and got.loss.shape == (5, 201)
     assert np.allclose(got.theta[:, 0], START)  # one start for all
     # The loss curve is the surface's loss along the path.
@@ -65,7 +65,7 @@ def test_adaptive_methods_beat_sgd_on_the_ill_conditioned_quadratic_with_the_lab
 
 
 def test_effective_step_size_is_one_rate_for_sgd_and_per_parameter_for_rmsprop():
-    got = playground.paths("quadratic", steps=20, optimizers=("sgd", "rmsprop"))
+    got = playground.paths("quadratic", steps=20, optimizers=("plain-sgd", "rmsprop"))
     sgd, rms = got.step_size[0], got.step_size[1]
     np.testing.assert_allclose(sgd, 1e-3, rtol=1e-3)  # |d theta| / |g| = lr on both axes
     # RMSprop divides by each coordinate's gradient scale: the steep y axis gets a much smaller rate.
@@ -73,19 +73,19 @@ def test_effective_step_size_is_one_rate_for_sgd_and_per_parameter_for_rmsprop()
 
 
 def test_noisy_surface_is_seeded_and_every_optimizer_sees_the_same_batches():
-    a = playground.paths("noisy", steps=30, optimizers=("sgd", "sgd"), seed=1)
-    b = playground.paths("noisy", steps=30, optimizers=("sgd",), seed=1)
-    c = playground.paths("noisy", steps=30, optimizers=("sgd",), seed=2)
+    a = playground.paths("noisy", steps=30, optimizers=("plain-sgd", "plain-sgd"), seed=1)
+    b = playground.paths("noisy", steps=30, optimizers=("plain-sgd",), seed=1)
+    c = playground.paths("noisy", steps=30, optimizers=("plain-sgd",), seed=2)
     np.testing.assert_array_equal(a.theta[0], a.theta[1])
     np.testing.assert_array_equal(a.theta[0], b.theta[0])
     assert not np.allclose(b.theta, c.theta)
-    clean = playground.paths("quadratic", steps=30, optimizers=("sgd",))
+    clean = playground.paths("quadratic", steps=30, optimizers=("plain-sgd",))
     assert not np.allclose(b.theta, clean.theta)
 
 
 def test_a_learning_rate_too_large_for_the_surface_is_reported_as_divergence():
-    got = playground.paths("beale", playground.Settings(learning_rate=0.1), steps=100, optimizers=("sgd", "adam"))
-    assert got.diverged() == ["sgd"]  # Adam's step is bounded by its learning rate; SGD's grows with the gradient
+    got = playground.paths("beale", playground.Settings(learning_rate=0.1), steps=100, optimizers=("plain-sgd", "adam"))
+    assert got.diverged() == ["plain-sgd"]  # Adam's step is bounded by its learning rate; SGD's grows with the gradient
     assert np.isfinite(got.loss[1]).all()
 
 

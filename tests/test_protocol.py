@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from conftest import tiny_config, write_imagenet_file
 
-from core import datasets, evaluation, presets, profiles, runs, training, tta
-from core.tracking import RunStore
+from core.configs import presets, profiles
+from core.data import datasets
+from core.store import RunStore
+from core.train import evaluation, runs, training, tta
 
 
 def _summary(run_id: str) -> dict:
@@ -67,7 +69,7 @@ def test_cli_profile_option_builds_the_profiles_configs():
 
 
 def test_plateau_schedule_resumes_with_the_rate_the_killed_run_had():
-    from core import callbacks
+    from core.train import callbacks
 
     cfg = tiny_config("vgg16", "scratch-adam")
     cfg = replace(cfg, train=replace(cfg.train, lr_schedule="plateau", plateau_factor=0.5, plateau_patience=1,
@@ -252,12 +254,12 @@ def test_fer2013_usage_splits_are_used_as_published_and_recorded_on_runs(tmp_pat
 
 
 def test_bench_reports_throughput_at_the_paper_profiles_sizes(monkeypatch):
-    from core import bench
+    from core.bench import experiments
 
     # The paper profile's sizes shrunk to CPU scale; the measurement code is the one a GPU runs.
     small = replace(profiles.PROFILES["paper"], input_size=32, pretrained_input_size=40, batch_size=8)
     monkeypatch.setitem(profiles.PROFILES, "paper", small)
-    results = bench.run_paper_benchmark(("vgg16",), n_images=16, epochs=1, progress=lambda line: None)
+    results = experiments.run_paper_benchmark(("vgg16",), n_images=16, epochs=1, progress=lambda line: None)
     rows = results["paper"]
     assert [(r["size"], r["weights"]) for r in rows] == [(40, "pretrained"), (32, "scratch")]
     for r in rows:
@@ -266,7 +268,7 @@ def test_bench_reports_throughput_at_the_paper_profiles_sizes(monkeypatch):
         assert r["fer2013_epoch_s"] == pytest.approx(per_epoch)
         assert r["fer2013_run_s_at_max_epochs"] == pytest.approx(50 * per_epoch + 11 * 3589 / r["eval_images_per_sec"])
     assert rows[0]["train_gflop_per_image"] > rows[1]["train_gflop_per_image"]  # larger input, more work
-    table = bench.format_paper_table(results)
+    table = experiments.format_paper_table(results)
     assert "vgg16@40" in table and "vgg16@32" in table and "estimate" in table
 
 

@@ -15,8 +15,8 @@ from skimage import data as skdata
 
 from core import inference
 from core.cli import main
-from core.faces import load_image
 from core.inference import fetch
+from core.inference.faces import load_image
 
 ASTRONAUT = Path(skimage.__file__).parent / "data" / "astronaut.png"
 

@@ -8,8 +8,7 @@ import pytest
 from conftest import tiny_config
 from scipy import stats as sps
 
-from core import presets
-from core.config import ConfigError
+from core.configs import ConfigError, presets
 
 TINY = ["--dataset", "synthetic-tiny", "--arch", "vgg16", "--epochs", "1", "--input-size", "32", "--batch-size", "8",
         "--max-train", "16", "--max-eval", "7"]
@@ -17,9 +16,9 @@ TINY = ["--dataset", "synthetic-tiny", "--arch", "vgg16", "--epochs", "1", "--in
 
 def test_seeded_grid_end_to_end_from_the_cli_reproducible_by_seed(fresh_artifacts, capsys):
     """2 configurations x 3 seeds from `compare --seeds 3`, then `summary`; one run repeated with `train`."""
-    from core import comparison
+    from core.analysis import comparison
     from core.cli import main
-    from core.tracking import RunStore
+    from core.store import RunStore
 
     assert main(["compare", *TINY, "--configs", "scratch-adam", "scratch-rmsprop", "--seeds", "3",
                  "--group", "g-tiny", "--quiet"]) == 0
@@ -96,7 +95,7 @@ def test_submit_queues_one_job_per_configuration_and_seed(fresh_artifacts, capsy
 def test_old_configs_keep_their_split():
     cfg = tiny_config().to_dict()
     del cfg["data"]["split_seed"]  # a config saved before the split had its own seed
-    from core.config import RunConfig
+    from core.configs import RunConfig
 
     assert RunConfig.from_dict(cfg).data.split_seed == 42
     assert replace(tiny_config(), train=replace(tiny_config().train, seed=3)).data.split_seed == 42

@@ -7,8 +7,7 @@ from pathlib import Path
 from conftest import texts
 from streamlit.testing.v1 import AppTest
 
-from core import faces
-from core.inference import video
+from core.inference import faces, video
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard" / "app.py")

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from core import stats
+from core.analysis import stats
 
 ADAM = {1: 0.60, 2: 0.62, 3: 0.58, 4: 0.65, 5: 0.61}
 RMSPROP = {1: 0.57, 2: 0.60, 3: 0.55, 4: 0.60, 5: 0.60}

@@ -9,7 +9,7 @@ from sklearn.metrics import confusion_matrix
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from core.synthetic import CLASS_NAMES, generate
+from core.data.synthetic import CLASS_NAMES, generate
 
 # Pairs that real FER2013 models confuse, and pairs they rarely do.
 NEIGHBOURS = [("angry", "disgust"), ("fear", "surprise"), ("sad", "neutral")]

@@ -6,7 +6,7 @@ import time
 import pytest
 from conftest import tiny_config
 
-from core.tracking import RunNotFound, RunStore
+from core.store import RunNotFound, RunStore
 
 DATASET = {"name": "synthetic-tiny", "fingerprint": "abc123"}
 
@@ -80,7 +80,8 @@ def test_get_returns_the_run_or_raises_run_not_found(store):
 def test_a_run_records_its_datasets_skipped_files_and_warnings(store):
     import numpy as np
 
-    from core import datasets, runs
+    from core.data import datasets
+    from core.train import runs
 
     x, y = np.zeros((12, 32, 32), np.uint8), np.array([0] * 9 + [1] * 3)
     ds = datasets.Dataset("faces", "/data/faces", ("angry", "happy"), {s: (x, y) for s in datasets.SPLITS},

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from core import runs, training
-from core.tracking import RunStore
+from core.store import RunStore
+from core.train import runs, training
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_cancel_stops_within_a_batch_and_is_recorded():
 
 
 def test_frozen_feature_cache_trains_the_full_model():
-    from core import models
+    from core.train import models
 
     cfg = tiny_config("resnet50", "imagenet-frozen-adam")
     cfg = replace(cfg, model=replace(cfg.model, weights="none"), data=replace(cfg.data, augment=False))
@@ -120,7 +120,7 @@ def test_frozen_feature_cache_trains_the_full_model():
 def test_evaluate_stored_names_classes_the_model_does_not_know(finished_run, tmp_path):
     import cv2
 
-    from core.datasets import DatasetError
+    from core.data.datasets import DatasetError
 
     for split in ("train", "test"):
         for cls in ("happy", "contempt"):

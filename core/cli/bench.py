@@ -12,7 +12,7 @@ from core.cli.common import AddParser
 
 def register(add: AddParser) -> None:
     """Add this group's command to the top-level parser."""
-    from core.config import ARCHITECTURES
+    from core.configs import ARCHITECTURES
 
     p = add("bench", help="measure training/inference speed (interleaved windows, ratios with intervals); "
                           "`bench compare OLD.json NEW.json` shows what changed")
@@ -61,8 +61,8 @@ def _settings(args: argparse.Namespace) -> dict:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run the benchmark, print its table and save the JSON."""
-    from core import bench
-    from core.config import ConfigError, artifacts_dir
+    from core.bench import experiments
+    from core.configs import ConfigError, artifacts_dir
 
     s = _settings(args)
     if s["windows"] < 1 or s["images"] < s["batch_size"]:
@@ -71,34 +71,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else artifacts_dir() / "bench" / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     command = "python -m core bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else [])
     if args.paper:
-        results = bench.run_paper_benchmark(archs=tuple(args.arch), n_images=args.images or 480, epochs=args.epochs,
+        results = experiments.run_paper_benchmark(archs=tuple(args.arch), n_images=args.images or 480, epochs=args.epochs,
                                             out=out)
         print()
-        print(bench.format_paper_table(results))
+        print(experiments.format_paper_table(results))
         print(f"\nJSON: {out}")
         return 0
     if args.gpu:
-        results = bench.run_gpu_benchmark(archs=tuple(args.arch), sizes=tuple(s["sizes"]), n_images=s["images"],
+        results = experiments.run_gpu_benchmark(archs=tuple(args.arch), sizes=tuple(s["sizes"]), n_images=s["images"],
                                           batch_size=s["batch_size"], windows=s["windows"], out=out,
                                           command=command.strip())
     else:
-        results = bench.run_benchmark(archs=tuple(args.arch), sizes=tuple(s["sizes"]), n_images=s["images"],
+        results = experiments.run_benchmark(archs=tuple(args.arch), sizes=tuple(s["sizes"]), n_images=s["images"],
                                       batch_size=s["batch_size"], windows=s["windows"],
                                       levers=args.levers or args.long, frozen=not args.no_frozen,
                                       startup=not args.no_startup, out=out, command=command.strip())
     print()
-    print(bench.format_table(results))
+    print(experiments.format_table(results))
     if args.markdown:
         print()
-        print(bench.format_markdown(results))
+        print(experiments.format_markdown(results))
     print(f"\nJSON: {out}")
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Print what changed between two bench JSON files, with intervals."""
-    from core import benchstats
-    from core.config import ConfigError
+    from core.bench import stats
+    from core.configs import ConfigError
 
     runs = []
     for path in (args.old, args.new):
@@ -107,8 +107,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{path}: expected a bench JSON written by `python -m core bench` ({exc})") from None
     try:
-        diff = benchstats.compare(*runs)
+        diff = stats.compare(*runs)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    print(benchstats.format_compare(diff))
+    print(stats.format_compare(diff))
     return 0

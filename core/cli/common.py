@@ -33,7 +33,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
     Budget options left out take the profile's value (``--profile``, default standard;
     ``--quick`` is ``--profile quick``)."""
-    from core import presets
+    from core.configs import presets
 
     p.add_argument("--dataset", default="synthetic", help="synthetic | synthetic-small | a CSV or folder under data/")
     p.add_argument("--epochs", type=int, default=None, help="(default: the profile's)")
@@ -60,7 +60,7 @@ def add_seeds_option(p: argparse.ArgumentParser) -> None:
 
 def add_profile_options(p: argparse.ArgumentParser) -> None:
     """``--profile`` and the pretrained backbones' input size, for commands that train the configurations."""
-    from core import profiles
+    from core.configs import profiles
 
     p.add_argument("--profile", choices=profiles.PROFILE_NAMES, default=profiles.DEFAULT_PROFILE,
                    help="; ".join(f"{name}: {p.description}" for name, p in profiles.PROFILES.items()))
@@ -72,7 +72,7 @@ def add_profile_options(p: argparse.ArgumentParser) -> None:
 def apply_quick(args: argparse.Namespace) -> None:
     """Resolve the profile (``--quick`` means ``--profile quick``) and fill the budget options left out
     from it. The input size the user gave, if any, is kept as ``args.given_input_size``."""
-    from core import profiles
+    from core.configs import profiles
 
     if args.quick:
         args.profile = "quick"
@@ -85,7 +85,7 @@ def apply_quick(args: argparse.Namespace) -> None:
 
 def configs_from_args(args: argparse.Namespace, archs: list[str], config_ids: list[str]) -> list:
     """One validated ``RunConfig`` per seed x architecture x configuration, from the run options and the profile."""
-    from core import presets, profiles
+    from core.configs import presets, profiles
 
     settings = {k: v for k, v in run_settings(args).items() if k != "input_size"}
     seeds = getattr(args, "seeds", None)
@@ -97,7 +97,7 @@ def configs_from_args(args: argparse.Namespace, archs: list[str], config_ids: li
 
 
 def run_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The run options as ``core.presets.shared_base`` keywords."""
+    """The run options as ``core.configs.presets.shared_base`` keywords."""
     return dict(epochs=args.epochs, batch_size=args.batch_size, input_size=args.input_size, max_train=args.max_train,
                 max_eval=args.max_eval, augment=not args.no_augment, class_weights=args.class_weights, seed=args.seed)
 
@@ -120,7 +120,7 @@ def print_result(cfg: Any, result: Any) -> None:
 
 def add_distribute_option(p: argparse.ArgumentParser) -> None:
     """``--distribute``, with the modes ``core.device`` accepts."""
-    from core.device import DISTRIBUTE_MODES
+    from core.train.device import DISTRIBUTE_MODES
 
     p.add_argument("--distribute", choices=DISTRIBUTE_MODES, default=None,
                    help="mirrored: one run on every visible GPU (tf.distribute.MirroredStrategy)")
@@ -129,7 +129,7 @@ def add_distribute_option(p: argparse.ArgumentParser) -> None:
 def apply_distribute(args: argparse.Namespace) -> None:
     """Hand ``--distribute`` to training (and to job processes, which inherit the environment)."""
     if args.distribute is not None:
-        from core.device import DISTRIBUTE_ENV
+        from core.train.device import DISTRIBUTE_ENV
 
         os.environ[DISTRIBUTE_ENV] = args.distribute
 
@@ -139,9 +139,9 @@ def apply_distribute(args: argparse.Namespace) -> None:
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean "bad input", reported as one ``error:`` line rather than a traceback."""
-    from core.config import ConfigError
-    from core.datasets import DatasetError
-    from core.models import WeightsMissingError
+    from core.configs import ConfigError
+    from core.data.datasets import DatasetError
+    from core.train.models import WeightsMissingError
 
     # KeyError covers the not-found errors (runs, jobs, searches), which all subclass it.
     return ConfigError, DatasetError, WeightsMissingError, KeyError

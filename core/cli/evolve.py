@@ -55,7 +55,7 @@ def register(add: AddParser) -> None:
 
 def base_from_args(args: argparse.Namespace):
     """The base config genes override: the run options, with no configuration applied (genes choose those)."""
-    from core import presets
+    from core.configs import presets
 
     return presets.shared_base("resnet50", args.dataset, **run_settings(args))
 
@@ -66,10 +66,10 @@ def cmd_evolve(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from core import evolution, parallel
+    from core import cluster, evolution
 
     if args.ray:  # each generation's new individuals train in parallel as Ray tasks
-        os.environ[parallel.ADDRESS_ENV] = args.ray
+        os.environ[cluster.ADDRESS_ENV] = args.ray
     warnings.filterwarnings("ignore", message="`shuffle=True` was passed")  # fit() on a shuffled tf.data, every individual
     bar = tqdm(desc="evolve", unit="step")
 

@@ -21,8 +21,8 @@ DETAIL_KEYS = ("id", "kind", "label", "group", "state", "note", "run_id", "attem
 
 def register(add: AddParser) -> None:
     """Add this group's commands to the top-level parser."""
-    from core.config import ARCHITECTURES
-    from core.presets import CONFIG_IDS
+    from core.configs import ARCHITECTURES
+    from core.configs.presets import CONFIG_IDS
 
     p = add("worker", help="run queued jobs one at a time (started for you by submit and the dashboard)")
     p.add_argument("--max-jobs", type=int, default=None, help="exit after this many jobs")

@@ -10,7 +10,7 @@ from core.cli.common import AddParser
 
 def register(add: AddParser) -> None:
     """Add this group's commands to the top-level parser."""
-    from core.faces import DETECTORS
+    from core.inference.faces import DETECTORS
     from core.inference.references import MODEL_SUFFIXES, SCALING_NAMES, SCALINGS
     from core.inference.video import DEFAULT_SAMPLE_FPS, MAX_SAMPLE_FPS, VIDEO_SUFFIXES
 
@@ -59,9 +59,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """Every selected model's emotion for every face in each photo, folder and video
     (1: some file unreadable; 2: bad setup)."""
     from core import inference
-    from core.faces import ImageError, load_image
+    from core.inference.faces import ImageError, load_image
     from core.inference.video import VIDEO_SUFFIXES, VideoError
-    from core.tracking import RunNotFound
+    from core.store import RunNotFound
 
     predictors = inference.list_predictors()
     try:

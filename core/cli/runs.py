@@ -26,13 +26,13 @@ DATA_LAYOUTS = ("a FER2013 CSV (columns emotion,pixels,Usage) or a folder holdin
 if TYPE_CHECKING:
     import pandas as pd
 
-    from core.datasets import Dataset
+    from core.data.datasets import Dataset
 
 
 def register(add: AddParser) -> None:
     """Add this group's commands to the top-level parser."""
-    from core.config import ARCHITECTURES
-    from core.presets import CONFIG_IDS
+    from core.configs import ARCHITECTURES
+    from core.configs.presets import CONFIG_IDS
 
     p = add("datasets", help="list datasets under data/ with counts per split and class")
     p.add_argument("names", nargs="*", help="dataset names or paths (default: every dataset under data/)")
@@ -82,8 +82,8 @@ def register(add: AddParser) -> None:
 
 def cmd_datasets(args: argparse.Namespace) -> int:
     """Counts per split and class; for a name that is no dataset, why not."""
-    from core import datasets
-    from core.config import data_dir
+    from core.configs import data_dir
+    from core.data import datasets
 
     if not args.names:
         table = datasets.describe()
@@ -122,7 +122,7 @@ def counts_table(name: str, ds: Dataset) -> pd.DataFrame:
 
 def not_a_dataset(name: str, exc: Exception) -> str:
     """Why ``name`` is no dataset, in the user's terms: a missing path, the wrong kind of file, or the loader's reason."""
-    from core.config import data_dir
+    from core.configs import data_dir
 
     path = Path(name)
     if not path.exists() and not (data_dir() / name).exists() and (os.sep in name or path.suffix):
@@ -134,7 +134,7 @@ def not_a_dataset(name: str, exc: Exception) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one architecture x configuration and print its test result."""
-    from core import training
+    from core.train import training
 
     apply_quick(args)
     apply_distribute(args)
@@ -149,7 +149,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from core import models, training
+    from core.train import models, training
 
     apply_quick(args)
     args.group = args.group or f"compare-{uuid.uuid4().hex[:8]}"
@@ -177,7 +177,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     """Print a grid's aggregated table across seeds, the paired tests and their verdicts."""
-    from core import comparison
+    from core.analysis import comparison
 
     s = comparison.group_summary(args.group, summary=args.summary, metric=args.metric)
     per_seed, agg, pairs = s["per_seed"], s["aggregate"], s["pairs"]
@@ -215,7 +215,7 @@ def _with_ci(mean: float, low: float, high: float, scale: float) -> str:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score a stored run's model on another dataset's test split, recorded as a new run."""
-    from core import runs
+    from core.train import runs
 
     new_id, report = runs.evaluate_stored(args.run_id, args.dataset)
     print(f"run {args.run_id} on {args.dataset}: accuracy {report['accuracy']:.3f}, "
@@ -225,7 +225,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """The run store as a table."""
-    from core.tracking import RunStore
+    from core.store import RunStore
 
     runs = RunStore().list_runs()
     if runs.empty:
@@ -238,7 +238,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_fetch_weights(args: argparse.Namespace) -> int:
     """Download (or verify) ImageNet weights for each architecture."""
-    from core import models
+    from core.train import models
 
     for arch in args.arch:
         print(f"{arch}: {models.fetch_weights(arch)}")

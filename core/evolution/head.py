@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from core.config import ModelConfig, RunConfig
+from core.configs import ModelConfig, RunConfig
 from core.evolution.spec import Budget, Progress, SearchStopped
 from core.evolution.state import save_state
 
@@ -58,7 +58,8 @@ def _cross_entropy(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def _features(state: dict) -> tuple[dict, dict]:
     """Standardised train/val features for the state's backbone, and the head's details."""
-    from core import datasets, features, models
+    from core.data import datasets
+    from core.train import features, models
 
     base = RunConfig.from_dict(state["base"])
     fixed, budget = state["fixed"], Budget(**state["budget"])
@@ -172,8 +173,8 @@ class _HeadComparison:
         import pygad.kerasga
         import tensorflow as tf
 
-        from core import models
-        from core.config import OptimizerConfig
+        from core.configs import OptimizerConfig
+        from core.train import models
 
         model = keras.models.clone_model(self.head)
         model.set_weights(self.head.get_weights())

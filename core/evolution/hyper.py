@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from core.config import RunConfig
+from core.configs import RunConfig
 from core.evolution.space import constrain, decode, genome_key, space_from_json
 from core.evolution.spec import Budget, Progress, SearchStopped, slots_per_generation
 from core.evolution.state import best_entry, cost_metrics, objective_vector, save_state
@@ -65,8 +65,8 @@ class _HyperSearch:
     """One hyperparameter search, driven from (and persisted to) its state dict."""
 
     def __init__(self, state: dict, progress, should_stop, store):
-        from core import datasets
-        from core.tracking import RunStore
+        from core.data import datasets
+        from core.store import RunStore
 
         self.state, self.progress_fn, self.should_stop = state, progress, should_stop
         self.store = store or RunStore()
@@ -162,9 +162,9 @@ class _HyperSearch:
         Progress is reported after every slot; the step that ends the generation is reported
         once the generation is saved, so that report already counts it (and its mean).
         """
-        from core import parallel
+        from core import cluster
 
-        if parallel.ray_address():
+        if cluster.ray_address():
             self._evaluate_on_ray(g, population)  # the loop below then finds every genome trained
         start = self.done
         seen: set[str] = set()
@@ -234,7 +234,7 @@ class _HyperSearch:
 
     def _evaluate(self, genome: list[int], fidelity: str, g: int, slot: int) -> dict:
         """Train ``genome`` at ``fidelity`` unless the cache has it; return its cache entry."""
-        from core import training
+        from core.train import training
 
         evaluations = self.state["evaluations"]
         entry = evaluations.get(f"{genome_key(genome)}@{fidelity}")
@@ -268,7 +268,7 @@ class _HyperSearch:
 
     def _open(self, genome: list[int], fidelity: str, g: int, slot: int) -> tuple[RunConfig, dict]:
         """The config that trains ``genome`` and its cache entry, created (run and all) if new."""
-        from core import runs
+        from core.train import runs
 
         variant = f"{self.id}-g{g}s{slot}" + ("-long" if fidelity == "long" else "")
         cfg = replace(decode(genome, self.fidelity_base[fidelity], self.space), variant=variant)
@@ -290,7 +290,7 @@ class _HyperSearch:
         Entries and runs are opened as ``_evaluate`` opens them (first slot of each genome);
         each result is cached and saved as it arrives, so ``_score`` then finds them all.
         """
-        from core import parallel
+        from core import cluster
 
         todo = {genome_key(gn): (slot, gn) for slot, gn in reversed(list(enumerate(population)))
                 if not self._known(gn)}
@@ -301,7 +301,7 @@ class _HyperSearch:
         opened = [self._open(gn, "short", g, slot) for slot, gn in sorted(todo.values())]
         entries = [entry for _, entry in opened]
 
-        def on_result(i: int, ev: parallel.Evaluation) -> None:
+        def on_result(i: int, ev: cluster.Evaluation) -> None:
             entry = entries[i]
             entry["seconds"] += ev.seconds
             if ev.status == "FINISHED":
@@ -315,7 +315,7 @@ class _HyperSearch:
                 entry["status"] = ev.status  # KILLED: resumed under the same run next time
             save_state(self.state)
 
-        results = parallel.evaluate_configs([cfg for cfg, _ in opened], run_ids=[e["run_id"] for e in entries],
+        results = cluster.evaluate_configs([cfg for cfg, _ in opened], run_ids=[e["run_id"] for e in entries],
                                             dataset=self.search_ds, store=self.store,
                                             should_stop=self.should_stop, on_result=on_result)
         if any(r.status == "KILLED" for r in results):
@@ -336,7 +336,8 @@ class _HyperSearch:
 
     # -- the final variant
     def _retrain_best(self) -> None:
-        from core import datasets, runs
+        from core.data import datasets
+        from core.train import runs
 
         st = self.state
         genome, fitness, run_id = best_entry(st)
@@ -356,7 +357,7 @@ class _HyperSearch:
 
     def _train_full(self, cfg, full, record: dict) -> None:
         """Train ``cfg`` with the full budget into ``record``'s run (resuming it); saved state either way."""
-        from core import training
+        from core.train import training
 
         t0 = time.perf_counter()
         result = training.train(cfg, run_id=record["run_id"], store=self.store, dataset=full,
@@ -372,7 +373,8 @@ class _HyperSearch:
     def _retrain_front(self) -> None:
         """Retrain the final front's members asked for (``enable_front_retrain``) with the full budget,
         each as variant ``ga-<search_id>-<member>``, tested like the five configurations."""
-        from core import datasets, runs
+        from core.data import datasets
+        from core.train import runs
 
         st = self.state
         for member, record in sorted((st.get("front_retrain") or {}).items(), key=lambda kv: int(kv[0])):

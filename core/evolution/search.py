@@ -3,7 +3,7 @@
 A search's state is saved before it starts and after every step, and its status ends as
 ``finished``, ``stopped`` (``should_stop()``, or Ctrl-C: resumable) or ``failed`` (with the
 error). Both modes run in the calling process; mode hyper trains on Ray when
-``core.parallel.ray_address()`` names a cluster.
+``core.cluster.ray_address()`` names a cluster.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import dataclasses
 import logging
 from typing import Any, Callable, Mapping
 
-from core.config import ConfigError, RunConfig
+from core.configs import ConfigError, RunConfig
 from core.evolution.head import run_head
 from core.evolution.hyper import run_hyper
 from core.evolution.space import GENE_SPACE, resolve_space, space_to_json

@@ -1,7 +1,7 @@
 """The hyperparameter search space: genes, pinning genes to one value, and decoding a genome.
 
 A genome is one index per gene of ``GENE_SPACE``; decoding it over a base config gives an
-ordinary ``RunConfig`` that ``core.training.train`` trains like any other run.
+ordinary ``RunConfig`` that ``core.train.training.train`` trains like any other run.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
-from core.config import ConfigError, ModelConfig, RunConfig
+from core.configs import ConfigError, ModelConfig, RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ class Gene:
     choices: tuple
 
 
-# The search space, declared once. Every value is valid for core.config's validation.
+# The search space, declared once. Every value is valid for core.configs.config's validation.
 GENE_SPACE: tuple[Gene, ...] = (
     Gene("arch", "model.arch", ("resnet50", "vgg16")),
     Gene("weights", "model.weights", ("imagenet", "none")),
@@ -50,7 +50,7 @@ def resolve_space(fixed: Mapping[str, Any] | None = None,
     candidate architecture (they cannot be downloaded mid-search); pinning it to
     ``'imagenet'`` without them raises ``WeightsMissingError`` before anything trains.
     """
-    from core import models
+    from core.train import models
 
     fixed = dict(fixed or {})
     names = [g.name for g in space]

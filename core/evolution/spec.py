@@ -11,10 +11,10 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
-from core import models, presets
-from core.config import ConfigError, DataConfig, RunConfig
+from core.configs import ConfigError, DataConfig, RunConfig, presets
 from core.evolution.space import GENE_SPACE, HEAD_GENES, decode, resolve_space
 from core.evolution.state import OBJECTIVES, SearchNotFound, best_entry, final_front, load_state, state_path
+from core.train import models
 
 STRATEGIES: tuple[str, ...] = ("ga", "random")
 MODES: tuple[str, ...] = ("hyper", "head")

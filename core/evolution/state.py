@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core import pareto
-from core.config import artifacts_dir
+from core.analysis import pareto
+from core.configs import artifacts_dir
 from core.evolution.space import genome_key, genome_values, space_from_json
 
 # What a search can optimise: validation accuracy (always first, maximised) and, for a
@@ -342,7 +342,7 @@ def strategy_bands(search_ids: list[str], x: str = "evaluations", points: int = 
     cached genomes) keeps its last best. Columns: strategy, x, mean, low, high, n (searches
     with a value there; the interval needs two).
     """
-    from core.stats import mean_ci  # only here: reading searches stays NumPy and pandas
+    from core.analysis.stats import mean_ci  # only here: reading searches stays NumPy and pandas
 
     if x not in ("evaluations", "seconds"):
         raise ValueError(f"x: expected 'evaluations' or 'seconds'. Received: {x!r}")

@@ -15,8 +15,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import datasets
-from core.config import artifacts_dir
+from core.configs import artifacts_dir
+from core.data import datasets
 from core.inference.references import ReferenceModelError, register_reference
 
 PIP_TIMEOUT_S = 300

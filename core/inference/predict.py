@@ -15,12 +15,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from core import models
-from core.faces import DETECTORS, Face, ImageError, crop_face, detect_faces, load_image, to_gray
+from core.inference.faces import DETECTORS, Face, ImageError, crop_face, detect_faces, load_image, to_gray
 from core.inference.gradcam import normalise, overlay_heatmap, traced_grad_cam
 from core.inference.predictors import LoadedPredictor, Predictor, load
 from core.inference.references import scale
-from core.tracking import RunStore
+from core.store import RunStore
+from core.train import models
 
 NO_FACE_MESSAGE = (
     "No face found. If the photo is already a cropped face (like FER2013 images), "
@@ -35,7 +35,7 @@ def prepare(predictor: Predictor, crops: Sequence[np.ndarray]) -> np.ndarray:
     """Face crops (RGB uint8 (H,W,3) or gray (H,W), any sizes) -> the model's float32 input batch.
 
     A trained run sees the face in grayscale at its dataset's resolution, then through
-    ``core.models.preprocess`` (the function the training pipeline uses); a reference
+    ``core.train.models.preprocess`` (the function the training pipeline uses); a reference
     model sees it as its registration says.
     """
     if len(crops) == 0:

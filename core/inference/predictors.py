@@ -17,15 +17,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import datasets, models
-from core.device import accelerator
+from core.data import datasets
 from core.inference.references import (
     REFERENCE_PREFIX,
     list_references,
     load_reference_model,
     reference_entry,
 )
-from core.tracking import RunNotFound, RunStore
+from core.store import RunNotFound, RunStore
+from core.train import models
+from core.train.device import accelerator
 
 CACHE_SIZE = 8  # loaded models kept in memory; the Predict page offers at most this many at once
 DRAWN_FACES_NOTE = "trained on drawn faces: not meaningful on photos"
@@ -223,7 +224,7 @@ def _load_reference(name: str, entry: dict) -> LoadedPredictor:
 
 def wrap_model(model, arch: str, input_size: int, source_size: int | None = None,
                class_names: Sequence[str] = datasets.FER_CLASSES) -> LoadedPredictor:
-    """A model built by ``core.models.build_model`` (not stored, not cached), usable like a run's predictor.
+    """A model built by ``core.train.models.build_model`` (not stored, not cached), usable like a run's predictor.
 
     ``source_size`` is the resolution faces are brought to first (the training data's;
     default ``input_size``).

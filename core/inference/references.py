@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core import datasets, models, runs
-from core.config import ConfigError, DataConfig, ModelConfig, RunConfig, artifacts_dir
-from core.device import accelerator
-from core.tracking import RunStore
+from core.configs import ConfigError, DataConfig, ModelConfig, RunConfig, artifacts_dir
+from core.data import datasets
+from core.store import RunStore
+from core.train import models, runs
+from core.train.device import accelerator
 
 REFERENCE_PREFIX = "ref:"
 REGISTRY_FILE = "reference_models.json"
@@ -228,8 +229,8 @@ def evaluate_reference(name: str, dataset: str, store: RunStore | None = None,
                        max_eval: int | None = None) -> tuple[str, dict]:
     """Score a reference model on a dataset's test split, recorded as a run; returns (run_id, report).
 
-    Classes are matched by name, as for ``core.runs.evaluate_stored``. The run is written
-    by ``core.runs.record_evaluation``, so it carries the same report, per-sample
+    Classes are matched by name, as for ``core.train.runs.evaluate_stored``. The run is written
+    by ``core.train.runs.record_evaluation``, so it carries the same report, per-sample
     predictions and model file as any evaluated run.
     """
     store = store or RunStore()

@@ -18,10 +18,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from core.faces import DETECTORS, Face, crop_face, detect_faces
+from core.inference.faces import DETECTORS, Face, crop_face, detect_faces
 from core.inference.predict import majority_vote, prepare, probabilities
 from core.inference.predictors import LoadedPredictor, load
-from core.tracking import RunStore
+from core.store import RunStore
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".avi")
 MAX_VIDEO_BYTES = 200 * 1024 * 1024

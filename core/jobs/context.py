@@ -16,9 +16,9 @@ import time
 import traceback
 from typing import Any, Callable
 
-from core import runs
 from core.jobs import queue
 from core.jobs.queue import PROGRESS_EVERY_S, JobCancelled, JobError, JobNotFound
+from core.train import runs
 
 # Job rows store every kind's progress in the same four columns.
 _COLUMNS = ("epoch", "epochs", "batch", "batches")

@@ -9,10 +9,10 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from core import runs
-from core.config import ConfigError, RunConfig
+from core.configs import ConfigError, RunConfig
 from core.jobs.context import JobContext
 from core.jobs.queue import JobCancelled, JobError, register_kind, submit, submit_many
+from core.train import runs
 
 # ------------------------------------------------------------------ train
 
@@ -39,11 +39,12 @@ def submit_grid(configs: list[RunConfig], group: str, key: str | None = None) ->
 
 def execute_train(ctx: JobContext) -> dict:
     """Train one configuration; a resumed attempt continues the same run from its checkpoint."""
-    from core import datasets, models
+    from core.data import datasets
+    from core.train import models
 
     cfg = RunConfig.from_dict(ctx.payload["config"])
     models.resolve_weights(cfg.model)  # before TensorFlow loads: a missing file fails in a second
-    from core import training  # imports TensorFlow
+    from core.train import training  # imports TensorFlow
 
     if ctx.run_id and runs.is_finished(ctx.run_id):
         return runs.summary(ctx.run_id)  # finished before its job row could say so

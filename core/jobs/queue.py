@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from core.config import ConfigError, artifacts_dir
+from core.configs import ConfigError, artifacts_dir
 
 log = logging.getLogger(__name__)
 
@@ -449,7 +449,7 @@ def cancel(job_id: int, *, grace_s: float = CANCEL_GRACE_S) -> str:
             conn.execute("UPDATE jobs SET cancel_at=COALESCE(cancel_at, ?), cancel_deadline=? WHERE id=?",
                          (now, now + grace_s, int(job_id)))
     if state == "cancelled" and row["state"] == "interrupted" and row["run_id"]:
-        from core import runs  # the run store is loaded only when a run must be closed
+        from core.train import runs  # the run store is loaded only when a run must be closed
 
         runs.close_runs([(row["run_id"], "KILLED", "cancelled by user")])
     return state

@@ -26,14 +26,15 @@ import time
 from contextlib import closing
 from typing import Any, Callable, Mapping
 
-from core import parallel, runs
-from core.config import ConfigError
+from core import cluster
+from core.configs import ConfigError
 from core.jobs import queue, worker
+from core.train import runs
 
 log = logging.getLogger(__name__)
 
 # Kinds whose executor trains nothing itself but fans its runs out through
-# parallel.evaluate_configs (the GA): their task holds no GPU and no CPU, so the runs it
+# cluster.evaluate_configs (the GA): their task holds no GPU and no CPU, so the runs it
 # spawns can use every one, and a one-GPU cluster cannot deadlock on it.
 COORDINATOR_KINDS: frozenset[str] = frozenset({"evolve"})
 SYNC_EVERY_S = 1.0
@@ -79,8 +80,8 @@ def run_ray_worker(address: str | None = "local", *, gpus_per_task: float = 1.0,
         raise ConfigError("worker --ray needs this machine to be a node of the cluster (the queue is a local file): "
                           "run `ray start --address=HEAD:6379` here and use `--ray auto`. "
                           f"Received: address={address!r}")
-    parallel.check_fraction("gpus_per_task", gpus_per_task)
-    parallel.check_fraction("cpus_per_task", cpus_per_task)
+    cluster.check_fraction("gpus_per_task", gpus_per_task)
+    cluster.check_fraction("cpus_per_task", cpus_per_task)
     wid = queue.register_worker(slots, stale_after_s)
     if wid is None:
         echo("A worker is already running on this machine; not starting another.")
@@ -90,25 +91,25 @@ def run_ray_worker(address: str | None = "local", *, gpus_per_task: float = 1.0,
     claimed = 0
     try:
         try:
-            gcs = parallel.connect(address)
+            gcs = cluster.connect(address)
         except ConnectionError as exc:
             raise ConfigError(f"no Ray cluster at --ray {address}: {exc}") from exc
         # After ray.init, which installs a SIGTERM handler of its own: SIGTERM stops like Ctrl-C.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
-        resources, gpu = parallel.task_resources(gpus_per_task, cpus_per_task)
-        node = parallel.here()
-        if len([n for n in ray.nodes() if n.get("Alive")]) > 1 and not parallel.uses_shared_store():
+        resources, gpu = cluster.task_resources(gpus_per_task, cpus_per_task)
+        node = cluster.here()
+        if len([n for n in ray.nodes() if n.get("Alive")]) > 1 and not cluster.uses_shared_store():
             echo("warning: this cluster has several nodes but MLFLOW_TRACKING_URI names no tracking server; "
                  "runs on other nodes will not reach this machine's run store")
-        env = parallel.task_env(gcs, gpu, gpus_per_task, cpus_per_task)
-        relay, task, paths = _start_relay(node, env), ray.remote(_job_task), parallel.local_paths()
+        env = cluster.task_env(gcs, gpu, gpus_per_task, cpus_per_task)
+        relay, task, paths = _start_relay(node, env), ray.remote(_job_task), cluster.local_paths()
         share = f"{gpus_per_task:g} GPU" if gpu else f"{cpus_per_task:g} CPU"
         echo(f"ray worker {os.getpid()} on {queue.HOST}: cluster {gcs} with {ray.cluster_resources().get('CPU', 0):g} "
              f"CPU(s), {ray.cluster_resources().get('GPU', 0):g} GPU(s); each job gets {share}; "
              f"waiting for jobs in {queue.db_path()}")
         idle_since = time.monotonic()
         while True:
-            while (max_jobs is None or claimed < max_jobs) and len(inflight) < parallel.capacity(resources, max_parallel):
+            while (max_jobs is None or claimed < max_jobs) and len(inflight) < cluster.capacity(resources, max_parallel):
                 job, closed = queue.claim(wid, stale_after_s)
                 runs.close_runs(closed)
                 if job is None:
@@ -194,9 +195,9 @@ def _job_task(job: dict, wid: str, relay, node: str, paths: Mapping[str, str]) -
     """A Ray task: run one claimed job exactly as the ordinary worker does, against a scratch row."""
     saved = {k: os.environ.get(k) for k in (*paths, queue.JOBS_DB_ENV)}
     scratch = tempfile.mkdtemp(prefix=f"emotion-lab-job-{job['id']}-")
-    same_host = parallel.here() == node
+    same_host = cluster.here() == node
     try:
-        parallel.apply_paths(node, paths)
+        cluster.apply_paths(node, paths)
         os.environ[queue.JOBS_DB_ENV] = os.path.join(scratch, "jobs.db")
         queue.copy_claimed(job)
         stop = threading.Event()

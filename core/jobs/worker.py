@@ -20,10 +20,10 @@ from contextlib import closing
 from pathlib import Path
 from typing import Callable
 
-from core import runs
-from core.config import PROJECT_ROOT, artifacts_dir, data_dir
+from core.configs import PROJECT_ROOT, artifacts_dir, data_dir
 from core.jobs import queue
 from core.jobs.queue import HEARTBEAT_S, HOST, IDLE_EXIT_S, LOG_TAIL_LINES, STALE_AFTER_S, proc_token
+from core.train import runs
 
 
 def child_env() -> dict[str, str]:

@@ -18,8 +18,8 @@ The choice lists pages offer come from the registries that define them (below an
 """
 from __future__ import annotations
 
-from core.config import ARCHITECTURES
-from core.presets import CONFIG_IDS, DESCRIPTIONS
+from core.configs import ARCHITECTURES
+from core.configs.presets import CONFIG_IDS, DESCRIPTIONS
 from dashboard.services.cost import accuracy_cost, cost_options
 from dashboard.services.data import dataset_names, dataset_overview, dataset_sizes, weights_status
 from dashboard.services.evolve import (

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from core import pareto
+from core.analysis import pareto
 from dashboard.services.runstore import report, runs
 
 # Runs that were trained and tested: configurations, retrained best genomes, retrained front members.
@@ -18,7 +18,7 @@ def cost_options() -> dict[str, str]:
 def accuracy_cost(run_ids: list[str], cost: str, dataset: str) -> tuple[pd.DataFrame, dict | None]:
     """Per configuration (across seeds when repeated) of the finished, trained runs among ``run_ids`` on ``dataset``:
     test accuracy with its interval and the costs, plus a ``front`` column (non-dominated on accuracy
-    and ``cost``); and ``core.pareto.cheapest_within_best``'s verdict (None without data)."""
+    and ``cost``); and ``core.analysis.pareto.cheapest_within_best``'s verdict (None without data)."""
     table = runs()
     picked = table[table.run_id.isin(run_ids) & (table.status == "FINISHED") & table.kind.isin(TRAINED_KINDS)
                    & table.test_accuracy.notna() & (table.dataset == dataset)]

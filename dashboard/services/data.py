@@ -6,8 +6,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import datasets, estimate, models
-from core.config import ARCHITECTURES
+from core.analysis import estimate
+from core.configs import ARCHITECTURES
+from core.data import datasets
+from core.train import models
 
 
 @st.cache_data(ttl=30, show_spinner=False)

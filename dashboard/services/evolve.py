@@ -14,8 +14,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import estimate, evolution, jobs, presets
-from core.config import RunConfig
+from core import evolution, jobs
+from core.analysis import estimate
+from core.configs import RunConfig, presets
 from dashboard.services.data import dataset_sizes
 from dashboard.services.jobs import job_table
 from dashboard.services.runstore import LIVE_TTL, report, runs
@@ -83,7 +84,7 @@ def evolve_base(dataset: str, epochs: int, seed: int) -> RunConfig:
 
 def evolve_estimate(dataset: str, mode: str, population: int, generations: int, budget: dict[str, Any],
                     fixed: dict[str, Any], final_epochs: int, seed: int = 42, retrain_best: bool = True) -> dict:
-    """``core.estimate.evolve_estimate`` with this machine's measured rates and the dataset's sizes."""
+    """``core.analysis.estimate.evolve_estimate`` with this machine's measured rates and the dataset's sizes."""
     slots = evolution.slots_per_generation(population, budget.get("long_epochs") or 0)
     return estimate.evolve_estimate(evolve_base(dataset, final_epochs, seed), mode, population, generations, slots,
                                     budget, fixed, gene_choices(), {dataset: dataset_sizes(dataset)},

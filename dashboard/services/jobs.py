@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from core import jobs
-from core.config import RunConfig
+from core.configs import RunConfig
 from dashboard.services.runstore import runs
 
 ACTIVE_STATES = ("queued", "running", "interrupted")  # a job in these states can still be cancelled

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from core import estimate, presets, profiles
-from core.config import RunConfig
+from core.analysis import estimate
+from core.configs import RunConfig, presets, profiles
 from dashboard.services.data import dataset_sizes
 from dashboard.services.runstore import runs
 
@@ -16,7 +16,7 @@ PROFILE_DESCRIPTIONS = {name: p.description for name, p in profiles.PROFILES.ite
 
 def build_configs(dataset: str, archs: list[str], config_ids: list[str], profile: str = profiles.DEFAULT_PROFILE,
                   n_seeds: int = 1, **settings: Any) -> list[RunConfig]:
-    """The form's grid under ``profile`` (``core.profiles.grid``); ``n_seeds`` repeats it with consecutive
+    """The form's grid under ``profile`` (``core.configs.profiles.grid``); ``n_seeds`` repeats it with consecutive
     training seeds from ``settings['seed']``."""
     seeds = presets.seed_list([n_seeds], start=settings.pop("seed", 42))
     return profiles.grid(profile, dataset, archs, config_ids, seeds=seeds, **settings)

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import faces
+from core.inference import faces
 from dashboard.images import draw_faces, thumbnail
 from dashboard.services.runstore import runs, store
 
@@ -106,8 +106,8 @@ def analyse_photo(data: bytes, name: str, predictor_ids: list[str], detector: st
     model that disappeared or a broken detector file is an error message naming what went
     wrong, so one bad upload never hides the others.
     """
-    from core.config import ConfigError
-    from core.tracking import RunNotFound
+    from core.configs import ConfigError
+    from core.store import RunNotFound
 
     try:
         return _analyse_photo(data, name, tuple(predictor_ids), detector, gradcam,
@@ -119,7 +119,7 @@ def analyse_photo(data: bytes, name: str, predictor_ids: list[str], detector: st
 def _error_result(exc: Exception, name: str) -> dict[str, str]:
     """One upload's failure as the pages show it: the message, led by the file's name."""
     from core.inference.video import VideoError
-    from core.tracking import RunNotFound
+    from core.store import RunNotFound
 
     if isinstance(exc, (faces.ImageError, VideoError)):  # their messages start with the file name
         return {"error": str(exc), "name": name}
@@ -210,9 +210,9 @@ def analyse_video(data: bytes, name: str, predictor_ids: list[str], sample_fps: 
     to a temporary folder (OpenCV reads files) that is removed afterwards. Not cached: the page keeps the
     result, and the progress bar only means something while the work runs.
     """
-    from core.config import ConfigError
+    from core.configs import ConfigError
     from core.inference import video
-    from core.tracking import RunNotFound
+    from core.store import RunNotFound
 
     if len(data) > video.MAX_VIDEO_BYTES:
         return {"error": f"{name}: file is {len(data) / 2**20:.0f} MB; the limit is {video.MAX_VIDEO_BYTES // 2**20} MB",

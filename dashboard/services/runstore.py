@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import datasets, evaluation, profiles
-from core.config import RunConfig
-from core.tracking import RunNotFound, RunStore
+from core.configs import RunConfig, profiles
+from core.data import datasets
+from core.store import RunNotFound, RunStore
+from core.train import evaluation
 
 LIVE_TTL = 3  # seconds: curves of a running job refresh at the polling rate
 KIND_NOTES = {"ga-individual": " · GA individual, scored on validation", "evaluation": " · re-evaluation"}

@@ -9,8 +9,9 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from core import comparison, evaluation, presets, stats
-from core.config import RunConfig
+from core.analysis import comparison, stats
+from core.configs import RunConfig, presets
+from core.train import evaluation
 from dashboard.services.jobs import submit
 from dashboard.services.runstore import history, predictions, report, run_config, runs
 
@@ -34,7 +35,7 @@ def has_repeats(run_ids: list[str]) -> bool:
 
 
 def per_seed_table(groups: dict[str, list[str]]) -> pd.DataFrame:
-    """One row per finished run with a test report (``core.comparison.PER_SEED_COLUMNS``)."""
+    """One row per finished run with a test report (``core.analysis.comparison.PER_SEED_COLUMNS``)."""
     table = runs().set_index("run_id")
     finished = set(table.index[table.status == "FINISHED"])
     return comparison.per_seed_table(groups, table.seed.to_dict(), lambda r: report(r) if r in finished else None,
@@ -43,7 +44,7 @@ def per_seed_table(groups: dict[str, list[str]]) -> pd.DataFrame:
 
 def seed_bands(groups: dict[str, list[str]], metric: str, x: str = "epoch", smoothing: float = 0.0) -> dict[str, dict]:
     """Per configuration: training and validation ``metric`` as a mean with a 95% band across seeds
-    (``core.stats.curve_band``), smoothed and raw, plus each seed's smoothed curve."""
+    (``core.analysis.stats.curve_band``), smoothed and raw, plus each seed's smoothed curve."""
     out = {}
     for name, rids in groups.items():
         hists = [history(r) for r in rids]

@@ -11,15 +11,14 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from core import classroom, playground
-from core.tracking import RunNotFound
+from core.configs.choices import optimizer_label
+from core.store import RunNotFound
+from core.teaching import classroom, playground
 from dashboard.services.runstore import run_config
 
 SURFACES = {name: s.title for name, s in playground.SURFACES.items()}
-OPTIMIZERS = {name: playground.LABELS[name] for name in playground.OPTIMIZERS}
-CLASSROOM_LABELS = dict(classroom.LABELS)
-# The lab's optimizer names (core.config.OPTIMIZERS) as playground optimizers: the lab's SGD has momentum.
-_LAB_TO_PLAYGROUND = {"adam": "adam", "rmsprop": "rmsprop", "sgd": "momentum", "adamw": "adamw"}
+OPTIMIZERS = {name: optimizer_label(name) for name in playground.OPTIMIZERS}
+CLASSROOM_LABELS = {name: optimizer_label(name) for name in classroom.OPTIMIZERS}
 
 
 def format_rate(value: float) -> str:
@@ -37,7 +36,7 @@ def parse_rate(text: str | None) -> float | None:
 
 
 def playground_defaults() -> dict[str, Any]:
-    """The lab's optimizer settings (``core.playground.Settings``) as a dict."""
+    """The lab's optimizer settings (``core.teaching.playground.Settings``) as a dict."""
     return asdict(playground.Settings())
 
 
@@ -50,14 +49,14 @@ def surface_info(name: str) -> dict[str, Any]:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def surface_grid(name: str) -> tuple:
-    """``core.playground.grid``: the surface's loss on a grid, for the contour plot."""
+    """``core.teaching.playground.grid``: the surface's loss on a grid, for the contour plot."""
     return playground.grid(name)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def optimizer_paths(surface: str, settings: dict[str, Any], steps: int, start: tuple[float, float],
                     optimizers: tuple[str, ...], seed: int = 0) -> playground.Paths:
-    """``core.playground.paths``: where each optimizer goes (cached: moving a slider back is free)."""
+    """``core.teaching.playground.paths``: where each optimizer goes (cached: moving a slider back is free)."""
     return playground.paths(surface, playground.Settings(**settings), steps, start, optimizers, seed)
 
 
@@ -65,8 +64,9 @@ def optimizers_link(run_config: dict) -> dict[str, str]:
     """Query parameters that open the Optimizers page preset to a run's optimizer and learning rate
     (``run_config`` as ``services.run_config`` returns it)."""
     opt = run_config.get("optimizer", {})
-    params = {"opt": _LAB_TO_PLAYGROUND.get(opt.get("name"), "adam"), "lr": format_rate(float(opt.get("learning_rate", 1e-3)))}
-    if opt.get("name") == "sgd":
+    name = opt.get("name")
+    params = {"opt": name if name in playground.OPTIMIZERS else "adam", "lr": format_rate(float(opt.get("learning_rate", 1e-3)))}
+    if name == "sgd":
         params["momentum"] = f"{float(opt.get('momentum', 0.9)):g}"
     return params
 
@@ -81,7 +81,7 @@ def optimizers_href(run_id: str) -> str | None:
 
 
 def classroom_defaults() -> dict[str, Any]:
-    """The classroom experiment's default setup (``core.classroom.Setup``) as a dict."""
+    """The classroom experiment's default setup (``core.teaching.classroom.Setup``) as a dict."""
     return asdict(classroom.Setup())
 
 

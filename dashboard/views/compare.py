@@ -2,12 +2,6 @@
 per-class metrics, a significance test, misclassified images and an HTML export."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-if (_root := str(Path(__file__).resolve().parents[2])) not in sys.path:
-    sys.path.insert(0, _root)  # lets the page run standalone (`streamlit run`, AppTest)
-
 from datetime import datetime
 from itertools import combinations
 

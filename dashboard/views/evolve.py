@@ -2,12 +2,6 @@
 classifier head's weights against Adam and RMSprop; watch a search live and compare its best genome."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-if (_root := str(Path(__file__).resolve().parents[2])) not in sys.path:
-    sys.path.insert(0, _root)  # lets the page run standalone (`streamlit run`, AppTest)
-
 import json
 import math
 

@@ -6,12 +6,6 @@ advanced controls away and enlarges charts and text.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-if (_root := str(Path(__file__).resolve().parents[2])) not in sys.path:
-    sys.path.insert(0, _root)  # lets the page run standalone (`streamlit run`, AppTest)
-
 import streamlit as st
 
 from dashboard import charts, services, ui
@@ -33,8 +27,8 @@ defaults = services.playground_defaults()
 c1, c2, c3, c4 = st.columns([2, 3, 2, 2])
 # Choices show their ids, not titles: a bound widget writes what it shows into the URL.
 surface = c1.selectbox("Loss surface", list(services.SURFACES), key="surface", bind=URL)
-names = c2.multiselect("Optimizers (momentum = SGD with momentum)", list(services.OPTIMIZERS),
-                       default=list(services.OPTIMIZERS), key="opt", bind=URL)
+names = c2.multiselect("Optimizers", list(services.OPTIMIZERS), default=list(services.OPTIMIZERS),
+                       format_func=services.OPTIMIZERS.get, key="opt", bind=URL)
 rates = sorted(set(LEARNING_RATES) | {r for r in [services.parse_rate(st.query_params.get("lr"))] if r})
 lr = c3.select_slider("Learning rate (all optimizers)", rates, value=defaults["learning_rate"],
                       format_func=services.format_rate, key="lr", bind=URL)

@@ -2,14 +2,9 @@
 side by side, with Grad-CAM showing where each model looked."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-if (_root := str(Path(__file__).resolve().parents[2])) not in sys.path:
-    sys.path.insert(0, _root)  # lets the page run standalone (`streamlit run`, AppTest)
-
 import math
 from datetime import datetime
+from pathlib import Path
 
 import streamlit as st
 
@@ -24,7 +19,7 @@ MAX_TRACKS = 6  # timelines shown per video
 
 
 def detector_label(detector: str) -> str:
-    return DETECTOR_LABELS.get(detector, detector)  # a detector added to core.faces shows by its id until labelled
+    return DETECTOR_LABELS.get(detector, detector)  # a detector added to core.inference.faces shows by its id until labelled
 
 
 def plural(n: int, word: str) -> str:

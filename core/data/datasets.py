@@ -16,11 +16,12 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from core.config import DataConfig, data_dir
+from core.configs import DataConfig, data_dir
+from core.configs.choices import FER_LABELS, MODELS
 
 log = logging.getLogger(__name__)
 
-FER_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+FER_CLASSES: tuple[str, ...] = FER_LABELS
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 FER_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 # The published protocol: every choice (epochs, early stopping, search) on PublicTest, PrivateTest reported once.
@@ -184,7 +185,7 @@ def check_classes(ds: Dataset) -> None:
 
 def load_synthetic(name: str = "synthetic", seed: int = 0) -> Dataset:
     """The embedded offline dataset; generated on first use and cached under data/."""
-    from core import synthetic
+    from core.data import synthetic
 
     if name not in SYNTHETIC_SIZES:
         raise DatasetError(f"Unknown synthetic dataset {name!r}; expected one of {sorted(SYNTHETIC_SIZES)}")
@@ -387,7 +388,7 @@ def load_dataset(name: str, val_fraction: float = 0.1, seed: int = 42) -> Datase
 
 
 def _decoded_cache_path(path: Path, val_fraction: float, seed: int) -> Path:
-    from core.config import artifacts_dir
+    from core.configs import artifacts_dir
 
     stats = [path] if path.is_file() else [path, *sorted(p for p in path.glob("*/*") if p.is_dir())]
     key = "|".join(f"{p.resolve()}:{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in stats)
@@ -491,6 +492,18 @@ def paper_augmenter(strength: float, seed: int):
 
 AUGMENTERS = {"basic": augmenter, "paper": paper_augmenter}
 
+def to_model_input(x, arch: str, size: int):
+    """Tensor version of ``core.train.models.preprocess``: float or uint8 (N,H,W,1|3) -> model input."""
+    import tensorflow as tf
+
+    x = tf.cast(x, tf.float32)
+    if x.shape[1] != size or x.shape[2] != size:
+        x = tf.image.resize(x, (size, size), method="bilinear", antialias=True)
+    if x.shape[-1] == 1:
+        # ImageNet backbones need 3 channels; tiling keeps the gray value in each.
+        x = tf.repeat(x, 3, axis=-1)
+    return MODELS[arch].preprocess_fn()(x)
+
 
 def make_pipeline(x: np.ndarray, y: np.ndarray, *, arch: str, input_size: int, num_classes: int,
                   batch_size: int, training: bool, augment: bool = True, augment_strength: float = 1.0,
@@ -502,8 +515,6 @@ def make_pipeline(x: np.ndarray, y: np.ndarray, *, arch: str, input_size: int, n
     tf.data's autotuning on (the bench's comparison; see ``fixed_parallelism``).
     """
     import tensorflow as tf
-
-    from core.models import to_model_input
 
     images = tf.data.Dataset.from_tensor_slices((x[..., None], tf.one_hot(y, num_classes)))
     if not training:

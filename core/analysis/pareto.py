@@ -57,7 +57,7 @@ def summarise_configurations(runs: pd.DataFrame, intervals: dict[str, tuple[floa
     run keeps its bootstrap interval. Costs are means over the configuration's runs.
     Columns: configuration, dataset, n_runs, test_accuracy, ci_low, ci_high, interval, costs, run_ids.
     """
-    from core.stats import mean_ci  # only here: searches read the front without loading SciPy
+    from core.analysis.stats import mean_ci  # only here: searches read the front without loading SciPy
 
     rows = []
     groups = list(runs.groupby(["dataset", "repeat_key"], sort=False))

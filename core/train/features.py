@@ -10,7 +10,7 @@ import logging
 
 import numpy as np
 
-from core.config import ModelConfig, artifacts_dir
+from core.configs import ModelConfig, artifacts_dir
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 def backbone_features(ds, arch: str, weights: str, input_size: int, seed: int) -> dict[str, np.ndarray]:
     """Pooled backbone features of ``ds``'s train and val splits (``x_train``, ``y_train``, ``x_val``,
     ``y_val``), computed once per backbone, weights, input size, seed and data, then read from the cache."""
-    from core import datasets, models
+    from core.data import datasets
+    from core.train import models
 
     cache = (artifacts_dir() / "cache" / "features" /
              f"{arch}-{weights}-{input_size}-seed{seed}-{ds.fingerprint()}.npz")
@@ -47,7 +48,7 @@ def backbone_features(ds, arch: str, weights: str, input_size: int, seed: int) -
 def available_weights(arch: str, weights: str, seed: int) -> tuple[str, str | None]:
     """The weights features can come from on this machine, and a note when that is not ``weights``:
     ImageNet weights that are not cached fall back to a randomly initialised backbone."""
-    from core import models
+    from core.train import models
 
     if weights == "imagenet" and not models.imagenet_weights_cached(arch):
         note = (f"ImageNet weights for {arch} are not cached: features come from a randomly "

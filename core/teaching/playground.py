@@ -23,7 +23,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from core.presets import SCRATCH_LR
+from core.configs.choices import OPTIMIZERS as OPTIMIZER_SPECS
+from core.configs.presets import SCRATCH_LR
 
 
 def _quadratic(u, v):
@@ -86,9 +87,8 @@ SURFACES: dict[str, Surface] = {
         "(seeded). The loss shown is the full-data loss.", noise=0.01),
 }
 
-OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "rmsprop", "adam", "adamw")
-LABELS: dict[str, str] = {"sgd": "SGD", "momentum": "SGD + momentum", "rmsprop": "RMSprop", "adam": "Adam",
-                          "adamw": "AdamW"}
+# Every optimizer of the lab's registry, plain SGD first: the page builds up from it.
+OPTIMIZERS: tuple[str, ...] = tuple(OPTIMIZER_SPECS)
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class Settings:
     """Hyperparameters of the five optimizers.
 
     Defaults are the lab's: the five configurations train from scratch at 1e-3 (``SCRATCH_LR``);
-    ``core.models.make_optimizer`` gives SGD momentum 0.9 with Nesterov and AdamW a weight decay
+    ``core.train.models.make_optimizer`` gives SGD momentum 0.9 with Nesterov and AdamW a weight decay
     of 1e-4; betas and rho are Keras' defaults, which the lab keeps.
     """
 
@@ -121,21 +121,11 @@ class Settings:
 
 
 def make_optimizer(name: str, settings: Settings):
-    """The Keras optimizer ``name`` (one of ``OPTIMIZERS``) with ``settings``."""
-    import keras
-
-    s = settings
-    kinds = {
-        "sgd": lambda: keras.optimizers.SGD(s.learning_rate),
-        "momentum": lambda: keras.optimizers.SGD(s.learning_rate, momentum=s.momentum, nesterov=s.nesterov),
-        "rmsprop": lambda: keras.optimizers.RMSprop(s.learning_rate, rho=s.rho, epsilon=s.epsilon),
-        "adam": lambda: keras.optimizers.Adam(s.learning_rate, beta_1=s.beta_1, beta_2=s.beta_2, epsilon=s.epsilon),
-        "adamw": lambda: keras.optimizers.AdamW(s.learning_rate, weight_decay=s.weight_decay, beta_1=s.beta_1,
-                                                beta_2=s.beta_2, epsilon=s.epsilon),
-    }
-    if name not in kinds:
+    """The Keras optimizer ``name`` (one of ``OPTIMIZERS``) with the ``settings`` it has."""
+    if name not in OPTIMIZER_SPECS:
         raise ValueError(f"Unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}")
-    return kinds[name]()
+    spec = OPTIMIZER_SPECS[name]
+    return spec.build(settings.learning_rate, **{k: getattr(settings, k) for k in spec.options})
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Sequence
 import keras
 import numpy as np
 
-from core.config import RunConfig
+from core.configs import RunConfig
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.config import RunConfig, artifacts_dir
+from core.configs import RunConfig, artifacts_dir
 
 EXPERIMENT = "emotion-lab"
 HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_time", "images_per_sec")
@@ -40,6 +40,15 @@ def default_uri() -> str:
 
 class RunNotFound(KeyError):
     """No run with that id in the store."""
+
+
+class StoreUnreachable(RuntimeError):
+    """The run store did not answer (network, authentication, a locked or broken database): the run may exist."""
+
+
+# MLflow's answers that mean "no such run" (a malformed id is no run either); every other
+# failure says nothing about the run and must not read as "not found".
+_NOT_FOUND_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
 class RunStore:
@@ -102,8 +111,10 @@ class RunStore:
         return run_id
 
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
-        for k, v in tags.items():
-            self.client.set_tag(run_id, k, str(v))
+        """Set every tag in one request."""
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None:
         """Per-epoch metrics with step = epoch (1-based)."""
@@ -155,11 +166,21 @@ class RunStore:
 
     # ----------------------------------------------------------- reading
     def get(self, run_id: str):
-        """The MLflow run with this id (info, params, tags, metrics); RunNotFound if there is none."""
+        """The MLflow run with this id (info, params, tags, metrics).
+
+        Raises RunNotFound if the store has no such run, StoreUnreachable if the store did not answer.
+        """
+        from mlflow.exceptions import MlflowException
+
         try:
             return self.client.get_run(run_id)
-        except Exception as exc:
-            raise RunNotFound(f"No run {run_id!r} in the store at {self.uri}") from exc
+        except MlflowException as exc:
+            if exc.error_code in _NOT_FOUND_CODES:
+                raise RunNotFound(f"No run {run_id!r} in the store at {self.uri}") from exc
+            raise StoreUnreachable(f"The run store at {self.uri} did not answer for run {run_id!r}: "
+                                   f"{exc.message}") from exc
+        except OSError as exc:  # requests' connection errors are OSErrors
+            raise StoreUnreachable(f"The run store at {self.uri} did not answer for run {run_id!r}: {exc}") from exc
 
     def find_runs(self, tags: dict[str, str] | None = None, status: str | None = None) -> list:
         """MLflow runs of this experiment carrying all ``tags`` (exact values) and ``status``, newest first."""
@@ -253,7 +274,7 @@ class RunStore:
         return RunConfig.from_dict(d)
 
     def report(self, run_id: str) -> dict | None:
-        """The test report (see ``core.evaluation.evaluate``), or None before evaluation."""
+        """The test report (see ``core.train.evaluation.evaluate``), or None before evaluation."""
         return self.read_json(run_id, "report.json")
 
     def predictions(self, run_id: str) -> dict[str, np.ndarray] | None:

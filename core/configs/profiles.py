@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from core import presets
-from core.config import RunConfig
+from core.configs import presets
+from core.configs.config import RunConfig
 
 
 @dataclass(frozen=True)

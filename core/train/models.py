@@ -1,78 +1,23 @@
-"""Model registry: keras.applications backbones with a named classifier head.
+"""Models from the architecture registry: keras.applications backbones with a named classifier head.
 
 Metadata that must travel with a model (its preprocessing, its block names, where its
-ImageNet weights live) sits in the spec, so training and inference cannot disagree.
+ImageNet weights live) sits in its spec (``core.configs.choices.MODELS``), so training and
+inference cannot disagree.
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from core.config import ConfigError, ModelConfig, OptimizerConfig
-
-_KERAS_WEIGHTS = "https://storage.googleapis.com/tensorflow/keras-applications/"
+from core.configs import ConfigError, ModelConfig, OptimizerConfig
+from core.configs.choices import MODELS, OPTIMIZERS, ModelSpec
+from core.configs.paths import imagenet_weights_path, keras_home
+from core.data.datasets import to_model_input
 
 
 class WeightsMissingError(FileNotFoundError):
     """ImageNet weights are neither cached nor downloadable."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Everything the rest of the code needs to know about one backbone family."""
-
-    name: str
-    builder: str  # attribute of keras.applications
-    preprocess_module: str  # keras.applications.<module>.preprocess_input
-    # Layer-name prefixes of the backbone's blocks from input to output; freezing
-    # counts blocks by these names so it survives changes in layer indices.
-    blocks: tuple[str, ...]
-    last_conv_layer: str  # Grad-CAM target
-    weights_file: str
-    weights_url: str
-    weights_md5: str
-    # Suffix of the BatchNorm that closes each residual branch (None: no residual blocks).
-    # From random init these start at gamma=0, so every block begins as the identity.
-    residual_bn_suffix: str | None = None
-
-    def builder_fn(self) -> Callable:
-        import keras
-
-        return getattr(keras.applications, self.builder)
-
-    def preprocess_fn(self) -> Callable:
-        import keras
-
-        return getattr(keras.applications, self.preprocess_module).preprocess_input
-
-
-MODELS: dict[str, ModelSpec] = {
-    "resnet50": ModelSpec(
-        name="resnet50",
-        builder="ResNet50",
-        preprocess_module="resnet50",
-        blocks=("conv1_", "conv2_", "conv3_", "conv4_", "conv5_"),
-        last_conv_layer="conv5_block3_out",
-        weights_file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        weights_url=_KERAS_WEIGHTS + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        weights_md5="4d473c1dd8becc155b73f8504c6f6626",
-        residual_bn_suffix="_3_bn",
-    ),
-    "vgg16": ModelSpec(
-        name="vgg16",
-        builder="VGG16",
-        preprocess_module="vgg16",
-        blocks=("block1_", "block2_", "block3_", "block4_", "block5_"),
-        last_conv_layer="block5_conv3",
-        weights_file="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        weights_url=_KERAS_WEIGHTS + "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        weights_md5="6d6bbae143d832006294945121d1f1fc",
-    ),
-}
 
 
 def get_spec(arch: str) -> ModelSpec:
@@ -81,21 +26,6 @@ def get_spec(arch: str) -> ModelSpec:
         return MODELS[arch]
     except KeyError:
         raise ConfigError(f"Unknown model {arch!r}; expected one of {sorted(MODELS)}") from None
-
-
-def keras_home() -> Path:
-    """Keras' cache root: ``KERAS_HOME`` or ``~/.keras``, as Keras itself resolves it."""
-    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
-
-
-def imagenet_weights_path(arch: str) -> Path:
-    """Where Keras caches the notop ImageNet weights of ``arch``."""
-    return keras_home() / "models" / get_spec(arch).weights_file
-
-
-def imagenet_weights_cached(arch: str) -> bool:
-    """True when the ImageNet weights file for ``arch`` is already on disk."""
-    return imagenet_weights_path(arch).is_file()
 
 
 def fetch_weights(arch: str) -> Path:
@@ -150,19 +80,6 @@ def preprocess(arch: str, images: np.ndarray, size: int) -> np.ndarray:
     if x.shape.rank == 3:
         x = x[..., None]
     return to_model_input(x, arch, size).numpy()
-
-
-def to_model_input(x, arch: str, size: int):
-    """Tensor version of :func:`preprocess`: float or uint8 (N,H,W,1|3) -> model input."""
-    import tensorflow as tf
-
-    x = tf.cast(x, tf.float32)
-    if x.shape[1] != size or x.shape[2] != size:
-        x = tf.image.resize(x, (size, size), method="bilinear", antialias=True)
-    if x.shape[-1] == 1:
-        # ImageNet backbones need 3 channels; tiling keeps the gray value in each.
-        x = tf.repeat(x, 3, axis=-1)
-    return get_spec(arch).preprocess_fn()(x)
 
 
 def build_model(cfg: ModelConfig, num_classes: int, seed: int = 0):
@@ -244,18 +161,14 @@ def build_train_state(model) -> None:
 
 
 def make_optimizer(cfg: OptimizerConfig):
-    """A Keras optimizer from data; no per-name branching elsewhere."""
-    import keras
-
-    # Keras applies weight_decay decoupled from the gradient (as AdamW does) for every optimizer.
-    wd = cfg.weight_decay or None
-    kinds = {
-        "adam": lambda: keras.optimizers.Adam(cfg.learning_rate, weight_decay=wd),
-        "rmsprop": lambda: keras.optimizers.RMSprop(cfg.learning_rate, weight_decay=wd),
-        "sgd": lambda: keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum, nesterov=True, weight_decay=wd),
-        "adamw": lambda: keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay or 1e-4),
-    }
-    return kinds[cfg.name]()
+    """A Keras optimizer from data (``core.configs.choices.OPTIMIZERS``); no per-name branching elsewhere."""
+    spec = OPTIMIZERS[cfg.name]
+    # Keras applies weight_decay decoupled from the gradient (as AdamW does) for every optimizer;
+    # 0 means none, and AdamW then takes its registry default.
+    hyper = {"weight_decay": cfg.weight_decay or None}
+    if "momentum" in spec.options:
+        hyper["momentum"] = cfg.momentum
+    return spec.build(cfg.learning_rate, **hyper)
 
 
 def count_params(model) -> dict[str, int]:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from core.config import ConfigError
+from core.configs import ConfigError
 
 DISTRIBUTE_ENV = "EMOTION_LAB_DISTRIBUTE"
 DISTRIBUTE_MODES: tuple[str, ...] = ("none", "mirrored")

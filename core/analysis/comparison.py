@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from core import stats
-from core.tracking import RunStore
+from core.analysis import stats
+from core.store import RunStore
 
 SUMMARIES = ("final epoch", "best validation epoch")
 # Per-seed metrics the paired tests compare, with the scale and unit their verdicts use.
@@ -82,7 +82,7 @@ def seed_values(per_seed: pd.DataFrame, metric: str) -> dict[str, dict[int, floa
 
 
 def paired_test(per_seed: pd.DataFrame, name_a: str, name_b: str, metric: str) -> tuple[dict, str]:
-    """``core.stats.paired`` of two configurations on ``metric`` over their shared seeds, and its verdict."""
+    """``core.analysis.stats.paired`` of two configurations on ``metric`` over their shared seeds, and its verdict."""
     values = seed_values(per_seed, metric)
     result = stats.paired(values[name_a], values[name_b])
     scale, unit = METRICS[metric]

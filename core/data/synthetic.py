@@ -18,9 +18,11 @@ import numbers
 import cv2
 import numpy as np
 
+from core.configs.choices import FER_LABELS
+
 __all__ = ["CLASS_NAMES", "generate"]
 
-CLASS_NAMES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+CLASS_NAMES: tuple[str, ...] = FER_LABELS
 
 MIN_SIZE = 32
 

@@ -4,7 +4,7 @@ Only a classifier head is trained, on backbone features computed once (``core.fe
 every optimizer starts from the same initial weights and sees the same batches in the same
 order, so the curves differ by the optimizer alone. Epochs take a fraction of a second, so
 the three curves grow while a class watches. The optimizers are the lab's own
-(``core.models.make_optimizer``). TensorFlow is imported only when an experiment starts.
+(``core.train.models.make_optimizer``). TensorFlow is imported only when an experiment starts.
 """
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from core.config import ARCHITECTURES, DataConfig, OptimizerConfig
-from core.presets import QUICK
+from core.configs import ARCHITECTURES, DataConfig, OptimizerConfig
+from core.configs.choices import optimizer_label
+from core.configs.presets import QUICK
 
+# The three optimizers the lab's configurations and profiles train with, by their registry names.
 OPTIMIZERS: tuple[str, ...] = ("adam", "rmsprop", "sgd")
-LABELS: dict[str, str] = {"adam": "Adam", "rmsprop": "RMSprop", "sgd": "SGD (momentum 0.9, Nesterov)"}
 HEAD_LEARNING_RATE = 1e-3  # the lab's head rate (core.evolution.head), shared by all three
 
 
@@ -65,7 +66,8 @@ class Experiment:
     def __init__(self, setup: Setup):
         import keras
 
-        from core import datasets, features
+        from core.data import datasets
+        from core.train import features
 
         self.setup = setup.validate()
         weights, note = features.available_weights(setup.arch, setup.weights, setup.seed)
@@ -89,7 +91,7 @@ class Experiment:
     def _evaluate(self, model, name: str, epoch: int, train: dict | None) -> dict:
         from sklearn.metrics import accuracy_score, log_loss
 
-        row = {"optimizer": LABELS[name], "epoch": epoch}
+        row = {"optimizer": optimizer_label(name), "epoch": epoch}
         for split, key in (("train", ""), ("val", "val_")):
             x, y = self.data[f"x_{split}"], self.data[f"y_{split}"]
             if split == "train" and train is not None:
@@ -108,7 +110,7 @@ class Experiment:
         import keras
         import tensorflow as tf
 
-        from core import models
+        from core.train import models
 
         s, x, y = self.setup, self.data["x_train"], self.data["y_train"]
         heads = {}

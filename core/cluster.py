@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from core import runs
-from core.config import PROJECT_ROOT, ConfigError, RunConfig, artifacts_dir, data_dir
-from core.device import DISTRIBUTE_ENV
+from core.configs import PROJECT_ROOT, ConfigError, RunConfig, artifacts_dir, data_dir
+from core.train import runs
+from core.train.device import DISTRIBUTE_ENV
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def evaluate_configs(configs: Sequence[RunConfig], *, run_ids: Sequence[str] | N
     Returns one ``Evaluation`` per configuration, in order. ``run_ids`` are runs already
     created for them (a run that was interrupted resumes from its checkpoint); without
     them each configuration gets a new run, tagged with its ``tags``. ``dataset`` (a
-    ``core.datasets.Dataset``) is shipped to the tasks once through Ray's object store;
+    ``core.data.datasets.Dataset``) is shipped to the tasks once through Ray's object store;
     without it each task loads its config's dataset on its node. ``on_result(i,
     evaluation)`` is called as each one finishes. When ``should_stop()`` turns true the
     runs still training are stopped and recorded as KILLED. ``gpus_per_task`` and
@@ -155,7 +155,7 @@ def evaluate_configs(configs: Sequence[RunConfig], *, run_ids: Sequence[str] | N
     """
     import ray
 
-    from core.tracking import RunStore
+    from core.store import RunStore
 
     if run_ids is not None and len(run_ids) != len(configs):
         raise ConfigError(f"run_ids: expected one per config ({len(configs)}). Received: {len(run_ids)}")
@@ -163,7 +163,7 @@ def evaluate_configs(configs: Sequence[RunConfig], *, run_ids: Sequence[str] | N
         raise ConfigError(f"tags: expected one mapping per config ({len(configs)}). Received: {len(tags)}")
     if not configs:
         return []
-    from core import models
+    from core.train import models
 
     for cfg in configs:
         models.resolve_weights(cfg.model)  # a missing weights file fails here, before anything trains
@@ -209,7 +209,7 @@ def evaluate_configs(configs: Sequence[RunConfig], *, run_ids: Sequence[str] | N
 
 
 def _open_run(store, cfg: RunConfig, dataset, tags: dict) -> str:
-    from core import datasets
+    from core.data import datasets
 
     ds = dataset if dataset is not None else datasets.load_for_run(cfg.data)
     return runs.open_run(cfg, ds, store=store, tags=tags)
@@ -234,8 +234,8 @@ def _train_task(cfg: dict, run_id: str, dataset, node: str, paths: Mapping[str, 
     apply_paths(node, paths)
     import keras
 
-    from core import training
-    from core.tracking import RunStore
+    from core.store import RunStore
+    from core.train import training
 
     t0 = time.perf_counter()
     try:

@@ -1,6 +1,6 @@
 """Time to a job's first trained batch, by phase, in a fresh interpreter.
 
-``python -m core.benchstartup ARCH SIZE [BATCH] [--no-prebuild]``; ``--no-prebuild`` leaves
+``python -m core.bench.startup ARCH SIZE [BATCH] [--no-prebuild]``; ``--no-prebuild`` leaves
 the optimizer and metric variables to be created inside the first traced step, as Keras does
 without ``models.build_train_state``.
 
@@ -24,7 +24,12 @@ def measure(arch: str, size: int, batch_size: int = 32, prebuild: bool = True) -
 
     phases["import_tensorflow_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    from core import datasets, models, presets, synthetic, training  # noqa: F401  what a job process imports
+    from core.configs import presets
+    from core.data import (
+        datasets,  # noqa: F401  what a job process imports
+        synthetic,
+    )
+    from core.train import models
 
     phases["import_project_s"] = time.perf_counter() - t
     t = time.perf_counter()

@@ -19,10 +19,12 @@ import keras
 import numpy as np
 import pandas as pd
 
-from core import callbacks as callbacks_mod
-from core import costs, datasets, models, runs
-from core.config import RunConfig
-from core.device import (
+from core.configs import RunConfig
+from core.data import datasets
+from core.store import RunStore
+from core.train import callbacks as callbacks_mod
+from core.train import costs, models, runs
+from core.train.device import (
     accelerator,
     distribution_scope,
     mixed_policy,
@@ -30,7 +32,6 @@ from core.device import (
     seed_everything,
     steps_per_execution,
 )
-from core.tracking import RunStore
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,11 @@ from typing import Callable
 
 import numpy as np
 
-from core import benchstats, datasets, device, models, presets, profiles, training, tta
-from core.config import RunConfig
-from core.models import forward_flops
+from core.bench import stats
+from core.configs import RunConfig, presets, profiles
+from core.data import datasets
+from core.train import device, models, training, tta
+from core.train.models import forward_flops
 
 
 def matmul_windows(n: int = 2048, windows: int = 5, seconds: float = 0.3) -> list[float]:
@@ -42,7 +44,7 @@ def _compiled(cfg: RunConfig, num_classes: int, **compile_kw):
     model = models.build_model(cfg.model, num_classes, seed=cfg.train.seed)
     model.compile(optimizer=models.make_optimizer(cfg.optimizer), loss="categorical_crossentropy",
                   metrics=["accuracy"], **compile_kw)
-    models.build_train_state(model)  # as core.training does
+    models.build_train_state(model)  # as core.train.training does
     return model
 
 
@@ -107,21 +109,21 @@ def bench_training(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_siz
         flow = gen.flow_from_directory(tmp, target_size=(size, size), color_mode="rgb", batch_size=batch_size,
                                        class_mode="categorical", seed=0)
         variants = [
-            benchstats.Variant("pipeline", _epoch_window(model, pipeline, n), warm_up=first_window),
-            benchstats.Variant("bare_fit", _epoch_window(model, _in_memory(arch, size, x, y, batch_size, num_classes), n)),
-            benchstats.Variant("notebook_flow_from_directory", _epoch_window(model, flow, n)),
-            benchstats.Variant("pipeline_augmented", _epoch_window(
+            stats.Variant("pipeline", _epoch_window(model, pipeline, n), warm_up=first_window),
+            stats.Variant("bare_fit", _epoch_window(model, _in_memory(arch, size, x, y, batch_size, num_classes), n)),
+            stats.Variant("notebook_flow_from_directory", _epoch_window(model, flow, n)),
+            stats.Variant("pipeline_augmented", _epoch_window(
                 model, datasets.make_pipeline(x, y, training=True, augment=True, **kw), n)),
         ]
-        rates = benchstats.interleave(variants, windows, progress=progress)
+        rates = stats.interleave(variants, windows, progress=progress)
     flops = forward_flops(model)
     out: dict = {"arch": arch, "size": size, "images": n, "batch_size": batch_size, "build_s": build_s,
                  "first_window_s": first["s"], "train_gflop_per_image": 3 * flops / 1e9,  # backward ~2x forward
-                 "figures": {name: benchstats.summarize(r) for name, r in rates.items()}}
+                 "figures": {name: stats.summarize(r) for name, r in rates.items()}}
     out["ratios"] = {
-        "pipeline_vs_bare": benchstats.paired_ratio(rates["pipeline"], rates["bare_fit"]),
-        "pipeline_vs_notebook": benchstats.paired_ratio(rates["pipeline"], rates["notebook_flow_from_directory"]),
-        "augmented_vs_pipeline": benchstats.paired_ratio(rates["pipeline_augmented"], rates["pipeline"]),
+        "pipeline_vs_bare": stats.paired_ratio(rates["pipeline"], rates["bare_fit"]),
+        "pipeline_vs_notebook": stats.paired_ratio(rates["pipeline"], rates["notebook_flow_from_directory"]),
+        "augmented_vs_pipeline": stats.paired_ratio(rates["pipeline_augmented"], rates["pipeline"]),
     }
     out["achieved_gflops"] = out["train_gflop_per_image"] * out["figures"]["pipeline"]["median"]
     return out
@@ -139,7 +141,7 @@ def bench_frozen_features(arch: str, size: int, x: np.ndarray, y: np.ndarray, ba
     """
     import keras
 
-    from core.device import accelerator
+    from core.train.device import accelerator
 
     base = presets.base_config(arch, "bench", batch_size=batch_size)
     cfg = presets.preset("imagenet-frozen-adam", base)
@@ -165,20 +167,20 @@ def bench_frozen_features(arch: str, size: int, x: np.ndarray, y: np.ndarray, ba
                         metrics=["accuracy"], steps_per_execution=16)
     models.build_train_state(batched_top)
     train = datasets.make_pipeline(x, y, training=True, augment=False, **common)
-    rates = benchstats.interleave([
-        benchstats.Variant("full_forward", _epoch_window(full, train, n)),
-        benchstats.Variant("cached_features", _epoch_window(top, cached_train, n)),
-        benchstats.Variant("cached_features_16_steps_per_call", _epoch_window(batched_top, cached_train, n)),
+    rates = stats.interleave([
+        stats.Variant("full_forward", _epoch_window(full, train, n)),
+        stats.Variant("cached_features", _epoch_window(top, cached_train, n)),
+        stats.Variant("cached_features_16_steps_per_call", _epoch_window(batched_top, cached_train, n)),
     ], windows, progress=progress)
     f_prefix, f_top = forward_flops(prefix), forward_flops(top)
     expected = (f_prefix + 3 * f_top) / (3 * f_top)
-    speedup = benchstats.paired_ratio(rates["cached_features"], rates["full_forward"])
+    speedup = stats.paired_ratio(rates["cached_features"], rates["full_forward"])
     full_epoch = n / np.median(rates["full_forward"])
     cached_epoch = n / np.median(rates["cached_features"])
     return {"arch": arch, "size": size, "frozen_blocks": cfg.model.frozen_blocks,
-            "figures": {k: benchstats.summarize(v) for k, v in rates.items()},
+            "figures": {k: stats.summarize(v) for k, v in rates.items()},
             "ratios": {"cached_vs_full": speedup,
-                       "dispatch_16_vs_1_steps_per_call": benchstats.paired_ratio(
+                       "dispatch_16_vs_1_steps_per_call": stats.paired_ratio(
                            rates["cached_features_16_steps_per_call"], rates["cached_features"])},
             "trainable_flop_share": f_top / (f_prefix + f_top), "expected_speedup_flops": expected,
             # FLOP/s each path achieves: where they differ, the FLOP-based expectation cannot hold.
@@ -193,7 +195,7 @@ def threaded_window(intra: int, inter: int, arch: str, size: int, x, y, batch_si
                     num_classes: int) -> Callable[[], float]:
     """A training window in a process whose TensorFlow thread pools are ``intra``/``inter`` (0: TF's default).
 
-    Called first thing in a worker process (``benchstats.WorkerVariant``): the pools are
+    Called first thing in a worker process (``stats.WorkerVariant``): the pools are
     fixed when TensorFlow's runtime starts.
     """
     import tensorflow as tf
@@ -226,7 +228,7 @@ def _channels_first_variant(arch: str, size: int, x, y, batch_size: int, num_cla
         models.build_train_state(model)
         window = _epoch_window(model, data, n)
         window()  # fails here where the device has no NCHW kernels
-        return benchstats.Variant("channels_first", window), None
+        return stats.Variant("channels_first", window), None
     except Exception as exc:  # the kernel errors differ by TF version; the message is what is reported
         return None, str(exc).strip().splitlines()[0][:200]
     finally:
@@ -253,12 +255,12 @@ def bench_levers(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size:
     kw = dict(arch=arch, input_size=size, num_classes=num_classes, seed=0)
     # One pipeline feeds every variant that differs only in the model (a dataset can be iterated by many).
     plain = datasets.make_pipeline(x, y, training=True, augment=False, batch_size=batch_size, **kw)
-    variants = [benchstats.Variant("default", _epoch_window(model, plain, n))]
+    variants = [stats.Variant("default", _epoch_window(model, plain, n))]
     for b in (batch_size // 2, batch_size * 2):
-        variants.append(benchstats.Variant(f"batch_{b}", _epoch_window(
+        variants.append(stats.Variant(f"batch_{b}", _epoch_window(
             model, datasets.make_pipeline(x, y, training=True, augment=False, batch_size=b, **kw), n)))
-    variants.append(benchstats.Variant("xla", _epoch_window(_compiled(cfg, num_classes, jit_compile=True), plain, n)))
-    variants.append(benchstats.Variant("tfdata_autotune", _epoch_window(
+    variants.append(stats.Variant("xla", _epoch_window(_compiled(cfg, num_classes, jit_compile=True), plain, n)))
+    variants.append(stats.Variant("tfdata_autotune", _epoch_window(
         model, datasets.make_pipeline(x, y, training=True, augment=False, batch_size=batch_size, autotune=True,
                                       **kw), n)))
     bf16 = device.accelerator()["bf16"]
@@ -268,7 +270,7 @@ def bench_levers(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size:
             mixed = _compiled(cfg, num_classes)
         finally:
             keras.mixed_precision.set_global_policy("float32")
-        variants.append(benchstats.Variant("mixed_bfloat16", _epoch_window(mixed, plain, n)))
+        variants.append(stats.Variant("mixed_bfloat16", _epoch_window(mixed, plain, n)))
     raw = datasets.fixed_parallelism(tf.data.Dataset.from_tensor_slices((x[..., None], tf.one_hot(y, num_classes)))
                                      .shuffle(n, seed=0, reshuffle_each_iteration=True).batch(batch_size)
                                      .prefetch(tf.data.AUTOTUNE))
@@ -279,27 +281,27 @@ def bench_levers(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size:
     fused.compile(optimizer=models.make_optimizer(cfg.optimizer), loss="categorical_crossentropy",
                   metrics=["accuracy"])
     models.build_train_state(fused)
-    variants.append(benchstats.Variant("fused_preprocessing", _epoch_window(fused, raw, n)))
+    variants.append(stats.Variant("fused_preprocessing", _epoch_window(fused, raw, n)))
     nchw, nchw_error = _channels_first_variant(arch, size, x, y, batch_size, num_classes, n)
     if nchw is not None:
         variants.append(nchw)
     args = (arch, size, x, y, batch_size, num_classes)
-    workers = [benchstats.WorkerVariant("threads_default", "core.bench:threaded_window", (0, 0, *args)),
-               benchstats.WorkerVariant(f"threads_intra{cores}_inter1", "core.bench:threaded_window",
+    workers = [stats.WorkerVariant("threads_default", "core.bench.experiments:threaded_window", (0, 0, *args)),
+               stats.WorkerVariant(f"threads_intra{cores}_inter1", "core.bench.experiments:threaded_window",
                                         (cores, 1, *args)),
                # TensorFlow reads this when it loads: Eigen's kernels instead of oneDNN's.
-               benchstats.WorkerVariant("onednn_off", "core.bench:threaded_window", (0, 0, *args),
+               stats.WorkerVariant("onednn_off", "core.bench.experiments:threaded_window", (0, 0, *args),
                                         env={"TF_ENABLE_ONEDNN_OPTS": "0"})]
     try:
-        rates = benchstats.interleave(variants + [w.variant for w in workers], windows, progress=progress)
+        rates = stats.interleave(variants + [w.variant for w in workers], windows, progress=progress)
     finally:
         worker_cpu_s = sum(w.stop() for w in workers)
-    figures = {k: benchstats.summarize(v) for k, v in rates.items()}
-    ratios = {name: benchstats.paired_ratio(rates[name], rates["default"]) for name in rates
+    figures = {k: stats.summarize(v) for k, v in rates.items()}
+    ratios = {name: stats.paired_ratio(rates[name], rates["default"]) for name in rates
               if name != "default" and not name.startswith("threads_") and name != "onednn_off"}
     threads = f"threads_intra{cores}_inter1"
-    ratios[threads] = benchstats.paired_ratio(rates[threads], rates["threads_default"])
-    ratios["onednn_off"] = benchstats.paired_ratio(rates["onednn_off"], rates["threads_default"])
+    ratios[threads] = stats.paired_ratio(rates[threads], rates["threads_default"])
+    ratios["onednn_off"] = stats.paired_ratio(rates["onednn_off"], rates["threads_default"])
     lines = [
         {"lever": "batch size", "setting": f"{batch_size // 2} vs {batch_size}", "ratio": f"batch_{batch_size // 2}"},
         {"lever": "batch size", "setting": f"{batch_size * 2} vs {batch_size}", "ratio": f"batch_{batch_size * 2}"},
@@ -327,13 +329,13 @@ def bench_predict_latency(arch: str, size: int, n: int = 20) -> dict:
     """Per-face milliseconds on scikit-image's astronaut: Haar detection, preprocessing and one model call,
     measured by the Predict path itself (``core.inference.latency_benchmark``). Weights do not change the cost."""
     from core import inference
-    from core.config import ModelConfig
+    from core.configs import ModelConfig
 
     image, detector = None, "haar"
     try:
         import skimage  # noqa: F401  the default photo; a test dependency, not a runtime one
     except ImportError:  # a drawn face, scored whole: detection is then not measured
-        from core import synthetic
+        from core.data import synthetic
 
         image, detector = np.repeat(synthetic.generate(1, size=256)[0][0][..., None], 3, axis=-1), "whole"
     model = models.build_model(ModelConfig(arch=arch, weights="none", input_size=size), 7)
@@ -350,14 +352,14 @@ def bench_detection(megapixels: tuple[float, ...] = DETECTION_MEGAPIXELS, repeat
     median of ``repeats``). The photo is scikit-image's astronaut resized, or a drawn face without it."""
     import cv2
 
-    from core import faces
+    from core.inference import faces
 
     try:
         from skimage import data as skdata
 
         base, source = skdata.astronaut(), "astronaut"
     except ImportError:
-        from core import synthetic
+        from core.data import synthetic
 
         base, source = np.repeat(synthetic.generate(1, size=512)[0][0][..., None], 3, axis=-1), "drawn face"
     faces.detect_faces(base)  # loads the cascade, which is not what is measured
@@ -385,7 +387,7 @@ def bench_video(arch: str = "vgg16", size: int = 48, sample_fps: float = 4.0) ->
     import cv2
 
     from core import inference
-    from core.config import ModelConfig
+    from core.configs import ModelConfig
     from core.inference import video
 
     try:
@@ -393,7 +395,7 @@ def bench_video(arch: str = "vgg16", size: int = 48, sample_fps: float = 4.0) ->
 
         face = cv2.resize(skdata.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
     except ImportError:
-        from core import synthetic
+        from core.data import synthetic
 
         face = np.repeat(synthetic.generate(1, size=256)[0][0][..., None], 3, axis=-1)
     model = inference.wrap_model(models.build_model(ModelConfig(arch=arch, weights="none", input_size=size), 7),
@@ -438,7 +440,7 @@ def bench_startup(arch: str, size: int, batch_size: int = 32, prebuild: bool = T
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     t0 = time.perf_counter()
-    cmd = [sys.executable, "-m", "core.benchstartup", arch, str(size), str(batch_size)]
+    cmd = [sys.executable, "-m", "core.bench.startup", arch, str(size), str(batch_size)]
     done = subprocess.run(cmd + ([] if prebuild else ["--no-prebuild"]),
                           capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parent.parent)
     if done.returncode != 0:
@@ -451,17 +453,17 @@ def bench_startup(arch: str, size: int, batch_size: int = 32, prebuild: bool = T
 def run_benchmark(archs=("resnet50", "vgg16"), sizes=(48,), n_images: int = 96, batch_size: int = 32,
                   windows: int = 12, levers: bool = False, frozen: bool = True, startup: bool = True,
                   out: Path | None = None, progress: Callable[[str], None] = print, command: str = "") -> dict:
-    """Measure everything with interleaved windows, write JSON (schema ``benchstats.SCHEMA``); returns the results."""
+    """Measure everything with interleaved windows, write JSON (schema ``stats.SCHEMA``); returns the results."""
     x, y = _bench_data(n_images)
     k = _NUM_CLASSES
-    results: dict = {"schema": benchstats.SCHEMA, "command": command, "environment": environment_summary(),
+    results: dict = {"schema": stats.SCHEMA, "command": command, "environment": environment_summary(),
                      "settings": {"images": len(y), "batch_size": batch_size, "windows": windows,
                                   "archs": list(archs), "sizes": list(sizes)},
                      "figures": {}, "ratios": {}}
     figures = results["figures"]
-    with benchstats.MachineLoad() as load:
+    with stats.MachineLoad() as load:
         progress(f"matmul ceiling on {results['environment']['device']}…")
-        figures["matmul/gflops"] = benchstats.summarize([r / 1e9 for r in matmul_windows(windows=windows)],
+        figures["matmul/gflops"] = stats.summarize([r / 1e9 for r in matmul_windows(windows=windows)],
                                                         unit="GFLOP/s")
         results["matmul_gflops"] = figures["matmul/gflops"]["median"]
         results["training"] = []
@@ -597,7 +599,7 @@ def bench_precision_xla(arch: str, size: int, x: np.ndarray, y: np.ndarray, batc
     import keras
     import tensorflow as tf
 
-    from core.device import accelerator, steps_per_execution
+    from core.train.device import accelerator, steps_per_execution
 
     acc = accelerator()
     cfg = _bench_config(arch, size, batch_size)
@@ -615,12 +617,12 @@ def bench_precision_xla(arch: str, size: int, x: np.ndarray, y: np.ndarray, batc
             finally:
                 keras.mixed_precision.set_global_policy("float32")
             name = f"{'amp' if precision != 'float32' else 'fp32'}{'_xla' if xla else ''}"
-            variants.append(benchstats.Variant(name, (lambda m: lambda: (
+            variants.append(stats.Variant(name, (lambda m: lambda: (
                 m.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False), steps * batch_size)[1])(model)))
-    rates = benchstats.interleave(variants, windows, progress=progress)
+    rates = stats.interleave(variants, windows, progress=progress)
     return {"arch": arch, "size": size, "batch_size": batch_size, "images_per_window": steps * batch_size,
-            "mixed_policy": mixed_policy, "figures": {k: benchstats.summarize(v) for k, v in rates.items()},
-            "ratios": {name: benchstats.paired_ratio(rates[name], rates["fp32"]) for name in ("fp32_xla", "amp", "amp_xla")}}
+            "mixed_policy": mixed_policy, "figures": {k: stats.summarize(v) for k, v in rates.items()},
+            "ratios": {name: stats.paired_ratio(rates[name], rates["fp32"]) for name in ("fp32_xla", "amp", "amp_xla")}}
 
 
 # NVIDIA DeepLearningExamples, TensorFlow ResNet50 v1.5 training, one A100, AMP + XLA, batch 256:
@@ -634,11 +636,11 @@ def run_gpu_benchmark(archs=("resnet50", "vgg16"), sizes=(224,), n_images: int =
     """Paper-scale sizes with mixed precision and XLA on and off (``python -m core bench --gpu``); writes JSON."""
     x, y = _bench_data(n_images)
     k = _NUM_CLASSES
-    results: dict = {"schema": benchstats.SCHEMA, "command": command, "environment": environment_summary(),
+    results: dict = {"schema": stats.SCHEMA, "command": command, "environment": environment_summary(),
                      "settings": {"images": len(y), "batch_size": batch_size, "windows": windows, "steps": steps,
                                   "archs": list(archs), "sizes": list(sizes)},
                      "figures": {}, "ratios": {}, "precision_xla": []}
-    with benchstats.MachineLoad() as load:
+    with stats.MachineLoad() as load:
         for arch in archs:
             for size in sizes:
                 progress(f"mixed precision x XLA, interleaved: {arch} at {size}px, batch {batch_size}…")
@@ -678,7 +680,7 @@ _NUM_CLASSES = 7  # the synthetic set's classes, like FER2013's
 
 
 def _bench_data(n_images: int) -> tuple[np.ndarray, np.ndarray]:
-    from core import synthetic
+    from core.data import synthetic
 
     k = len(synthetic.CLASS_NAMES)
     x, y = synthetic.generate(-(-n_images // k), seed=123)
@@ -688,7 +690,7 @@ def _bench_data(n_images: int) -> tuple[np.ndarray, np.ndarray]:
 
 def bench_dataset_cache() -> dict:
     """Loading the synthetic set: first load in this process vs the per-process memo."""
-    from core.config import DataConfig
+    from core.configs import DataConfig
 
     datasets.forget_loaded()
     t0 = time.perf_counter()
@@ -725,7 +727,7 @@ def format_table(results: dict) -> str:
     """The human-readable summary printed by the CLI."""
     if "precision_xla" in results:
         return format_gpu_table(results)
-    fmt = benchstats.format_ratio
+    fmt = stats.format_ratio
     lines = _header(results) + [f"matmul ceiling: {_fig(results['figures']['matmul/gflops'])} GFLOP/s", ""]
     lines.append(f"{'model':<13}{'pipeline img/s':>22}{'bare fit':>22}{'notebook':>22}{'augmented':>22}"
                  f"{'% peak':>8}{'1st epoch s':>13}")
@@ -781,7 +783,7 @@ def format_table(results: dict) -> str:
 
 def format_gpu_table(results: dict) -> str:
     """The ``--gpu`` summary: img/s per precision x XLA, and each against float32 without XLA."""
-    fmt = benchstats.format_ratio
+    fmt = stats.format_ratio
     lines = _header(results) + [""]
     for r in results["precision_xla"]:
         f, q = r["figures"], r["ratios"]
@@ -796,7 +798,7 @@ def format_gpu_table(results: dict) -> str:
 
 def format_markdown(results: dict) -> str:
     """The README's performance tables, generated from a bench JSON (``python -m core bench --markdown``)."""
-    fmt = benchstats.format_ratio
+    fmt = stats.format_ratio
     env, s, m = results["environment"], results["settings"], results.get("machine", {})
     other = "n/a" if m.get("other_cpu_share") is None else f"{100 * m['other_cpu_share']:.0f}%"
     lines = [f"Measured with `{results.get('command') or 'python -m core bench'}` on {env['device']} "

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from core import models
+from core.train import models
 
 TRAIN_FLOPS_PER_FORWARD = 3  # forward + backward (~2x forward)
 LATENCY_REPEATS = 10

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.config import RunConfig
+from core.configs import RunConfig
 
 # Used until this machine has finished a run: steady-state rates measured on a 2-core CPU
 # at 48 px, batch 32.

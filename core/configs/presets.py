@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from core.config import ConfigError, DataConfig, ModelConfig, OptimizerConfig, RunConfig, TrainConfig
+from core.configs.config import ConfigError, DataConfig, ModelConfig, OptimizerConfig, RunConfig, TrainConfig
+from core.configs.paths import imagenet_weights_cached
 
 # Fine-tuning pretrained features needs small steps or it wrecks them in the first epoch.
 PRETRAINED_LR = 1e-4
@@ -126,15 +127,12 @@ def _check_count(n: int) -> None:
 def _weights_check(has_weights: Callable[[str], bool] | None) -> Callable[[str], bool]:
     if has_weights is not None:
         return has_weights
-    # Imported here: reading the presets table must not pull in the model registry's imports.
-    from core.models import imagenet_weights_cached
-
     return imagenet_weights_cached
 
 
 def missing_weights(configs: Iterable[RunConfig], has_weights: Callable[[str], bool] | None = None) -> list[str]:
     """Architectures whose ImageNet weights these configs need but ``has_weights`` (default: the
-    local Keras cache, ``core.models.imagenet_weights_cached``) says are absent, sorted."""
+    local Keras cache, ``core.configs.paths.imagenet_weights_cached``) says are absent, sorted."""
     has = _weights_check(has_weights)
     return sorted({c.model.arch for c in configs if c.model.weights == "imagenet" and not has(c.model.arch)})
 

@@ -8,13 +8,10 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from core.configs.choices import ARCHITECTURES, OPTIMIZERS
 
-ARCHITECTURES = ("resnet50", "vgg16")
-OPTIMIZERS = ("adam", "rmsprop", "sgd", "adamw")
 WEIGHT_SOURCES = ("imagenet", "none")
 TOGGLES = ("auto", "on", "off")
 # "basic": flip, small rotation/shift/zoom. "paper": the FER2013 literature's set (random resized
@@ -102,7 +99,7 @@ class OptimizerConfig:
     momentum: float = 0.9
 
     def validate(self) -> None:
-        _check(self.name in OPTIMIZERS, "optimizer", self.name, f"one of {OPTIMIZERS}")
+        _check(self.name in OPTIMIZERS, "optimizer", self.name, f"one of {tuple(OPTIMIZERS)}")
         _check(0.0 < self.learning_rate <= 1.0, "learning_rate", self.learning_rate, "a number in (0, 1]")
         _check(self.weight_decay >= 0.0, "weight_decay", self.weight_decay, "a non-negative number")
         _check(0.0 <= self.momentum < 1.0, "momentum", self.momentum, "a number in [0, 1)")
@@ -209,13 +206,3 @@ class RunConfig:
             for k, v in dataclasses.asdict(getattr(self, section)).items():
                 out[f"{section}.{k}"] = v
         return out
-
-
-def artifacts_dir() -> Path:
-    """Where run stores, checkpoints and job queues live (``EMOTION_LAB_ARTIFACTS`` overrides)."""
-    return Path(os.environ.get("EMOTION_LAB_ARTIFACTS", PROJECT_ROOT / "artifacts")).resolve()
-
-
-def data_dir() -> Path:
-    """Where datasets live (``EMOTION_LAB_DATA`` overrides)."""
-    return Path(os.environ.get("EMOTION_LAB_DATA", PROJECT_ROOT / "data")).resolve()

@@ -18,9 +18,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from core import datasets, evaluation, models, tta
-from core.config import RunConfig, artifacts_dir
-from core.tracking import RunStore
+from core.configs import RunConfig, artifacts_dir
+from core.data import datasets
+from core.store import RunStore
+from core.train import evaluation, models, tta
 
 log = logging.getLogger(__name__)
 
