@@ -125,9 +125,10 @@ def write_imagenet_file(arch: str) -> Path:
     import keras
     from keras.src.legacy.saving import legacy_h5_format
 
+    from core.configs.paths import imagenet_weights_path
     from core.train import models
 
-    path = models.imagenet_weights_path(arch)
+    path = imagenet_weights_path(arch)
     path.parent.mkdir(parents=True, exist_ok=True)
     backbone = models.get_spec(arch).builder_fn()(include_top=False, weights=None, input_shape=(32, 32, 3))
     with h5py.File(path, "w") as f:

@@ -30,7 +30,7 @@ def test_three_heads_share_their_start_and_data_order_and_finish():
     last = final[final.epoch == 3]
     assert last.loss.nunique() == 3  # ...and different optimizers went different ways
     curves = classroom.histories(final)
-    assert list(curves) == ["Adam", "RMSprop", "SGD (momentum 0.9, Nesterov)"]
+    assert list(curves) == ["Adam", "RMSprop", "SGD + Nesterov momentum"]
     assert list(curves["Adam"].epoch) == [0, 1, 2, 3]
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(curves["Adam"].columns)
 

@@ -161,6 +161,7 @@ def test_ray_worker_runs_a_grid_in_parallel_into_the_tracking_server_and_the_das
 def test_a_ga_generation_trains_its_individuals_in_parallel_on_ray(shared_store, ray_cluster):
     from core import cluster
     from core.data import datasets
+    from core.data.dataset import Dataset
     from core.store import RunStore
 
     base = tiny_config("vgg16", "scratch-adam")
@@ -168,8 +169,8 @@ def test_a_ga_generation_trains_its_individuals_in_parallel_on_ray(shared_store,
                        optimizer=replace(base.optimizer, learning_rate=lr)) for i, lr in enumerate((1e-3, 3e-4))]
     ds = datasets.load_for_run(base.data)
     # As the GA does: score on the validation split, handed to train() as its "test" split.
-    search_ds = datasets.Dataset(ds.name, ds.source, ds.class_names,
-                                 {"train": ds.splits["train"], "val": ds.splits["val"], "test": ds.splits["val"]})
+    search_ds = Dataset(ds.name, ds.source, ds.class_names,
+                        {"train": ds.splits["train"], "val": ds.splits["val"], "test": ds.splits["val"]})
     finished = []
     results = cluster.evaluate_configs(configs, dataset=search_ds, tags=[{"generation": 0, "slot": i} for i in (0, 1)],
                                        on_result=lambda i, ev: finished.append(i))

@@ -111,13 +111,13 @@ def test_quick_profile_leaves_out_imagenet_runs_without_weights():
 
 
 def test_quick_profile_asks_the_keras_cache_by_default(tmp_path, monkeypatch):
-    from core.train import models
+    from core.configs.paths import imagenet_weights_cached, imagenet_weights_path
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    assert not models.imagenet_weights_cached("resnet50")
+    assert not imagenet_weights_cached("resnet50")
     assert [c.variant for c in presets.quick_configs()] == ["scratch-adam", "scratch-rmsprop"]
-    path = models.imagenet_weights_path("resnet50")
+    path = imagenet_weights_path("resnet50")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"x")
-    assert models.imagenet_weights_cached("resnet50")
+    assert imagenet_weights_cached("resnet50")
     assert len(presets.quick_configs()) == 5

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 from core.configs import DataConfig
+from core.configs.choices import FER_LABELS
 from core.data import datasets
-from core.data.datasets import DatasetError
+from core.data.dataset import SPLITS, Dataset, DatasetError, class_weights
+from core.data.loaders import load_fer_csv, load_image_folders, load_synthetic
+from core.data.pipeline import make_pipeline
 
 
 def write_fer_csv(path: Path, rows_per_usage: int = 7, side: int = 48, usage: bool = True, bad_row: str | None = None):
@@ -26,8 +29,8 @@ def write_fer_csv(path: Path, rows_per_usage: int = 7, side: int = 48, usage: bo
 
 
 def test_fer_csv_splits_and_labels(tmp_path):
-    ds = datasets.load_fer_csv(write_fer_csv(tmp_path / "fer2013.csv"))
-    assert ds.class_names == datasets.FER_CLASSES
+    ds = load_fer_csv(write_fer_csv(tmp_path / "fer2013.csv"))
+    assert ds.class_names == FER_LABELS
     for split in ("train", "val", "test"):
         x, y = ds.splits[split]
         assert x.shape == (7, 48, 48) and x.dtype == np.uint8
@@ -37,8 +40,8 @@ def test_fer_csv_splits_and_labels(tmp_path):
 
 
 def test_fer_csv_without_usage_carves_splits(tmp_path):
-    ds = datasets.load_fer_csv(write_fer_csv(tmp_path / "train.csv", rows_per_usage=30, usage=False))
-    sizes = {s: len(ds.splits[s][1]) for s in datasets.SPLITS}
+    ds = load_fer_csv(write_fer_csv(tmp_path / "train.csv", rows_per_usage=30, usage=False))
+    sizes = {s: len(ds.splits[s][1]) for s in SPLITS}
     assert sum(sizes.values()) == 90 and sizes["test"] >= 7 and sizes["val"] >= 7
 
 
@@ -53,7 +56,7 @@ def test_fer_csv_without_usage_carves_splits(tmp_path):
 def test_fer_csv_bad_rows_are_named(tmp_path, bad_row, message):
     path = write_fer_csv(tmp_path / "fer.csv", bad_row=bad_row)
     with pytest.raises(DatasetError) as info:
-        datasets.load_fer_csv(path)
+        load_fer_csv(path)
     assert "fer.csv" in str(info.value) and message in str(info.value)
 
 
@@ -61,9 +64,9 @@ def test_fer_csv_missing_columns_and_file(tmp_path):
     path = tmp_path / "wrong.csv"
     path.write_text("label,image\n1,2\n")
     with pytest.raises(DatasetError, match=r"wrong.csv: missing column\(s\) \['emotion', 'pixels'\]"):
-        datasets.load_fer_csv(path)
+        load_fer_csv(path)
     with pytest.raises(DatasetError, match="nope.csv: file not found"):
-        datasets.load_fer_csv(tmp_path / "nope.csv")
+        load_fer_csv(tmp_path / "nope.csv")
 
 
 def test_fer_csv_empty_split(tmp_path):
@@ -71,7 +74,7 @@ def test_fer_csv_empty_split(tmp_path):
     text = write_fer_csv(path).read_text().splitlines()
     path.write_text("\n".join(line for line in text if not line.endswith("PrivateTest")) + "\n")
     with pytest.raises(DatasetError, match="split 'test' is empty"):
-        datasets.load_fer_csv(path)
+        load_fer_csv(path)
 
 
 def make_folders(root: Path, classes=("angry", "happy", "sad"), n=6, size=40, test_classes=None):
@@ -87,7 +90,7 @@ def make_folders(root: Path, classes=("angry", "happy", "sad"), n=6, size=40, te
 
 def test_image_folders_map_aliases_onto_fer_order(tmp_path):
     root = make_folders(tmp_path / "rafdb", classes=("Happiness", "anger", "Contempt", "neutral"))
-    ds = datasets.load_image_folders(root, val_fraction=0.25)
+    ds = load_image_folders(root, val_fraction=0.25)
     # Canonical emotions keep FER2013 order; unknown classes are kept as found, after them.
     assert ds.class_names == ("angry", "happy", "neutral", "Contempt")
     x, y = ds.splits["train"]
@@ -116,7 +119,7 @@ def test_one_class_dataset_is_refused_with_its_counts(tmp_path):
     root = make_folders(tmp_path / "smiles", classes=("happy",))
     with pytest.raises(DatasetError, match=r"smiles: 1 class\(es\) with training images \(happy\); "
                                            r"a classifier needs at least two classes"):
-        datasets.load_image_folders(root)
+        load_image_folders(root)
 
 
 def test_class_absent_from_training_is_refused_by_name(tmp_path):
@@ -124,21 +127,21 @@ def test_class_absent_from_training_is_refused_by_name(tmp_path):
     root = make_folders(tmp_path / "few", classes=("angry", "happy", "sad"), n=1)
     with pytest.raises(DatasetError, match=r"few: class\(es\) \w+ have no training images \(\w+: train 0, val 1, "
                                            r"test 1\); every class needs at least one training image"):
-        datasets.load_image_folders(root)
+        load_image_folders(root)
 
 
 def test_small_and_unbalanced_classes_warn():
     x = np.zeros((40, 32, 32), np.uint8)
     y = np.array([0] * 33 + [1] * 3 + [2] * 4)
-    ds = datasets.Dataset("lopsided", "test", ("angry", "happy", "sad"),
-                          {"train": (x, y), "val": (x[:3], y[:3]), "test": (x[:3], y[:3])})
+    ds = Dataset("lopsided", "test", ("angry", "happy", "sad"),
+                 {"train": (x, y), "val": (x[:3], y[:3]), "test": (x[:3], y[:3])})
     warnings = ds.warnings()
     assert warnings[0] == ("lopsided: fewer than 10 training images for happy (3), sad (4); "
                            "their per-class metrics rest on very few faces")
     assert "very unbalanced (angry 33 vs happy 3 training images)" in warnings[1]
-    balanced = datasets.Dataset("even", "test", ("angry", "happy"),
-                                {"train": (x[:20], np.array([0, 1] * 10)), "val": (x[:2], y[:2]),
-                                 "test": (x[:2], y[:2])})
+    balanced = Dataset("even", "test", ("angry", "happy"),
+                       {"train": (x[:20], np.array([0, 1] * 10)), "val": (x[:2], y[:2]),
+                        "test": (x[:2], y[:2])})
     assert balanced.warnings() == []
 
 
@@ -147,22 +150,22 @@ def test_image_folders_all_corrupt_split_fails(tmp_path):
     for f in (root / "test").rglob("*.png"):
         f.write_bytes(b"not an image")
     with pytest.raises(DatasetError, match=r"split 'test' is empty \(6 unreadable images skipped\)"):
-        datasets.load_image_folders(root)
+        load_image_folders(root)
 
 
 def test_image_folders_errors_name_the_folder(tmp_path):
     root = make_folders(tmp_path / "faces", test_classes=("angry", "grumpy"))
     with pytest.raises(DatasetError, match="class folder 'grumpy' matches no training class"):
-        datasets.load_image_folders(root)
+        load_image_folders(root)
     (tmp_path / "empty" / "train").mkdir(parents=True)
     (tmp_path / "empty" / "test").mkdir()
     with pytest.raises(DatasetError, match="no class folders"):
-        datasets.load_image_folders(tmp_path / "empty")
+        load_image_folders(tmp_path / "empty")
     with pytest.raises(DatasetError, match="missing test/ folder"):
         (tmp_path / "half" / "train").mkdir(parents=True)
-        datasets.load_image_folders(tmp_path / "half")
+        load_image_folders(tmp_path / "half")
     with pytest.raises(DatasetError, match="folder not found"):
-        datasets.load_image_folders(tmp_path / "missing")
+        load_image_folders(tmp_path / "missing")
 
 
 def test_resolve_by_name_under_data_dir(tmp_path, monkeypatch):
@@ -178,9 +181,9 @@ def test_resolve_by_name_under_data_dir(tmp_path, monkeypatch):
 
 def test_synthetic_is_cached_and_subset_is_stratified(tmp_path, monkeypatch):
     monkeypatch.setenv("EMOTION_LAB_DATA", str(tmp_path))
-    ds = datasets.load_synthetic("synthetic-tiny")
+    ds = load_synthetic("synthetic-tiny")
     assert list((tmp_path).glob("synthetic-tiny-*.npz"))
-    again = datasets.load_synthetic("synthetic-tiny")
+    again = load_synthetic("synthetic-tiny")
     assert again.fingerprint() == ds.fingerprint()
     sub = datasets.load_for_run(DataConfig(dataset="synthetic-tiny", max_train=14, max_eval=7))
     assert np.bincount(sub.splits["train"][1]).tolist() == [2] * 7
@@ -192,7 +195,7 @@ def test_pipeline_preprocesses_like_the_backbone():
 
     x = np.random.default_rng(0).integers(0, 256, (10, 48, 48), dtype=np.uint8)
     y = np.arange(10) % 7
-    ds = datasets.make_pipeline(x, y, arch="vgg16", input_size=64, num_classes=7, batch_size=4, training=False)
+    ds = make_pipeline(x, y, arch="vgg16", input_size=64, num_classes=7, batch_size=4, training=False)
     batches = list(ds)
     assert [b[0].shape[0] for b in batches] == [4, 4, 2]
     img, label = batches[0]
@@ -208,8 +211,8 @@ def test_training_pipeline_augments_and_shuffles():
     x = np.tile(np.arange(48, dtype=np.uint8)[None, :, None], (16, 1, 48)) * 5
     y = np.arange(16) % 7
     kw = dict(arch="resnet50", input_size=48, num_classes=7, batch_size=16, seed=3)
-    plain = next(iter(datasets.make_pipeline(x, y, training=False, **kw)))[0].numpy()
-    aug = next(iter(datasets.make_pipeline(x, y, training=True, augment=True, **kw)))[0].numpy()
+    plain = next(iter(make_pipeline(x, y, training=False, **kw)))[0].numpy()
+    aug = next(iter(make_pipeline(x, y, training=True, augment=True, **kw)))[0].numpy()
     assert aug.shape == plain.shape
     assert not np.allclose(np.sort(aug.ravel()), np.sort(plain.ravel()))
 
@@ -220,14 +223,14 @@ def test_training_and_evaluation_pipelines_run_without_tfdata_autotuning():
     y = np.arange(8) % 7
     kw = dict(arch="vgg16", input_size=48, num_classes=7, batch_size=4)
     for training in (True, False):
-        assert datasets.make_pipeline(x, y, training=training, **kw).options().autotune.enabled is False
-        assert datasets.make_pipeline(x, y, training=training, autotune=True, **kw).options().autotune.enabled in (
+        assert make_pipeline(x, y, training=training, **kw).options().autotune.enabled is False
+        assert make_pipeline(x, y, training=training, autotune=True, **kw).options().autotune.enabled in (
             None, True)
 
 
 def test_class_weights_balance_rare_classes():
     y = np.array([0] * 90 + [1] * 10)
-    w = datasets.class_weights(y, 3)
+    w = class_weights(y, 3)
     assert w[1] == pytest.approx(9 * w[0])
     assert w[2] == 0.0
 

@@ -260,6 +260,7 @@ def test_every_decoded_config_builds_and_trains_a_step(tmp_path, monkeypatch):
     import keras
 
     from core.data import datasets
+    from core.data.pipeline import make_pipeline
     from core.train import models
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
@@ -293,7 +294,7 @@ def test_every_decoded_config_builds_and_trains_a_step(tmp_path, monkeypatch):
         assert bool(frozen) == (cfg.model.frozen_blocks > 0)
         model.compile(optimizer=models.make_optimizer(cfg.optimizer),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing))
-        batch = next(iter(datasets.make_pipeline(
+        batch = next(iter(make_pipeline(
             x, y, arch=cfg.model.arch, input_size=cfg.model.input_size, num_classes=k,
             batch_size=cfg.train.batch_size, training=True, augment=cfg.data.augment,
             augment_strength=cfg.data.augment_strength, seed=SEED)))
@@ -333,6 +334,7 @@ def _poll_generation(path: Path, proc: subprocess.Popen, log: Path, at_least: in
 
 def test_search_killed_between_generations_resumes_to_the_uninterrupted_result(fresh_artifacts, monkeypatch):
     from core.data import datasets
+    from core.data.dataset import Dataset
     from core.store import RunStore
     from core.train.runs import dataset_identity
 
@@ -388,9 +390,9 @@ def test_search_killed_between_generations_resumes_to_the_uninterrupted_result(f
 
     # Fitness is validation accuracy; the test split was never handed to a child run.
     search_data = datasets.load_for_run(DataConfig("synthetic-tiny", max_train=14, max_eval=14))
-    seen = datasets.Dataset(search_data.name, search_data.source, search_data.class_names,
-                            {"train": search_data.splits["train"], "val": search_data.splits["val"],
-                             "test": search_data.splits["val"]})
+    seen = Dataset(search_data.name, search_data.source, search_data.class_names,
+                   {"train": search_data.splits["train"], "val": search_data.splits["val"],
+                    "test": search_data.splits["val"]})
     child = children.run_id.iloc[0]
     tags = store.get(child).data.tags
     assert tags["dataset.fingerprint"] == seen.fingerprint() != search_data.fingerprint()

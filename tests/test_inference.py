@@ -14,13 +14,15 @@ from skimage import data as skdata
 
 from core import inference
 from core.cli import main
+from core.configs.choices import FER_LABELS
 from core.data import datasets
+from core.data.pipeline import make_pipeline
 from core.inference import ReferenceModelError, gradcam, predict, predictors
 from core.inference.faces import to_gray
 from core.store import RunStore
 from core.train import models, runs
 
-FER = list(datasets.FER_CLASSES)
+FER = list(FER_LABELS)
 # Her face, checked by eye (see test_faces.py).
 ASTRONAUT_FACE = (177, 65, 95, 95)
 
@@ -148,7 +150,7 @@ def test_whole_detector_scores_a_48px_gray_face_like_the_test_evaluation(lab):
 def test_preprocessing_equals_the_training_pipeline(lab):
     x, y = lab.ds.splits["test"]
     for run_id, arch, size in ((lab.resnet, "resnet50", 32), (lab.vgg, "vgg16", 48)):
-        expected, _ = next(iter(datasets.make_pipeline(x[:5], y[:5], arch=arch, input_size=size, num_classes=7,
+        expected, _ = next(iter(make_pipeline(x[:5], y[:5], arch=arch, input_size=size, num_classes=7,
                                                        batch_size=5, training=False)))
         predictor = predictors.run_predictor(lab.store, run_id)
         gray = predict.prepare(predictor, list(x[:5]))

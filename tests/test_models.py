@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from core.configs import ConfigError, ModelConfig
+from core.configs.paths import imagenet_weights_cached
 from core.train import models
 
 
@@ -30,10 +31,10 @@ def backbone_of(model, arch):
 @pytest.mark.parametrize("arch", ["resnet50", "vgg16"])
 def test_imagenet_weights_are_loaded_from_the_keras_cache(arch, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    assert not models.imagenet_weights_cached(arch)
+    assert not imagenet_weights_cached(arch)
     path = tmp_path / "keras" / "models" / models.get_spec(arch).weights_file
     reference = write_keras_notop_weights(arch, path)
-    assert models.imagenet_weights_cached(arch)
+    assert imagenet_weights_cached(arch)
     model = models.build_model(ModelConfig(arch=arch, weights="imagenet", input_size=40), num_classes=7)
     loaded = backbone_of(model, arch).get_weights()
     expected = reference.get_weights()

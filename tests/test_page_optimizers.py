@@ -41,7 +41,7 @@ def test_page_opens_with_the_labs_settings_and_animates_five_paths():
     assert at.select_slider(key="lr").value == 1e-3 and at.slider(key="steps").value == 200
     assert at.slider(key="momentum").value == 0.9 and at.select_slider(key="wd").value == 1e-4
     paths = figure(at, "optimizers_paths")
-    assert [t["name"] for t in paths["data"][2:]] == ["SGD", "SGD + momentum", "RMSprop", "Adam", "AdamW"]
+    assert [t["name"] for t in paths["data"][2:]] == ["SGD (no momentum)", "SGD + Nesterov momentum", "RMSprop", "Adam", "AdamW"]
     assert len(paths["frames"]) == 100 and paths["layout"]["updatemenus"][0]["buttons"][0]["label"] == "▶ Play"
     loss = figure(at, "optimizers_loss")
     assert len(loss["data"]) == 5 and len(values(loss["data"][0]["y"])) == 201
@@ -102,9 +102,9 @@ def test_classroom_experiment_animates_and_says_what_was_trained(st_clean, monke
     assert not at.exception
     assert "ImageNet weights for resnet50 are not cached" in texts(at)  # offline: said plainly
     table = at.dataframe[0].value
-    assert sorted(table.optimizer) == ["Adam", "RMSprop", "SGD (momentum 0.9, Nesterov)"]
+    assert sorted(table.optimizer) == ["Adam", "RMSprop", "SGD + Nesterov momentum"]
     assert (table.epoch == 2).all()
     curves = figure(at, "classroom_accuracy")
     assert {t["legendgrouptitle"]["text"] for t in curves["data"] if t.get("legendgrouptitle")} == {
-        "Adam", "RMSprop", "SGD (momentum 0.9, Nesterov)"}
+        "Adam", "RMSprop", "SGD + Nesterov momentum"}
     assert "measured on 21 validation images of synthetic-tiny" in texts(at)

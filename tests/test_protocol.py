@@ -13,6 +13,9 @@ from conftest import tiny_config, write_imagenet_file
 
 from core.configs import presets, profiles
 from core.data import datasets
+from core.data.dataset import SPLITS
+from core.data.loaders import OFFICIAL_FER_SPLIT, load_fer_csv, load_synthetic
+from core.data.pipeline import make_pipeline
 from core.store import RunStore
 from core.train import evaluation, runs, training, tta
 
@@ -23,8 +26,8 @@ def _summary(run_id: str) -> dict:
 
 def _test_pipeline(cfg, ds):
     x, y = ds.splits["test"]
-    return datasets.make_pipeline(x, y, arch=cfg.model.arch, input_size=cfg.model.input_size,
-                                  num_classes=len(ds.class_names), batch_size=cfg.train.batch_size, training=False)
+    return make_pipeline(x, y, arch=cfg.model.arch, input_size=cfg.model.input_size,
+                         num_classes=len(ds.class_names), batch_size=cfg.train.batch_size, training=False)
 
 
 # ---------------------------------------------------------------- profiles
@@ -157,8 +160,8 @@ def test_tta_none_is_the_plain_prediction_and_flip_averages_mirrored_views():
     model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 5, activation="relu"),
                               keras.layers.Flatten(), keras.layers.Dense(7, activation="softmax")])
     x = np.random.default_rng(0).integers(0, 256, (20, 32, 32), dtype=np.uint8)
-    data = datasets.make_pipeline(x, np.arange(20) % 7, arch="vgg16", input_size=32, num_classes=7, batch_size=8,
-                                  training=False)
+    data = make_pipeline(x, np.arange(20) % 7, arch="vgg16", input_size=32, num_classes=7, batch_size=8,
+                         training=False)
     plain = evaluation.predict_probs(model, data)
     np.testing.assert_allclose(tta.predict(model, data, "none"), plain, atol=1e-6)
     flipped = evaluation.predict_probs(model, data.map(lambda a, b: (a[:, :, ::-1, :], b)))
@@ -188,8 +191,8 @@ def test_upscaling_happens_batch_by_batch_so_memory_does_not_grow_with_input_siz
     for n in (200, 1200):
         x = np.random.default_rng(1).integers(0, 256, (n, 48, 48), dtype=np.uint8)
         before = _rss()
-        data = datasets.make_pipeline(x, np.arange(n) % 7, arch="vgg16", input_size=160, num_classes=7,
-                                      batch_size=50, training=False)
+        data = make_pipeline(x, np.arange(n) % 7, arch="vgg16", input_size=160, num_classes=7,
+                             batch_size=50, training=False)
         for _ in range(2):  # the first pass fills the cache
             shapes = {tuple(a.shape[1:]) for a, _ in data}
         assert shapes == {(160, 160, 3)} and x.shape == (n, 48, 48)
@@ -233,10 +236,10 @@ def _fer_csv(path, usage: bool):
 def test_fer2013_usage_splits_are_used_as_published_and_recorded_on_runs(tmp_path, st_clean):
     from dashboard import services
 
-    official = datasets.load_fer_csv(_fer_csv(tmp_path / "fer.csv", usage=True))
-    assert [len(official.splits[s][1]) for s in datasets.SPLITS] == [28, 14, 14]
-    assert official.split == datasets.OFFICIAL_FER_SPLIT
-    carved = datasets.load_fer_csv(_fer_csv(tmp_path / "fer-nousage.csv", usage=False), seed=3)
+    official = load_fer_csv(_fer_csv(tmp_path / "fer.csv", usage=True))
+    assert [len(official.splits[s][1]) for s in SPLITS] == [28, 14, 14]
+    assert official.split == OFFICIAL_FER_SPLIT
+    carved = load_fer_csv(_fer_csv(tmp_path / "fer-nousage.csv", usage=False), seed=3)
     assert "no Usage column" in carved.split and "seed 3" in carved.split
 
     cfg = tiny_config()
@@ -244,7 +247,7 @@ def test_fer2013_usage_splits_are_used_as_published_and_recorded_on_runs(tmp_pat
     a = runs.open_run(cfg, official, store=store)
     b = runs.open_run(cfg, official, store=store)
     c = runs.open_run(cfg, carved, store=store)
-    assert store.client.get_run(a).data.tags["dataset.split"] == datasets.OFFICIAL_FER_SPLIT
+    assert store.client.get_run(a).data.tags["dataset.split"] == OFFICIAL_FER_SPLIT
     assert services.split_warning([a, b]) is None
     warning = services.split_warning([a, c])
     assert "different train/validation/test splits" in warning and "official FER2013 Usage" in warning
@@ -277,7 +280,7 @@ def test_compare_lists_each_runs_protocol(st_clean):
 
     store = RunStore()
     paper = profiles.grid("paper", "synthetic-tiny", ["vgg16"], ["imagenet-adam"])[0]
-    ds = datasets.load_synthetic("synthetic-tiny")
+    ds = load_synthetic("synthetic-tiny")
     a = runs.open_run(paper, ds, store=store)
     b = runs.open_run(tiny_config(), ds, store=store)
     table = services.protocol_table([a, b]).set_index("profile")

@@ -9,7 +9,8 @@ from sklearn.metrics import confusion_matrix
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from core.data.synthetic import CLASS_NAMES, generate
+from core.configs.choices import FER_LABELS
+from core.data.synthetic import generate
 
 # Pairs that real FER2013 models confuse, and pairs they rarely do.
 NEIGHBOURS = [("angry", "disgust"), ("fear", "surprise"), ("sad", "neutral")]
@@ -17,7 +18,7 @@ DISTANT = [("angry", "surprise"), ("disgust", "surprise"), ("angry", "fear")]
 
 
 def test_class_names_follow_fer2013_label_order():
-    assert CLASS_NAMES == ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    assert FER_LABELS == ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 
 def test_shapes_dtypes_and_balanced_shuffled_labels():
@@ -61,7 +62,7 @@ def test_images_have_content_and_vary_within_a_class():
     x, y = generate(6, seed=2)
     stds = x.reshape(len(x), -1).std(axis=1)
     assert stds.min() > 5, "every image should show a face, not a flat field"
-    happy = x[y == CLASS_NAMES.index("happy")].astype(np.float32)
+    happy = x[y == FER_LABELS.index("happy")].astype(np.float32)
     diffs = [np.abs(happy[i] - happy[j]).mean() for i in range(len(happy)) for j in range(i)]
     assert min(diffs) > 5, "samples of one class should differ (identity, pose, lighting)"
 
@@ -90,7 +91,7 @@ def test_mistakes_fall_between_similar_expressions(linear_probe):
     _, cm = linear_probe
 
     def confusions(pairs):
-        idx = [(CLASS_NAMES.index(a), CLASS_NAMES.index(b)) for a, b in pairs]
+        idx = [(FER_LABELS.index(a), FER_LABELS.index(b)) for a, b in pairs]
         return sum(cm[i, j] + cm[j, i] for i, j in idx)
 
     assert confusions(NEIGHBOURS) > 3 * confusions(DISTANT), cm

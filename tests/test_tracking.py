@@ -80,12 +80,12 @@ def test_get_returns_the_run_or_raises_run_not_found(store):
 def test_a_run_records_its_datasets_skipped_files_and_warnings(store):
     import numpy as np
 
-    from core.data import datasets
+    from core.data.dataset import SPLITS, Dataset
     from core.train import runs
 
     x, y = np.zeros((12, 32, 32), np.uint8), np.array([0] * 9 + [1] * 3)
-    ds = datasets.Dataset("faces", "/data/faces", ("angry", "happy"), {s: (x, y) for s in datasets.SPLITS},
-                          skipped=[f"train/happy/bad{i}.png" for i in range(7)])
+    ds = Dataset("faces", "/data/faces", ("angry", "happy"), {s: (x, y) for s in SPLITS},
+                 skipped=[f"train/happy/bad{i}.png" for i in range(7)])
     run_id = runs.open_run(tiny_config(), ds, store=store)
     tags = store.get(run_id).data.tags
     assert tags["dataset.skipped"] == "7"

@@ -120,7 +120,7 @@ def test_frozen_feature_cache_trains_the_full_model():
 def test_evaluate_stored_names_classes_the_model_does_not_know(finished_run, tmp_path):
     import cv2
 
-    from core.data.datasets import DatasetError
+    from core.data.dataset import DatasetError
 
     for split in ("train", "test"):
         for cls in ("happy", "contempt"):

@@ -18,7 +18,10 @@ import numpy as np
 
 from core.bench import stats
 from core.configs import RunConfig, presets, profiles
+from core.configs.choices import FER_LABELS
 from core.data import datasets
+from core.data.dataset import Dataset
+from core.data.pipeline import fixed_parallelism, make_pipeline
 from core.train import device, models, training, tta
 from core.train.models import forward_flops
 
@@ -57,13 +60,13 @@ def _in_memory(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size: i
     """Preprocessed images held as tensors, batched and nothing else: the model's speed with no input work.
 
     Not ``model.fit`` on NumPy arrays: Keras' array adapter is a tf.data pipeline with
-    autotuning on, whose per-epoch stall (see ``datasets.fixed_parallelism``) is not the model's.
+    autotuning on, whose per-epoch stall (see ``fixed_parallelism``) is not the model's.
     """
     import tensorflow as tf
 
     data = tf.data.Dataset.from_tensor_slices((models.preprocess(arch, x, size),
                                                np.eye(num_classes, dtype="float32")[y]))
-    return datasets.fixed_parallelism(data.shuffle(len(y), seed=0).batch(batch_size))
+    return fixed_parallelism(data.shuffle(len(y), seed=0).batch(batch_size))
 
 
 def _bench_config(arch: str, size: int, batch_size: int) -> RunConfig:
@@ -89,7 +92,7 @@ def bench_training(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_siz
     model = _compiled(cfg, num_classes)
     build_s = time.perf_counter() - t0
     kw = dict(arch=arch, input_size=size, num_classes=num_classes, batch_size=batch_size, seed=0)
-    pipeline = datasets.make_pipeline(x, y, training=True, augment=False, **kw)
+    pipeline = make_pipeline(x, y, training=True, augment=False, **kw)
     first = {}
 
     def first_window():
@@ -113,7 +116,7 @@ def bench_training(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_siz
             stats.Variant("bare_fit", _epoch_window(model, _in_memory(arch, size, x, y, batch_size, num_classes), n)),
             stats.Variant("notebook_flow_from_directory", _epoch_window(model, flow, n)),
             stats.Variant("pipeline_augmented", _epoch_window(
-                model, datasets.make_pipeline(x, y, training=True, augment=True, **kw), n)),
+                model, make_pipeline(x, y, training=True, augment=True, **kw), n)),
         ]
         rates = stats.interleave(variants, windows, progress=progress)
     flops = forward_flops(model)
@@ -147,9 +150,9 @@ def bench_frozen_features(arch: str, size: int, x: np.ndarray, y: np.ndarray, ba
     cfg = presets.preset("imagenet-frozen-adam", base)
     cfg = replace(cfg, model=replace(cfg.model, weights="none", input_size=size),
                   data=replace(cfg.data, augment=False))
-    ds = datasets.Dataset("bench", "bench", tuple(str(i) for i in range(num_classes)),
-                          {"train": (x, y), "val": (x[:batch_size], y[:batch_size]),
-                           "test": (x[:batch_size], y[:batch_size])})
+    ds = Dataset("bench", "bench", tuple(str(i) for i in range(num_classes)),
+                 {"train": (x, y), "val": (x[:batch_size], y[:batch_size]),
+                  "test": (x[:batch_size], y[:batch_size])})
     n = len(y)
     keras.backend.clear_session()
     common = dict(arch=arch, input_size=size, num_classes=num_classes, batch_size=batch_size, seed=0)
@@ -166,7 +169,7 @@ def bench_frozen_features(arch: str, size: int, x: np.ndarray, y: np.ndarray, ba
     batched_top.compile(optimizer=models.make_optimizer(cfg.optimizer), loss="categorical_crossentropy",
                         metrics=["accuracy"], steps_per_execution=16)
     models.build_train_state(batched_top)
-    train = datasets.make_pipeline(x, y, training=True, augment=False, **common)
+    train = make_pipeline(x, y, training=True, augment=False, **common)
     rates = stats.interleave([
         stats.Variant("full_forward", _epoch_window(full, train, n)),
         stats.Variant("cached_features", _epoch_window(top, cached_train, n)),
@@ -204,7 +207,7 @@ def threaded_window(intra: int, inter: int, arch: str, size: int, x, y, batch_si
     tf.config.threading.set_inter_op_parallelism_threads(inter)
     model = _compiled(_bench_config(arch, size, batch_size), num_classes)
     kw = dict(arch=arch, input_size=size, num_classes=num_classes, batch_size=batch_size, seed=0)
-    return _epoch_window(model, datasets.make_pipeline(x, y, training=True, augment=False, **kw), len(y))
+    return _epoch_window(model, make_pipeline(x, y, training=True, augment=False, **kw), len(y))
 
 
 def _channels_first_variant(arch: str, size: int, x, y, batch_size: int, num_classes: int, n: int):
@@ -215,7 +218,7 @@ def _channels_first_variant(arch: str, size: int, x, y, batch_size: int, num_cla
     spec = models.get_spec(arch)
     kw = dict(arch=arch, input_size=size, num_classes=num_classes, batch_size=batch_size, seed=0)
     # Built (and its maps traced) before the switch: Keras' preprocess_input reads the global format.
-    data = datasets.make_pipeline(x, y, training=True, augment=False, **kw).map(
+    data = make_pipeline(x, y, training=True, augment=False, **kw).map(
         lambda a, b: (tf.transpose(a, (0, 3, 1, 2)), b))
     old = keras.config.image_data_format()
     keras.config.set_image_data_format("channels_first")
@@ -254,15 +257,15 @@ def bench_levers(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size:
     model = _compiled(cfg, num_classes)
     kw = dict(arch=arch, input_size=size, num_classes=num_classes, seed=0)
     # One pipeline feeds every variant that differs only in the model (a dataset can be iterated by many).
-    plain = datasets.make_pipeline(x, y, training=True, augment=False, batch_size=batch_size, **kw)
+    plain = make_pipeline(x, y, training=True, augment=False, batch_size=batch_size, **kw)
     variants = [stats.Variant("default", _epoch_window(model, plain, n))]
     for b in (batch_size // 2, batch_size * 2):
         variants.append(stats.Variant(f"batch_{b}", _epoch_window(
-            model, datasets.make_pipeline(x, y, training=True, augment=False, batch_size=b, **kw), n)))
+            model, make_pipeline(x, y, training=True, augment=False, batch_size=b, **kw), n)))
     variants.append(stats.Variant("xla", _epoch_window(_compiled(cfg, num_classes, jit_compile=True), plain, n)))
     variants.append(stats.Variant("tfdata_autotune", _epoch_window(
-        model, datasets.make_pipeline(x, y, training=True, augment=False, batch_size=batch_size, autotune=True,
-                                      **kw), n)))
+        model, make_pipeline(x, y, training=True, augment=False, batch_size=batch_size, autotune=True,
+                             **kw), n)))
     bf16 = device.accelerator()["bf16"]
     if bf16:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -271,9 +274,9 @@ def bench_levers(arch: str, size: int, x: np.ndarray, y: np.ndarray, batch_size:
         finally:
             keras.mixed_precision.set_global_policy("float32")
         variants.append(stats.Variant("mixed_bfloat16", _epoch_window(mixed, plain, n)))
-    raw = datasets.fixed_parallelism(tf.data.Dataset.from_tensor_slices((x[..., None], tf.one_hot(y, num_classes)))
-                                     .shuffle(n, seed=0, reshuffle_each_iteration=True).batch(batch_size)
-                                     .prefetch(tf.data.AUTOTUNE))
+    raw = fixed_parallelism(tf.data.Dataset.from_tensor_slices((x[..., None], tf.one_hot(y, num_classes)))
+                            .shuffle(n, seed=0, reshuffle_each_iteration=True).batch(batch_size)
+                            .prefetch(tf.data.AUTOTUNE))
     image = keras.Input(x.shape[1:] + (1,), dtype="uint8", name="raw_image")
     prep = keras.layers.Lambda(lambda t: models.to_model_input(t, arch, size), output_shape=(size, size, 3),
                                name="fused_preprocess")(image)
@@ -539,15 +542,15 @@ def bench_paper_profile(arch: str, size: int, x: np.ndarray, y: np.ndarray, epoc
     try:
         model = _compiled(cfg, num_classes, jit_compile=xla)
         kw = dict(arch=arch, input_size=size, num_classes=num_classes, batch_size=p.batch_size, seed=0)
-        train = datasets.make_pipeline(x, y, training=True, augment=True, augment_strength=p.augment_strength,
-                                       augment_set=p.augment_set, **kw)
+        train = make_pipeline(x, y, training=True, augment=True, augment_strength=p.augment_strength,
+                              augment_set=p.augment_set, **kw)
         window, times = _epoch_window(model, train, len(y)), []
         for _ in range(epochs):  # the first epoch is the warm-up (tracing), left out of the median below
             t0 = time.perf_counter()
             window()
             times.append(time.perf_counter() - t0)
         train_ips = len(y) / (float(np.median(times[1:])) if len(times) > 1 else times[0])
-        evaluation_data = datasets.make_pipeline(x, y, training=False, **kw)
+        evaluation_data = make_pipeline(x, y, training=False, **kw)
         model.predict(evaluation_data, verbose=0)  # warm-up: tracing and the evaluation cache
         t0 = time.perf_counter()
         model.predict(evaluation_data, verbose=0)
@@ -605,8 +608,8 @@ def bench_precision_xla(arch: str, size: int, x: np.ndarray, y: np.ndarray, batc
     cfg = _bench_config(arch, size, batch_size)
     keras.backend.clear_session()
     images = tf.constant(models.preprocess(arch, x, size))
-    data = datasets.fixed_parallelism(tf.data.Dataset.from_tensor_slices((images, tf.one_hot(y, num_classes)))
-                                      .repeat().batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+    data = fixed_parallelism(tf.data.Dataset.from_tensor_slices((images, tf.one_hot(y, num_classes)))
+                             .repeat().batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
     mixed_policy = device.mixed_policy(acc)
     variants = []
     for precision in ("float32", mixed_policy):
@@ -682,7 +685,7 @@ _NUM_CLASSES = 7  # the synthetic set's classes, like FER2013's
 def _bench_data(n_images: int) -> tuple[np.ndarray, np.ndarray]:
     from core.data import synthetic
 
-    k = len(synthetic.CLASS_NAMES)
+    k = len(FER_LABELS)
     x, y = synthetic.generate(-(-n_images // k), seed=123)
     keep = np.random.default_rng(0).permutation(len(y))[:n_images]  # exactly n_images, classes mixed
     return x[keep], y[keep]

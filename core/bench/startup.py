@@ -29,6 +29,7 @@ def measure(arch: str, size: int, batch_size: int = 32, prebuild: bool = True) -
         datasets,  # noqa: F401  what a job process imports
         synthetic,
     )
+    from core.data.pipeline import make_pipeline
     from core.train import models
 
     phases["import_project_s"] = time.perf_counter() - t
@@ -41,8 +42,8 @@ def measure(arch: str, size: int, batch_size: int = 32, prebuild: bool = True) -
         models.build_train_state(model)
     phases["build_compile_s"] = time.perf_counter() - t
     x, y = synthetic.generate(max(1, batch_size // 7 + 1), seed=0)
-    data = datasets.make_pipeline(x[:batch_size], y[:batch_size], arch=arch, input_size=size, num_classes=7,
-                                  batch_size=batch_size, training=True, augment=False)
+    data = make_pipeline(x[:batch_size], y[:batch_size], arch=arch, input_size=size, num_classes=7,
+                         batch_size=batch_size, training=True, augment=False)
     t = time.perf_counter()
     model.fit(data, epochs=1, verbose=0, shuffle=False)
     phases["first_step_s"] = time.perf_counter() - t

@@ -140,7 +140,7 @@ def apply_distribute(args: argparse.Namespace) -> None:
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean "bad input", reported as one ``error:`` line rather than a traceback."""
     from core.configs import ConfigError
-    from core.data.datasets import DatasetError
+    from core.data.dataset import DatasetError
     from core.train.models import WeightsMissingError
 
     # KeyError covers the not-found errors (runs, jobs, searches), which all subclass it.

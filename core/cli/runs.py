@@ -26,7 +26,7 @@ DATA_LAYOUTS = ("a FER2013 CSV (columns emotion,pixels,Usage) or a folder holdin
 if TYPE_CHECKING:
     import pandas as pd
 
-    from core.data.datasets import Dataset
+    from core.data.dataset import Dataset
 
 
 def register(add: AddParser) -> None:
@@ -84,6 +84,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     """Counts per split and class; for a name that is no dataset, why not."""
     from core.configs import data_dir
     from core.data import datasets
+    from core.data.dataset import DatasetError
 
     if not args.names:
         table = datasets.describe()
@@ -97,7 +98,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     for name in args.names:
         try:
             ds = datasets.load_dataset(name)
-        except datasets.DatasetError as exc:
+        except DatasetError as exc:
             print(f"error: {not_a_dataset(name, exc)}", file=sys.stderr)
             status = 1
             continue

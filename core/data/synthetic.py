@@ -20,9 +20,8 @@ import numpy as np
 
 from core.configs.choices import FER_LABELS
 
-__all__ = ["CLASS_NAMES", "generate"]
+__all__ = ["generate"]
 
-CLASS_NAMES: tuple[str, ...] = FER_LABELS
 
 MIN_SIZE = 32
 
@@ -76,7 +75,7 @@ _PROTOTYPES = {
 
 _NEUTRAL_VEC = np.array([_NEUTRAL[p] for p in _PARAMS], dtype=np.float64)
 _PROTO_MAT = np.array(
-    [[{**_NEUTRAL, **_PROTOTYPES[c]}[p] for p in _PARAMS] for c in CLASS_NAMES], dtype=np.float64
+    [[{**_NEUTRAL, **_PROTOTYPES[c]}[p] for p in _PARAMS] for c in FER_LABELS], dtype=np.float64
 )
 # Per-sample jitter (std) of every cue: identity differences plus expression noise.
 # Sized relative to the spread between prototypes, so that classes overlap at low
@@ -109,14 +108,14 @@ def _check_int(name: str, value: object, minimum: int, expected: str) -> int:
 def generate(n_per_class: int, seed: int = 0, size: int = 48) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images (N, size, size) and int64 labels (N,), classes balanced, order shuffled; deterministic from seed.
 
-    N = 7 * n_per_class; label i means CLASS_NAMES[i] (FER2013 order).
+    N = 7 * n_per_class; label i means FER_LABELS[i] (FER2013 order).
     """
     n_per_class = _check_int("n_per_class", n_per_class, 1, "a positive integer")
     seed = _check_int("seed", seed, 0, "a non-negative integer")
     size = _check_int("size", size, MIN_SIZE, f"an integer >= {MIN_SIZE}")
 
     rng = np.random.default_rng(seed)
-    n_classes = len(CLASS_NAMES)
+    n_classes = len(FER_LABELS)
     n = n_per_class * n_classes
     labels = rng.permutation(np.repeat(np.arange(n_classes, dtype=np.int64), n_per_class))
 

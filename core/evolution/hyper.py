@@ -66,6 +66,7 @@ class _HyperSearch:
 
     def __init__(self, state: dict, progress, should_stop, store):
         from core.data import datasets
+        from core.data.dataset import Dataset
         from core.store import RunStore
 
         self.state, self.progress_fn, self.should_stop = state, progress, should_stop
@@ -85,9 +86,9 @@ class _HyperSearch:
         ds = datasets.load_for_run(short.data)
         # train() evaluates on the "test" split at the end: hand it the validation split
         # under that name, so the real test split stays unseen for the whole search.
-        self.search_ds = datasets.Dataset(ds.name, ds.source, ds.class_names,
-                                          {"train": ds.splits["train"], "val": ds.splits["val"],
-                                           "test": ds.splits["val"]}, ds.skipped, ds.notes)
+        self.search_ds = Dataset(ds.name, ds.source, ds.class_names,
+                                 {"train": ds.splits["train"], "val": ds.splits["val"], "test": ds.splits["val"]},
+                                 ds.skipped, ds.notes)
         self.per_generation = slots_per_generation(self.n, self.budget.long_epochs)
         self.n_long = self.per_generation - self.n
         self.rounds = state["generations"] + 1

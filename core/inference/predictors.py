@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.data import datasets
+from core.configs.choices import FER_LABELS
+from core.data.loaders import SYNTHETIC_SIZES
 from core.inference.references import (
     REFERENCE_PREFIX,
     list_references,
@@ -102,7 +103,7 @@ def _predictor_from_run(store: RunStore, run) -> Predictor | None:
         arch=params.get("model.arch", tags.get("arch", "")), class_names=tuple(report["class_names"]),
         input_size=size, color="gray", source_size=int(source) if source.isdigit() else size,
         scaling=params.get("model.arch", ""), dataset=dataset, test_accuracy=report.get("accuracy"),
-        trained_on=dataset, note=DRAWN_FACES_NOTE if dataset in datasets.SYNTHETIC_SIZES else "",
+        trained_on=dataset, note=DRAWN_FACES_NOTE if dataset in SYNTHETIC_SIZES else "",
     )
 
 
@@ -223,7 +224,7 @@ def _load_reference(name: str, entry: dict) -> LoadedPredictor:
 
 
 def wrap_model(model, arch: str, input_size: int, source_size: int | None = None,
-               class_names: Sequence[str] = datasets.FER_CLASSES) -> LoadedPredictor:
+               class_names: Sequence[str] = FER_LABELS) -> LoadedPredictor:
     """A model built by ``core.train.models.build_model`` (not stored, not cached), usable like a run's predictor.
 
     ``source_size`` is the resolution faces are brought to first (the training data's;

@@ -18,6 +18,7 @@ import numpy as np
 
 from core.configs import ConfigError, DataConfig, ModelConfig, RunConfig, artifacts_dir
 from core.data import datasets
+from core.data.loaders import canonical_class
 from core.store import RunStore
 from core.train import models, runs
 from core.train.device import accelerator
@@ -136,7 +137,7 @@ def _check_arguments(name: str, labels: Sequence[str] | str, input_size: int, ch
 
 def _check_labels(labels: Sequence[str] | str) -> list[str]:
     raw = labels.split(",") if isinstance(labels, str) else list(labels)
-    names = [datasets.canonical_class(str(label).strip()) for label in raw]
+    names = [canonical_class(str(label).strip()) for label in raw]
     if not names or any(not n for n in names):
         raise ReferenceModelError(f"labels: expected non-empty class names, comma-separated. Received: labels={labels!r}")
     dups = sorted({n for n in names if names.count(n) > 1})

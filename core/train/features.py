@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 def backbone_features(ds, arch: str, weights: str, input_size: int, seed: int) -> dict[str, np.ndarray]:
     """Pooled backbone features of ``ds``'s train and val splits (``x_train``, ``y_train``, ``x_val``,
     ``y_val``), computed once per backbone, weights, input size, seed and data, then read from the cache."""
-    from core.data import datasets
+    from core.data.pipeline import make_pipeline
     from core.train import models
 
     cache = (artifacts_dir() / "cache" / "features" /
@@ -34,8 +34,8 @@ def backbone_features(ds, arch: str, weights: str, input_size: int, seed: int) -
     out = {}
     for split in ("train", "val"):
         x, y = ds.splits[split]
-        pipe = datasets.make_pipeline(x, y, arch=arch, input_size=input_size, num_classes=len(ds.class_names),
-                                      batch_size=64, training=False)
+        pipe = make_pipeline(x, y, arch=arch, input_size=input_size, num_classes=len(ds.class_names),
+                             batch_size=64, training=False)
         out[f"x_{split}"] = np.concatenate([np.asarray(extractor.predict_on_batch(b)) for b, _ in pipe])
         out[f"y_{split}"] = y
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -48,9 +48,9 @@ def backbone_features(ds, arch: str, weights: str, input_size: int, seed: int) -
 def available_weights(arch: str, weights: str, seed: int) -> tuple[str, str | None]:
     """The weights features can come from on this machine, and a note when that is not ``weights``:
     ImageNet weights that are not cached fall back to a randomly initialised backbone."""
-    from core.train import models
+    from core.configs.paths import imagenet_weights_cached
 
-    if weights == "imagenet" and not models.imagenet_weights_cached(arch):
+    if weights == "imagenet" and not imagenet_weights_cached(arch):
         note = (f"ImageNet weights for {arch} are not cached: features come from a randomly "
                 f"initialised backbone (seed {seed}).")
         log.warning(note)

@@ -13,7 +13,7 @@ import numpy as np
 from core.configs import ConfigError, ModelConfig, OptimizerConfig
 from core.configs.choices import MODELS, OPTIMIZERS, ModelSpec
 from core.configs.paths import imagenet_weights_path, keras_home
-from core.data.datasets import to_model_input
+from core.data.pipeline import to_model_input
 
 
 class WeightsMissingError(FileNotFoundError):

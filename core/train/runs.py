@@ -20,27 +20,29 @@ import numpy as np
 
 from core.configs import RunConfig, artifacts_dir
 from core.data import datasets
+from core.data.dataset import SKIPPED_NAMES_RECORDED, Dataset, DatasetError
+from core.data.pipeline import make_pipeline
 from core.store import RunStore
 from core.train import evaluation, models, tta
 
 log = logging.getLogger(__name__)
 
 
-def dataset_identity(ds: datasets.Dataset) -> dict:
+def dataset_identity(ds: Dataset) -> dict:
     """What a run records about its data: source, sizes, a content hash, skipped files and warnings."""
     counts = ds.counts().groupby("split")["count"].sum().to_dict()
     identity = {"name": ds.name, "source": ds.source, "fingerprint": ds.fingerprint(), "image_size": ds.image_size,
                 "classes": ",".join(ds.class_names), "split": ds.split, **{f"n_{k}": v for k, v in counts.items()},
                 "skipped": len(ds.skipped)}
     if ds.skipped:
-        identity["skipped_files"] = ", ".join(ds.skipped[:datasets.SKIPPED_NAMES_RECORDED])
+        identity["skipped_files"] = ", ".join(ds.skipped[:SKIPPED_NAMES_RECORDED])
     warnings = ds.warnings()
     if warnings:
         identity["warnings"] = " | ".join(warnings)
     return identity
 
 
-def open_run(cfg: RunConfig, ds: datasets.Dataset, *, store: RunStore | None = None,
+def open_run(cfg: RunConfig, ds: Dataset, *, store: RunStore | None = None,
              tags: Mapping[str, Any] | None = None) -> str:
     """Create a run for ``cfg`` trained or scored on ``ds``; returns its id."""
     store = store or RunStore()
@@ -98,13 +100,13 @@ def describe_error(exc: BaseException) -> str:
     return f"{name}: {text}"[:2000]
 
 
-def evaluate_and_log(model, cfg: RunConfig, ds: datasets.Dataset, run_id: str, store: RunStore,
+def evaluate_and_log(model, cfg: RunConfig, ds: Dataset, run_id: str, store: RunStore,
                      keep_model: bool = True) -> dict:
     """Test-split report, per-sample predictions and (unless ``keep_model=False``) the model file."""
     x_test, y_test = ds.splits["test"]
-    test_ds = datasets.make_pipeline(x_test, y_test, arch=cfg.model.arch, input_size=cfg.model.input_size,
-                                     num_classes=len(ds.class_names), batch_size=cfg.train.batch_size,
-                                     training=False)
+    test_ds = make_pipeline(x_test, y_test, arch=cfg.model.arch, input_size=cfg.model.input_size,
+                            num_classes=len(ds.class_names), batch_size=cfg.train.batch_size,
+                            training=False)
     t0 = time.perf_counter()
     probs = evaluation.predict_probs(model, test_ds)
     eval_time = time.perf_counter() - t0
@@ -137,7 +139,7 @@ def evaluate_and_log(model, cfg: RunConfig, ds: datasets.Dataset, run_id: str, s
     return report
 
 
-def record_evaluation(model, cfg: RunConfig, ds: datasets.Dataset, store: RunStore,
+def record_evaluation(model, cfg: RunConfig, ds: Dataset, store: RunStore,
                       tags: Mapping[str, Any]) -> tuple[str, dict]:
     """Score ``model`` on ``ds``'s test split as a new evaluation run; ``(run_id, report)``."""
     run_id = open_run(cfg, ds, store=store, tags=tags)
@@ -167,18 +169,18 @@ def evaluate_stored(run_id: str, dataset: str, store: RunStore | None = None,
                              {**(tags or {}), "evaluated_from": run_id, "kind": "evaluation"})
 
 
-def relabel(target: datasets.Dataset, class_names, owner: str) -> datasets.Dataset:
+def relabel(target: Dataset, class_names, owner: str) -> Dataset:
     """``target`` with its test labels renumbered into a model's class order (matched by name)."""
     class_names = list(class_names)
     missing = [c for c in target.class_names if c not in class_names]
     if missing:
-        raise datasets.DatasetError(f"{target.name}: classes {missing} are unknown to {owner} "
-                                    f"(it knows {class_names})")
+        raise DatasetError(f"{target.name}: classes {missing} are unknown to {owner} "
+                           f"(it knows {class_names})")
     x, y = target.splits["test"]
     y = np.array([class_names.index(target.class_names[i]) for i in y], dtype=np.int64)
-    return datasets.Dataset(target.name, target.source, tuple(class_names),
-                            {"train": target.splits["train"], "val": target.splits["val"], "test": (x, y)},
-                            split=target.split)
+    return Dataset(target.name, target.source, tuple(class_names),
+                   {"train": target.splits["train"], "val": target.splits["val"], "test": (x, y)},
+                   split=target.split)
 
 
 def summary(run_id: str, store: RunStore | None = None) -> dict:

@@ -21,6 +21,8 @@ import pandas as pd
 
 from core.configs import RunConfig
 from core.data import datasets
+from core.data.dataset import Dataset, class_weights
+from core.data.pipeline import fixed_parallelism, make_pipeline
 from core.store import RunStore
 from core.train import callbacks as callbacks_mod
 from core.train import costs, models, runs
@@ -113,7 +115,7 @@ def _load_checkpoint(ckpt: Path):
 
 def train(cfg: RunConfig, *, run_id: str | None = None, store: RunStore | None = None,
           callbacks: Sequence = (), should_stop: Callable[[], bool] | None = None,
-          dataset: datasets.Dataset | None = None, verbose: int = 0, keep_model: bool = True) -> TrainResult:
+          dataset: Dataset | None = None, verbose: int = 0, keep_model: bool = True) -> TrainResult:
     """Train, evaluate on the test split, and record everything in the run store.
 
     Pass the ``run_id`` of an interrupted run to resume it from its last checkpoint.
@@ -179,17 +181,17 @@ def _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbos
         fit_model, train_ds, val_ds = frozen_feature_setup(model, cfg, ds, common, xla, acc)
     else:
         fit_model = model
-        train_ds = datasets.make_pipeline(*ds.splits["train"], training=True, augment=cfg.data.augment,
-                                          augment_strength=cfg.data.augment_strength,
-                                          augment_set=cfg.data.augment_set, **common)
-        val_ds = datasets.make_pipeline(*ds.splits["val"], training=False, **common)
+        train_ds = make_pipeline(*ds.splits["train"], training=True, augment=cfg.data.augment,
+                                 augment_strength=cfg.data.augment_strength,
+                                 augment_set=cfg.data.augment_set, **common)
+        val_ds = make_pipeline(*ds.splits["val"], training=False, **common)
 
     recorder = _EpochRecorder(store, run_id, ckpt, len(ds.splits["train"][1]), records, should_stop, model)
     early, schedule = protocol_callbacks(cfg, ckpt, records)
     # Early stopping saves its best weights before the recorder checkpoints the epoch; the schedule
     # changes the rate after the recorder has logged the rate the epoch was trained with.
     cbs = [c for c in (early, recorder, *callbacks, schedule) if c is not None]
-    class_weight = datasets.class_weights(ds.splits["train"][1], k) if cfg.data.class_weights else None
+    class_weight = class_weights(ds.splits["train"][1], k) if cfg.data.class_weights else None
     t0 = time.perf_counter()
     if len(records) < cfg.train.epochs and not (early is not None and early.stopped_before):
         fit_model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, initial_epoch=len(records),
@@ -214,9 +216,9 @@ def _train_in_scope(cfg, run_id, store, ds, ckpt, callbacks, should_stop, verbos
     return TrainResult(run_id, "FINISHED", history, report)
 
 
-def _costs(model, epoch_times: list[float], ds: datasets.Dataset, common: dict) -> dict[str, float]:
+def _costs(model, epoch_times: list[float], ds: Dataset, common: dict) -> dict[str, float]:
     x, y = ds.splits["test"]
-    face = next(iter(datasets.make_pipeline(x[:1], y[:1], training=False, **{**common, "batch_size": 1})))[0]
+    face = next(iter(make_pipeline(x[:1], y[:1], training=False, **{**common, "batch_size": 1})))[0]
     return costs.run_costs(model, epoch_times, len(ds.splits["train"][1]), face)
 
 
@@ -261,7 +263,7 @@ def split_frozen(model, cfg: RunConfig):
     return prefix, keras.Model(features, h, name="trainable_top")
 
 
-def frozen_feature_setup(model, cfg: RunConfig, ds: datasets.Dataset, common: dict, xla: bool, acc: dict):
+def frozen_feature_setup(model, cfg: RunConfig, ds: Dataset, common: dict, xla: bool, acc: dict):
     """``(trainable_top, train_features, val_features)``: the frozen part runs once per split, the top trains on its output."""
     import tensorflow as tf
 
@@ -273,10 +275,10 @@ def frozen_feature_setup(model, cfg: RunConfig, ds: datasets.Dataset, common: di
 
     def features(split: str, training: bool):
         x, y = ds.splits[split]
-        f = prefix.predict(datasets.make_pipeline(x, y, training=False, **common), verbose=0)
+        f = prefix.predict(make_pipeline(x, y, training=False, **common), verbose=0)
         data = tf.data.Dataset.from_tensor_slices((f, tf.one_hot(y, k)))
         if training:
             data = data.shuffle(len(y), seed=cfg.train.seed, reshuffle_each_iteration=True)
-        return datasets.fixed_parallelism(data.batch(cfg.train.batch_size).prefetch(tf.data.AUTOTUNE))
+        return fixed_parallelism(data.batch(cfg.train.batch_size).prefetch(tf.data.AUTOTUNE))
 
     return top, features("train", True), features("val", False)

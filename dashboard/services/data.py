@@ -8,8 +8,9 @@ import streamlit as st
 
 from core.analysis import estimate
 from core.configs import ARCHITECTURES
+from core.configs.paths import imagenet_weights_cached, imagenet_weights_path
 from core.data import datasets
-from core.train import models
+from core.data.dataset import DatasetError, sample_grid
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -22,9 +23,9 @@ def dataset_overview(name: str) -> dict[str, Any]:
     """Counts per split/class, a sample grid, skipped files and warnings, or the loader's error message."""
     try:
         ds = datasets.load_dataset(name)
-    except datasets.DatasetError as exc:
+    except DatasetError as exc:
         return {"error": str(exc)}
-    return {"counts": ds.counts(), "samples": datasets.sample_grid(ds, per_class=6),
+    return {"counts": ds.counts(), "samples": sample_grid(ds, per_class=6),
             "skipped": ds.skipped, "warnings": ds.warnings(), "notes": ds.notes, "image_size": ds.image_size}
 
 
@@ -36,5 +37,5 @@ def dataset_sizes(name: str) -> dict[str, int]:
 
 def weights_status() -> pd.DataFrame:
     """ImageNet weights per architecture: cached or not, and where."""
-    return pd.DataFrame([{"architecture": a, "cached": models.imagenet_weights_cached(a),
-                          "path": str(models.imagenet_weights_path(a))} for a in ARCHITECTURES])
+    return pd.DataFrame([{"architecture": a, "cached": imagenet_weights_cached(a),
+                        "path": str(imagenet_weights_path(a))} for a in ARCHITECTURES])

@@ -15,6 +15,7 @@ import streamlit as st
 
 from core.configs import RunConfig, profiles
 from core.data import datasets
+from core.data.dataset import DatasetError
 from core.store import RunNotFound, RunStore
 from core.train import evaluation
 
@@ -169,5 +170,5 @@ def misclassified_or_error(run_id: str, limit: int = 24) -> dict[str, Any]:
     """``misclassified``, or ``{"error": message}`` when the run's dataset can no longer be loaded."""
     try:
         return misclassified(run_id, limit)
-    except (datasets.DatasetError, RunNotFound) as exc:
+    except (DatasetError, RunNotFound) as exc:
         return {"error": str(exc)}
