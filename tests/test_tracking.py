@@ -6,7 +6,7 @@ import time
 import pytest
 from conftest import tiny_config
 
-from core.store import RunNotFound, RunStore
+from core.store import RunNotFound, RunStore, StoreUnreachable
 
 DATASET = {"name": "synthetic-tiny", "fingerprint": "abc123"}
 
@@ -75,6 +75,21 @@ def test_get_returns_the_run_or_raises_run_not_found(store):
     assert run.data.tags["kind"] == "run" and run.data.tags["dataset.fingerprint"] == "abc123"
     with pytest.raises(RunNotFound, match="no-such-run"):
         store.get("no-such-run")
+
+
+def test_a_store_that_does_not_answer_is_not_a_missing_run(tmp_path, monkeypatch):
+    # Pages tell "no such run" (gone, pick another) apart from "the store is down" (retry later):
+    # a server that refuses the connection or a damaged database file must not read as "not found".
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    with pytest.raises(StoreUnreachable, match="127.0.0.1:9") as refused:
+        RunStore("http://127.0.0.1:9").get("some-run")  # port 9 (discard): nothing listens on loopback
+    assert not isinstance(refused.value, RunNotFound)
+    damaged = tmp_path / "mlflow.db"
+    damaged.write_bytes(b"not a database" * 100)
+    with pytest.raises(StoreUnreachable, match="could not be read"):
+        RunStore(f"sqlite:///{damaged}").get("some-run")
+    assert damaged.read_bytes() == b"not a database" * 100  # nothing was written over it
 
 
 def test_a_run_records_its_datasets_skipped_files_and_warnings(store):

@@ -141,10 +141,11 @@ def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean "bad input", reported as one ``error:`` line rather than a traceback."""
     from core.configs import ConfigError
     from core.data.dataset import DatasetError
+    from core.store import StoreUnreachable
     from core.train.models import WeightsMissingError
 
     # KeyError covers the not-found errors (runs, jobs, searches), which all subclass it.
-    return ConfigError, DatasetError, WeightsMissingError, KeyError
+    return ConfigError, DatasetError, WeightsMissingError, StoreUnreachable, KeyError
 
 
 def error_text(exc: BaseException) -> str:

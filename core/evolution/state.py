@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from core.analysis import pareto
-from core.configs import artifacts_dir
+from core.configs import artifacts_dir, atomic_write
 from core.evolution.space import genome_key, genome_values, space_from_json
 
 # What a search can optimise: validation accuracy (always first, maximised) and, for a
@@ -51,9 +51,7 @@ def save_state(state: dict) -> None:
     path = state_path(state["search_id"])
     path.parent.mkdir(parents=True, exist_ok=True)
     state["updated"] = timestamp()
-    tmp = path.with_name("state.tmp.json")
-    tmp.write_text(json.dumps(state, indent=1, default=_json_default))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(state, indent=1, default=_json_default))
 
 
 def load_state(search_id: str) -> dict:

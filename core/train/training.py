@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from core.configs import RunConfig
+from core.configs import RunConfig, atomic_write
 from core.data import datasets
 from core.data.dataset import Dataset, class_weights
 from core.data.pipeline import fixed_parallelism, make_pipeline
@@ -97,9 +97,7 @@ def _save_checkpoint(model, ckpt: Path, records: list[dict]) -> None:
     model.save(ckpt / model_file)
     # state.json is replaced atomically and names its model file: a kill at any point
     # leaves a consistent (model, history) pair from this epoch or the previous one.
-    tmp = ckpt / "state.tmp.json"
-    tmp.write_text(json.dumps({"epoch": epoch, "model_file": model_file, "history": records}))
-    tmp.replace(ckpt / "state.json")
+    atomic_write(ckpt / "state.json", json.dumps({"epoch": epoch, "model_file": model_file, "history": records}))
     for old in ckpt.glob("model-*.keras"):
         if old.name != model_file:
             old.unlink(missing_ok=True)

@@ -107,12 +107,12 @@ def analyse_photo(data: bytes, name: str, predictor_ids: list[str], detector: st
     wrong, so one bad upload never hides the others.
     """
     from core.configs import ConfigError
-    from core.store import RunNotFound
+    from core.store import RunNotFound, StoreUnreachable
 
     try:
         return _analyse_photo(data, name, tuple(predictor_ids), detector, gradcam,
                               yunet_model() if detector == "yunet" else None)
-    except (faces.ImageError, RunNotFound, ConfigError, ValueError, OSError) as exc:
+    except (faces.ImageError, RunNotFound, StoreUnreachable, ConfigError, ValueError, OSError) as exc:
         return _error_result(exc, name)
 
 
