@@ -1,7 +1,6 @@
 """What a run is: validated, frozen configuration, the five configurations and profiles, and paths."""
-from core.configs.choices import ARCHITECTURES, FER_LABELS, OPTIMIZERS
+from core.configs.choices import ARCHITECTURES, AUGMENT_SETS, FER_LABELS, OPTIMIZERS
 from core.configs.config import (
-    AUGMENT_SETS,
     LR_SCHEDULES,
     MONITORS,
     TOGGLES,

@@ -14,6 +14,13 @@ from typing import Any
 # published reference model all use it.
 FER_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
+# Training augmentation sets, each with what it does in words (``core.data.pipeline.AUGMENTERS``
+# builds them). "paper" is the FER2013 literature's set (Khaireddin & Chen 2021).
+AUGMENT_SETS: dict[str, str] = {
+    "basic": "flip, rotation, shift, zoom",
+    "paper": "resized crop, shift, flip, rotation, erasing",
+}
+
 _KERAS_WEIGHTS = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
 

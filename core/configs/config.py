@@ -10,13 +10,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.configs.choices import ARCHITECTURES, OPTIMIZERS
+from core.configs.choices import ARCHITECTURES, AUGMENT_SETS, OPTIMIZERS
 
 WEIGHT_SOURCES = ("imagenet", "none")
 TOGGLES = ("auto", "on", "off")
-# "basic": flip, small rotation/shift/zoom. "paper": the FER2013 literature's set (random resized
-# crop, shift, flip, rotation, erasing).
-AUGMENT_SETS = ("basic", "paper")
 LR_SCHEDULES = ("constant", "plateau", "cosine")
 MONITORS = ("val_loss", "val_accuracy")
 # Test-time augmentation: views averaged at evaluation, reported beside plain accuracy.
@@ -58,7 +55,7 @@ class DataConfig:
             v = getattr(self, name)
             _check(v is None or (isinstance(v, int) and v > 0), name, v, "a positive integer or None")
         _check(0.0 <= self.augment_strength <= 3.0, "augment_strength", self.augment_strength, "a number in [0, 3]")
-        _check(self.augment_set in AUGMENT_SETS, "augment_set", self.augment_set, f"one of {AUGMENT_SETS}")
+        _check(self.augment_set in AUGMENT_SETS, "augment_set", self.augment_set, f"one of {tuple(AUGMENT_SETS)}")
 
 
 @dataclass(frozen=True)

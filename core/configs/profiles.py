@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from core.configs import presets
+from core.configs.choices import AUGMENT_SETS
 from core.configs.config import RunConfig
 
 
@@ -69,7 +70,6 @@ PROFILES: dict[str, Profile] = {
 }
 PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
 DEFAULT_PROFILE = "standard"
-AUGMENT_WORDS = {"basic": "flip, rotation, shift, zoom", "paper": "resized crop, shift, flip, rotation, erasing"}
 # Run options a profile supplies when the user does not (``presets.shared_base`` keywords).
 BUDGET_KEYS = ("epochs", "batch_size", "max_train", "max_eval", "early_stopping")
 
@@ -133,7 +133,7 @@ def protocol(cfg: RunConfig) -> dict[str, Any]:
         "input px": cfg.model.input_size,
         "epochs (max)": t.epochs,
         "batch": t.batch_size,
-        "augmentation": (f"{AUGMENT_WORDS[cfg.data.augment_set]} (strength {cfg.data.augment_strength:g})"
+        "augmentation": (f"{AUGMENT_SETS[cfg.data.augment_set]} (strength {cfg.data.augment_strength:g})"
                          if cfg.data.augment else "off"),
         "LR schedule": schedule,
         "early stopping": (f"{t.early_stopping_patience} epochs on {t.early_stopping_monitor}"
