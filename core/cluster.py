@@ -80,7 +80,7 @@ def capacity(resources: dict[str, float], max_parallel: int | None) -> int:
 def task_env(address: str, gpu: bool, gpus_per_task: float, cpus_per_task: float) -> dict[str, str]:
     """Environment of every task's process, on whichever node it lands."""
     env = {
-        # Every node runs this project from the same path (see README: Run on a cluster).
+        # Every node runs this project from the same path (see core/jobs/README.md: Run on a cluster).
         "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p),
         "PYTHONUNBUFFERED": "1",
         "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),

@@ -33,7 +33,7 @@ def register(add: AddParser) -> None:
                    help="paper-scale sizes, float32 vs mixed precision with XLA off and on")
     p.add_argument("--no-frozen", action="store_true", help="skip the frozen-feature cache section")
     p.add_argument("--no-startup", action="store_true", help="skip the start-up section")
-    p.add_argument("--markdown", action="store_true", help="print the README's Markdown tables as well")
+    p.add_argument("--markdown", action="store_true", help="print the Markdown tables of core/bench/README.md as well")
     p.add_argument("--epochs", type=int, default=3,
                    help="with --paper: epochs per measurement, the first a warm-up")
     p.add_argument("--out", default="", help="JSON path (default: artifacts/bench/bench-<time>.json)")

@@ -26,7 +26,7 @@ RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 RUN_COLUMNS = ["run_id", "label", "variant", "arch", "dataset", "status", "kind", "group", "start_time", "end_time",
                "epochs", "epochs_done", "test_accuracy", "test_macro_f1", "test_loss", "best_val_accuracy",
                "params_total", "train_time_s", "images_per_sec", "error", "data_warnings", "seed", "repeat_key",
-               # Costs (core.costs): how each is measured is in the README's "Accuracy against cost".
+               # Costs (core.train.costs): how each is measured: core/analysis/README.md, "Accuracy against cost".
                "train_time_per_epoch_s", "train_flops", "params_trainable", "latency_ms_per_face", "device"]
 # Params that may differ between repeats of one configuration: the training seed, and the grid
 # a repeat was queued in (more seeds of a grid can be queued later as a grid of their own).

@@ -1,6 +1,6 @@
 """What a trained model cost: time, arithmetic, size and prediction latency, measured the same way for every run.
 
-Conventions (the README's "Accuracy against cost" repeats them):
+Conventions (core/analysis/README.md, "Accuracy against cost", repeats them):
 
 - training time: the wall-clock seconds of the fit epochs (training and validation passes),
   summed over epochs; per epoch is that sum over the epochs run.
