@@ -9,7 +9,13 @@ import plotly.graph_objects as go
 import plotly.offline
 import pytest
 
-from dashboard import charts
+from dashboard.charts import data as data_charts
+from dashboard.charts import evolve as evolve_charts
+from dashboard.charts import predict as predict_charts
+from dashboard.charts import runs as run_charts
+from dashboard.charts.common import PALETTE, run_colors
+from dashboard.charts.pareto import pareto_figure
+from dashboard.charts.report import report_html
 
 CLASSES = ["angry", "happy", "sad"]
 
@@ -51,17 +57,17 @@ def _annotation_texts(fig: go.Figure) -> list[str]:
 def test_run_colors_deterministic_distinct_and_order_independent():
     labels = [f"{a}/{c}" for a in ("resnet50", "vgg16") for c in
               ("imagenet-adam", "imagenet-rmsprop", "scratch-adam", "scratch-rmsprop", "imagenet-frozen-adam")]
-    colors = charts.run_colors(labels)
+    colors = run_colors(labels)
     assert set(colors) == set(labels)
     assert len(set(colors.values())) == len(labels)  # ten runs, ten distinct colours
-    assert charts.run_colors(list(reversed(labels))) == colors
-    assert all(c in charts.PALETTE for c in colors.values())
+    assert run_colors(list(reversed(labels))) == colors
+    assert all(c in PALETTE for c in colors.values())
 
 
 def test_run_colors_stable_for_a_run_shown_alone():
     # A run shown alone gets its preferred slot, the same one it usually gets in a group.
-    assert charts.run_colors(["vgg16/scratch-adam"]) == charts.run_colors(["vgg16/scratch-adam"])
-    assert charts.run_colors([]) == {}
+    assert run_colors(["vgg16/scratch-adam"]) == run_colors(["vgg16/scratch-adam"])
+    assert run_colors([]) == {}
 
 
 # --- curves ----------------------------------------------------------------------------
@@ -72,8 +78,8 @@ def test_curves_two_runs_give_train_solid_and_val_dashed_in_run_colour():
         "resnet50/imagenet-adam": _history([0.3, 0.5, 0.6], [0.25, 0.45, 0.55]),
         "vgg16/scratch-adam": _history([0.2, 0.3], [0.18, 0.28]),
     }
-    fig = charts.curves_figure(histories, "accuracy")
-    colors = charts.run_colors(list(histories))
+    fig = run_charts.curves_figure(histories, "accuracy")
+    colors = run_colors(list(histories))
     assert len(fig.data) == 4
     for i, (run, hist) in enumerate(histories.items()):
         train, val = fig.data[2 * i], fig.data[2 * i + 1]
@@ -90,19 +96,19 @@ def test_curves_two_runs_give_train_solid_and_val_dashed_in_run_colour():
 def test_curves_skip_empty_run_and_missing_validation():
     running = _history([0.3], [np.nan])
     histories = {"a": running, "b": _history([], []), "c": pd.DataFrame()}
-    fig = charts.curves_figure(histories, "accuracy")
+    fig = run_charts.curves_figure(histories, "accuracy")
     assert len(fig.data) == 1 and fig.data[0].name == "train"
 
 
 @pytest.mark.parametrize("histories", [{}, {"a": pd.DataFrame(columns=["epoch", "accuracy"])}])
 def test_curves_empty_gives_annotated_figure(histories):
-    fig = charts.curves_figure(histories)
+    fig = run_charts.curves_figure(histories)
     assert len(fig.data) == 0
     assert _annotation_texts(fig) == ["No epochs logged yet"]
 
 
 def test_pinned_colors_override_the_default():
-    fig = charts.curves_figure({"a": _history([0.1], [0.1])}, colors={"a": "#123456"})
+    fig = run_charts.curves_figure({"a": _history([0.1], [0.1])}, colors={"a": "#123456"})
     assert fig.data[0].line.color == "#123456"
 
 
@@ -111,7 +117,7 @@ def test_pinned_colors_override_the_default():
 
 def test_confusion_normalised_rows_sum_to_one_and_zero_support_row_is_zero():
     cm = [[8, 2, 0], [0, 0, 0], [1, 1, 2]]
-    fig = charts.confusion_figure(cm, CLASSES, normalize=True, title="resnet50")
+    fig = run_charts.confusion_figure(cm, CLASSES, normalize=True, title="resnet50")
     heat = fig.data[0]
     z = np.asarray(heat.z, dtype=float)
     expected = np.array([[0.8, 0.2, 0.0], [0.0, 0.0, 0.0], [0.25, 0.25, 0.5]])
@@ -129,18 +135,18 @@ def test_confusion_normalised_rows_sum_to_one_and_zero_support_row_is_zero():
 
 def test_confusion_counts_annotated_as_integers():
     cm = np.array([[3, 1], [0, 5]])
-    heat = charts.confusion_figure(cm, ["a", "b"]).data[0]
+    heat = run_charts.confusion_figure(cm, ["a", "b"]).data[0]
     np.testing.assert_array_equal(np.asarray(heat.z), cm)
     assert [list(r) for r in heat.text] == [["3", "1"], ["0", "5"]]
 
 
 def test_confusion_shape_mismatch_names_the_shape():
     with pytest.raises(ValueError, match=r"\(2, 2\)"):
-        charts.confusion_figure([[1, 0], [0, 1]], CLASSES)
+        run_charts.confusion_figure([[1, 0], [0, 1]], CLASSES)
 
 
 def test_confusion_empty_gives_annotated_figure():
-    fig = charts.confusion_figure([], [])
+    fig = run_charts.confusion_figure([], [])
     assert len(fig.data) == 0 and _annotation_texts(fig)
 
 
@@ -149,8 +155,8 @@ def test_confusion_empty_gives_annotated_figure():
 
 def test_per_class_one_trace_per_run_with_f1_values():
     reports = {"r1": _report([0.5, 0.9, 0.4]), "r2": _report([0.6, 0.8, 0.3])}
-    fig = charts.per_class_figure(reports, "f1")
-    colors = charts.run_colors(list(reports))
+    fig = run_charts.per_class_figure(reports, "f1")
+    colors = run_colors(list(reports))
     assert [t.name for t in fig.data] == ["r1", "r2"]
     for trace, (run, report) in zip(fig.data, reports.items()):
         assert list(trace.x) == CLASSES
@@ -161,7 +167,7 @@ def test_per_class_one_trace_per_run_with_f1_values():
 
 
 def test_per_class_aligns_runs_with_different_classes_by_name():
-    fig = charts.per_class_figure({"r1": _report([0.5, 0.9, 0.4]), "r2": _report([0.7, 0.1], ["sad", "fear"])})
+    fig = run_charts.per_class_figure({"r1": _report([0.5, 0.9, 0.4]), "r2": _report([0.7, 0.1], ["sad", "fear"])})
     assert list(fig.data[1].x) == ["angry", "happy", "sad", "fear"]
     y = np.asarray(fig.data[1].y, dtype=float)
     assert np.isnan(y[:2]).all() and y[2] == 0.7 and y[3] == 0.1
@@ -169,8 +175,8 @@ def test_per_class_aligns_runs_with_different_classes_by_name():
 
 def test_per_class_rejects_support_and_handles_empty():
     with pytest.raises(ValueError, match="support"):
-        charts.per_class_figure({"r1": _report([0.5, 0.9, 0.4])}, "support")
-    assert _annotation_texts(charts.per_class_figure({})) == ["No test reports yet"]
+        run_charts.per_class_figure({"r1": _report([0.5, 0.9, 0.4])}, "support")
+    assert _annotation_texts(run_charts.per_class_figure({})) == ["No test reports yet"]
 
 
 # --- dataset counts, probabilities, fitness -------------------------------------------
@@ -184,37 +190,37 @@ def test_dataset_counts_one_trace_per_split_in_natural_order():
             "count": [4, 10, 20, 2, 3, 5],
         }
     )
-    fig = charts.dataset_counts_figure(counts)
+    fig = data_charts.dataset_counts_figure(counts)
     assert [t.name for t in fig.data] == ["train", "validation", "test"]
     by_split = {t.name: dict(zip(t.x, np.asarray(t.y).tolist())) for t in fig.data}
     assert by_split["train"] == {"happy": 20, "angry": 15}  # duplicates summed
     assert by_split["validation"] == {"happy": 0, "angry": 2}  # absent class shown as 0
-    assert _annotation_texts(charts.dataset_counts_figure(counts.iloc[:0])) == ["No dataset counts"]
+    assert _annotation_texts(data_charts.dataset_counts_figure(counts.iloc[:0])) == ["No dataset counts"]
 
 
 def test_probability_figure_horizontal_bars_per_model():
     probs = {"m1": [0.7, 0.2, 0.1], "m2": [0.1, 0.1, 0.8]}
-    fig = charts.probability_figure(probs, CLASSES)
+    fig = predict_charts.probability_figure(probs, CLASSES)
     assert [t.name for t in fig.data] == ["m1", "m2"]
     assert all(t.orientation == "h" and list(t.y) == CLASSES for t in fig.data)
     np.testing.assert_allclose(np.asarray(fig.data[1].x), probs["m2"])
     assert tuple(fig.layout.xaxis.range) == (0, 1)
     with pytest.raises(ValueError, match="one value per class"):
-        charts.probability_figure({"m1": [0.5, 0.5]}, CLASSES)
-    assert _annotation_texts(charts.probability_figure({}, CLASSES)) == ["No predictions"]
+        predict_charts.probability_figure({"m1": [0.5, 0.5]}, CLASSES)
+    assert _annotation_texts(predict_charts.probability_figure({}, CLASSES)) == ["No predictions"]
 
 
 def test_fitness_band_fills_between_worst_and_best():
     gens = pd.DataFrame({"generation": [2, 1, 3], "best": [0.5, 0.4, 0.6],
                          "mean": [0.3, 0.2, 0.4], "worst": [0.1, 0.0, 0.2]})
-    fig = charts.fitness_figure(gens)
+    fig = evolve_charts.fitness_figure(gens)
     names = [t.name for t in fig.data]
     assert names == ["worst", "best", "mean"]
     best = fig.data[1]
     assert best.fill == "tonexty"  # fills down to the worst trace just before it
     np.testing.assert_array_equal(np.asarray(best.x), [1, 2, 3])  # sorted by generation
     np.testing.assert_allclose(np.asarray(best.y), [0.4, 0.5, 0.6])
-    assert _annotation_texts(charts.fitness_figure(gens.iloc[:0])) == ["No generations yet"]
+    assert _annotation_texts(evolve_charts.fitness_figure(gens.iloc[:0])) == ["No generations yet"]
 
 
 # --- parallel coordinates ---------------------------------------------------------------
@@ -224,7 +230,7 @@ def test_parallel_coordinates_encodes_strings_with_ticktext():
     pop = pd.DataFrame({"optimizer": ["adam", "rmsprop", "adam", "sgd"],
                         "lr": [1e-3, 1e-4, 3e-4, 1e-2],
                         "fitness": [0.6, 0.5, 0.7, 0.4]})
-    fig = charts.parallel_coordinates_figure(pop)
+    fig = evolve_charts.parallel_coordinates_figure(pop)
     dims = fig.data[0].dimensions
     assert [d.label for d in dims] == ["optimizer", "lr", "fitness"]
     opt = dims[0]
@@ -238,8 +244,8 @@ def test_parallel_coordinates_encodes_strings_with_ticktext():
 
 def test_parallel_coordinates_missing_fitness_and_empty():
     with pytest.raises(ValueError, match="score"):
-        charts.parallel_coordinates_figure(pd.DataFrame({"a": [1]}), fitness_col="score")
-    empty = charts.parallel_coordinates_figure(pd.DataFrame(columns=["a", "fitness"]))
+        evolve_charts.parallel_coordinates_figure(pd.DataFrame({"a": [1]}), fitness_col="score")
+    empty = evolve_charts.parallel_coordinates_figure(pd.DataFrame(columns=["a", "fitness"]))
     assert _annotation_texts(empty) == ["No population yet"]
 
 
@@ -249,7 +255,7 @@ def test_parallel_coordinates_missing_fitness_and_empty():
 def test_metric_bars_sorted_best_first_with_asymmetric_ci():
     table = pd.DataFrame({"label": ["a", "b", "c"], "acc": [0.5, 0.7, 0.6],
                           "lo": [0.45, 0.66, 0.52], "hi": [0.56, 0.73, 0.61]})
-    fig = charts.metric_bars_figure(table, "acc", low="lo", high="hi")
+    fig = run_charts.metric_bars_figure(table, "acc", low="lo", high="hi")
     bar = fig.data[0]
     assert list(bar.y) == ["b", "c", "a"]
     np.testing.assert_allclose(np.asarray(bar.x), [0.7, 0.6, 0.5])
@@ -257,17 +263,17 @@ def test_metric_bars_sorted_best_first_with_asymmetric_ci():
     np.testing.assert_allclose(np.asarray(bar.error_x.arrayminus), [0.04, 0.08, 0.05])
     assert bar.error_x.symmetric is False
     assert fig.layout.yaxis.autorange == "reversed"  # first (best) row at the top
-    colors = charts.run_colors(["a", "b", "c"])
+    colors = run_colors(["a", "b", "c"])
     assert list(bar.marker.color) == [colors["b"], colors["c"], colors["a"]]
 
 
 def test_metric_bars_lower_is_better_and_no_ci():
     table = pd.DataFrame({"label": ["a", "b"], "loss": [1.2, 0.9]})
-    bar = charts.metric_bars_figure(table, "loss", higher_is_better=False).data[0]
+    bar = run_charts.metric_bars_figure(table, "loss", higher_is_better=False).data[0]
     assert list(bar.y) == ["b", "a"] and bar.error_x.array is None
     with pytest.raises(ValueError, match="both low and high"):
-        charts.metric_bars_figure(table, "loss", low="loss")
-    assert _annotation_texts(charts.metric_bars_figure(table.iloc[:0], "loss")) == ["No runs to compare"]
+        run_charts.metric_bars_figure(table, "loss", low="loss")
+    assert _annotation_texts(run_charts.metric_bars_figure(table.iloc[:0], "loss")) == ["No runs to compare"]
 
 
 # --- HTML report ---------------------------------------------------------------------------
@@ -275,10 +281,10 @@ def test_metric_bars_lower_is_better_and_no_ci():
 
 def test_report_html_embeds_plotlyjs_once_and_escapes_text():
     plotlyjs_head = plotly.offline.get_plotlyjs()[:200]
-    fig1 = charts.curves_figure({"a": _history([0.1, 0.2], [0.1, 0.15])})
-    fig2 = charts.confusion_figure([[1, 0], [0, 1]], ["x", "y"])
+    fig1 = run_charts.curves_figure({"a": _history([0.1, 0.2], [0.1, 0.15])})
+    fig2 = run_charts.confusion_figure([[1, 0], [0, 1]], ["x", "y"])
     table = pd.DataFrame({"run": ["resnet50/imagenet-adam"], "accuracy": [0.6789]})
-    html = charts.report_html(
+    html = report_html(
         "Report <1>",
         [
             ("Curves", fig1),
@@ -300,21 +306,21 @@ def test_report_html_embeds_plotlyjs_once_and_escapes_text():
 
 
 def test_report_html_without_figures_has_no_plotlyjs_and_rejects_unknown_content():
-    html = charts.report_html("T", [("Text", "hello")])
+    html = report_html("T", [("Text", "hello")])
     assert plotly.offline.get_plotlyjs()[:200] not in html and "<p>hello</p>" in html
     with pytest.raises(TypeError, match="int"):
-        charts.report_html("T", [("Bad", 3)])  # type: ignore[list-item]
+        report_html("T", [("Bad", 3)])  # type: ignore[list-item]
 
 
 def test_epoch_and_generation_axes_tick_on_whole_numbers():
     hist = pd.DataFrame({"epoch": [1, 2, 3], "accuracy": [0.2, 0.3, 0.4], "val_accuracy": [0.2, 0.25, 0.3]})
-    x = charts.curves_figure({"run": hist}).layout.xaxis
+    x = run_charts.curves_figure({"run": hist}).layout.xaxis
     assert (x.tick0, x.dtick) == (1, 1)
     long = pd.DataFrame({"epoch": range(1, 41), "accuracy": np.linspace(0.1, 0.9, 40)})
-    assert charts.curves_figure({"run": long}).layout.xaxis.dtick == 4
+    assert run_charts.curves_figure({"run": long}).layout.xaxis.dtick == 4
     gens = pd.DataFrame({"generation": [0, 1, 2], "best": [0.3, 0.4, 0.5], "mean": [0.2, 0.3, 0.4],
                          "worst": [0.1, 0.2, 0.3]})
-    g = charts.fitness_figure(gens).layout.xaxis
+    g = evolve_charts.fitness_figure(gens).layout.xaxis
     assert (g.tick0, g.dtick) == (0, 1)
 
 
@@ -336,7 +342,7 @@ def test_pareto_figure_highlights_and_joins_the_front():
     points = pd.DataFrame({"configuration": ["a", "b", "c", "d"], "acc": [0.8, 0.6, 0.7, 0.5],
                            "lo": [0.75, 0.55, 0.65, 0.45], "hi": [0.85, 0.65, 0.75, 0.55],
                            "time": [100.0, 60.0, 50.0, np.nan]})
-    fig = charts.pareto_figure(points, "time", "acc", [True, False, True, False], x_title="training time (s)",
+    fig = pareto_figure(points, "time", "acc", [True, False, True, False], x_title="training time (s)",
                                y_title="test accuracy", low="lo", high="hi")
     by_name = {t.name: t for t in fig.data}
     assert list(by_name["Pareto front"].text) == ["a", "c"] and list(by_name["dominated"].text) == ["b"]
@@ -344,14 +350,14 @@ def test_pareto_figure_highlights_and_joins_the_front():
     assert list(by_name["Pareto front"].error_y.array) == pytest.approx([0.05, 0.05])
     assert fig.layout.xaxis.title.text == "training time (s)"
     with pytest.raises(ValueError, match="one flag per point"):
-        charts.pareto_figure(points, "time", "acc", [True], x_title="t", y_title="a")
+        pareto_figure(points, "time", "acc", [True], x_title="t", y_title="a")
 
 
 def test_strategy_band_figure_draws_a_mean_and_a_band_per_strategy():
     bands = pd.DataFrame({"strategy": ["ga", "ga", "random", "random"], "evaluations": [1.0, 2.0, 1.0, 2.0],
                           "mean": [0.2, 0.4, 0.2, 0.3], "low": [0.1, 0.3, np.nan, np.nan],
                           "high": [0.3, 0.5, np.nan, np.nan], "n": [3, 3, 1, 1]})
-    fig = charts.strategy_band_figure(bands, "evaluations", x_title="trainings spent", y_title="best validation fitness",
+    fig = evolve_charts.strategy_band_figure(bands, "evaluations", x_title="trainings spent", y_title="best validation fitness",
                              names={"ga": "GA", "random": "random"})
     by_name = {t.name: t for t in fig.data}
     assert list(by_name["GA"].y) == [0.2, 0.4] and list(by_name["random"].y) == [0.2, 0.3]

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from core.analysis import stats
-from dashboard import charts
+from dashboard.charts import seeds as seed_charts
 
 
 def _hist(acc, val):
@@ -24,21 +24,21 @@ def _entry(hists, smoothing=0.0):
 
 def test_band_figure_draws_mean_band_and_faint_seeds():
     hists = [_hist([0.2, 0.4, 0.6], [0.1, 0.3, 0.5]), _hist([0.3, 0.5, 0.7], [0.2, 0.4, 0.6])]
-    fig = charts.band_figure({"adam": _entry(hists)}, "accuracy")
+    fig = seed_charts.band_figure({"adam": _entry(hists)}, "accuracy")
     by_meta = pd.Series([t.meta for t in fig.data]).value_counts().to_dict()
     assert by_meta == {"adam": 2, "adam band": 4, "adam seed": 4}  # no raw line: nothing is smoothed
     mean = next(t for t in fig.data if t.meta == "adam" and t.name == "train")
     assert list(mean.y) == pytest.approx([0.25, 0.45, 0.65])
     fill = [t for t in fig.data if t.meta == "adam band" and t.fill == "tonexty"]
     assert len(fill) == 2 and fill[0].fillcolor.startswith("rgba(")
-    smoothed = charts.band_figure({"adam": _entry(hists, smoothing=0.6)}, "accuracy")
+    smoothed = seed_charts.band_figure({"adam": _entry(hists, smoothing=0.6)}, "accuracy")
     assert sum(t.meta == "adam raw" for t in smoothed.data) == 2  # the raw mean, faded, behind the smoothed one
 
 
 def test_band_figure_with_one_seed_has_no_band_and_empty_says_so():
-    fig = charts.band_figure({"one": _entry([_hist([0.2, 0.4, 0.6], [0.1, 0.3, 0.5])])}, "accuracy")
+    fig = seed_charts.band_figure({"one": _entry([_hist([0.2, 0.4, 0.6], [0.1, 0.3, 0.5])])}, "accuracy")
     assert not [t for t in fig.data if t.meta == "one band"]
-    empty = charts.band_figure({}, "accuracy")
+    empty = seed_charts.band_figure({}, "accuracy")
     assert empty.layout.annotations[0].text == "No epochs logged yet"
 
 
@@ -47,11 +47,11 @@ def test_seed_strip_and_per_class_bars():
                              "test accuracy": [0.5, 0.6, 0.7, 0.4]})
     agg = pd.DataFrame({"configuration": ["a", "b"], "test accuracy": [0.6, 0.4],
                         "test accuracy CI low": [0.35, np.nan], "test accuracy CI high": [0.85, np.nan]})
-    fig = charts.seed_strip_figure(per_seed, agg, "test accuracy")
+    fig = seed_charts.seed_strip_figure(per_seed, agg, "test accuracy")
     dots = next(t for t in fig.data if t.name == "a seeds")
     assert list(dots.x) == [0.5, 0.6, 0.7] and list(dots.customdata) == [1, 2, 3]
     mean = next(t for t in fig.data if t.name == "a mean")
     assert mean.x[0] == 0.6 and mean.error_x.array[0] == pytest.approx(0.25)
-    bars = charts.per_class_band_figure({"a": {"class_names": ["happy", "sad"], "mean": [0.5, 0.7],
+    bars = seed_charts.per_class_band_figure({"a": {"class_names": ["happy", "sad"], "mean": [0.5, 0.7],
                                                "low": [0.4, np.nan], "high": [0.6, np.nan]}})
     assert list(bars.data[0].y) == [0.5, 0.7] and list(bars.data[0].error_y.array) == pytest.approx([0.1, 0.0])

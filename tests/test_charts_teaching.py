@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dashboard import charts
+from dashboard.charts import teaching as teaching_charts
 
 
 def _surface():
@@ -19,7 +19,7 @@ def _paths(steps=250):
 
 def test_paths_figure_animates_every_path_in_sync_with_play_pause_and_a_step_slider():
     xs, ys, z = _surface()
-    fig = charts.optimizer_paths_figure(xs, ys, z, _paths(), minimum=(0.0, 0.0), max_frames=50)
+    fig = teaching_charts.optimizer_paths_figure(xs, ys, z, _paths(), minimum=(0.0, 0.0), max_frames=50)
     assert fig.data[0].type == "contour" and np.asarray(fig.data[0].z).shape == (15, 20)
     names = [t.name for t in fig.data]
     assert names[1] == "minimum" and names[2:] == ["SGD", "Adam"]
@@ -41,26 +41,26 @@ def test_paths_figure_animates_every_path_in_sync_with_play_pause_and_a_step_sli
 
 def test_paths_figure_shows_every_step_when_there_are_few_and_enlarges_fonts_for_presenting():
     xs, ys, z = _surface()
-    fig = charts.optimizer_paths_figure(xs, ys, z, _paths(steps=10), font_size=22)
+    fig = teaching_charts.optimizer_paths_figure(xs, ys, z, _paths(steps=10), font_size=22)
     assert [f.name for f in fig.frames] == [str(s) for s in range(11)]
     assert fig.layout.font.size == 22
-    assert charts.optimizer_paths_figure(xs, ys, z, {}).layout.annotations[0].text == "No optimizer selected"
+    assert teaching_charts.optimizer_paths_figure(xs, ys, z, {}).layout.annotations[0].text == "No optimizer selected"
 
 
 def test_loss_figure_uses_a_log_axis_only_when_every_loss_is_positive():
-    fig = charts.optimizer_loss_figure({"SGD": [1.0, 0.5, 0.25], "Adam": [1.0, 0.1, 0.01]})
+    fig = teaching_charts.optimizer_loss_figure({"SGD": [1.0, 0.5, 0.25], "Adam": [1.0, 0.1, 0.01]})
     assert [t.name for t in fig.data] == ["SGD", "Adam"] and list(fig.data[1].x) == [0, 1, 2]
     assert fig.layout.yaxis.type == "log"
-    saddle = charts.optimizer_loss_figure({"Adam": [0.1, 0.0, -0.2]})
+    saddle = teaching_charts.optimizer_loss_figure({"Adam": [0.1, 0.0, -0.2]})
     assert saddle.layout.yaxis.type == "linear"
     # One colour per optimizer, the same in every playground chart.
-    steps = charts.step_size_figure({"SGD": np.ones((2, 2)), "Adam": np.ones((2, 2))})
+    steps = teaching_charts.step_size_figure({"SGD": np.ones((2, 2)), "Adam": np.ones((2, 2))})
     assert fig.data[0].line.color == steps.data[0].line.color
 
 
 def test_step_size_figure_has_one_panel_per_parameter():
     sizes = {"SGD": np.full((4, 2), 1e-3), "RMSprop": np.array([[1e-2, 1e-4]] * 4)}
-    fig = charts.step_size_figure(sizes, font_size=20)
+    fig = teaching_charts.step_size_figure(sizes, font_size=20)
     assert len(fig.data) == 4
     by_axis = {(t.name, t.xaxis): list(t.y) for t in fig.data}
     assert by_axis[("RMSprop", "x")] == [1e-2] * 4 and by_axis[("RMSprop", "x2")] == [1e-4] * 4

@@ -7,7 +7,11 @@ from itertools import combinations
 
 import streamlit as st
 
-from dashboard import charts, services, ui
+from dashboard import services, ui
+from dashboard.charts import runs as run_charts
+from dashboard.charts.common import metric_label, run_colors
+from dashboard.charts.pareto import pareto_figure
+from dashboard.charts.report import report_html
 from dashboard.views import compare_seeds
 
 ALL_RUNS = "All runs"
@@ -29,7 +33,7 @@ if table.empty:
 
 labels = services.run_labels(table)
 status = dict(zip(table.run_id, table.status))
-colors = charts.run_colors(list(labels.values()))
+colors = run_colors(list(labels.values()))
 
 # ------------------------------------------------------------------ selection
 groups = [g for g in dict.fromkeys(table.group) if g]  # newest first, as runs() is
@@ -113,7 +117,7 @@ live = [r for r in selected if status[r] in ("RUNNING", "SCHEDULED")]
 
 def curves(histories: dict, metric: str):
     # Each run's legend group (title, train, validation) needs about 55 px.
-    return ui.tight(charts.curves_figure(histories, metric, colors), height=max(450, 55 * len(histories) + 80))
+    return ui.tight(run_charts.curves_figure(histories, metric, colors), height=max(450, 55 * len(histories) + 80))
 
 
 @st.fragment(run_every=5 if live else None)
@@ -158,8 +162,8 @@ with st.expander("Training protocol of each run (its profile's values)"):
 stamp = datetime.now().strftime("%Y%m%d-%H%M")
 st.download_button("Download table (CSV)", results.to_csv(index=False), file_name=f"comparison-{stamp}.csv",
                    mime="text/csv", icon=":material/download:", key="compare_csv")
-accuracy_fig = ui.tight(charts.metric_bars_figure(results, "test accuracy", "CI low", "CI high", label="run",
-                                               colors=colors))
+accuracy_fig = ui.tight(run_charts.metric_bars_figure(results, "test accuracy", "CI low", "CI high", label="run",
+                                                   colors=colors))
 st.plotly_chart(accuracy_fig, key="compare_accuracy_bars")
 st.caption("Error bars: bootstrap 95% confidence interval of test accuracy (test images resampled). "
            "Overlapping intervals mean the test set cannot tell the runs apart with confidence.")
@@ -167,17 +171,17 @@ st.caption("Error bars: bootstrap 95% confidence interval of test accuracy (test
 # ------------------------------------------------------------------ confusion matrices
 st.subheader("Confusion matrices")
 normalize = st.toggle("Row-normalised (each row shows recall fractions)", key="compare_cm_normalize")
-confusion_figs = {r: ui.tight(charts.confusion_figure(reports[r]["confusion_matrix"], reports[r]["class_names"],
-                                                   normalize, title=labels[r])) for r in done}
+confusion_figs = {r: ui.tight(run_charts.confusion_figure(reports[r]["confusion_matrix"], reports[r]["class_names"],
+                                                       normalize, title=labels[r])) for r in done}
 for start in range(0, len(done), 3):
     for col, rid in zip(st.columns(3), done[start:start + 3]):
         col.plotly_chart(confusion_figs[rid], key=f"compare_cm_{rid}")
 
 # ------------------------------------------------------------------ per-class metrics
 st.subheader("Per-class metrics")
-metric = st.radio("Metric", ["f1", "precision", "recall"], format_func=charts.metric_label, horizontal=True,
+metric = st.radio("Metric", ["f1", "precision", "recall"], format_func=metric_label, horizontal=True,
                   key="compare_class_metric")
-per_class_fig = ui.tight(charts.per_class_figure({labels[r]: reports[r] for r in done}, metric, colors))
+per_class_fig = ui.tight(run_charts.per_class_figure({labels[r]: reports[r] for r in done}, metric, colors))
 st.plotly_chart(per_class_fig, key="compare_per_class")
 
 # ------------------------------------------------------------------ significance
@@ -235,7 +239,7 @@ if points.empty:
     st.info("None of the selected finished runs was trained and tested on this dataset (GA individuals are scored "
             "on validation, re-evaluations have no training cost of their own).")
 else:
-    pareto_fig = ui.tight(charts.pareto_figure(
+    pareto_fig = ui.tight(pareto_figure(
         points, cost, "test_accuracy", points.front, x_title=cost_names[cost], y_title="test accuracy",
         low="ci_low", high="ci_high", log_x=cost == "train_flops"))
     st.plotly_chart(pareto_fig, key="compare_pareto")
@@ -270,14 +274,14 @@ sections = [
     ("Runs", "\n\n".join([f"{labels[r]}: finished" for r in done] + notes)),
     ("Test accuracy (bootstrap 95% CI)", accuracy_fig),
     ("Results", results.round(4)),
-    *[(f"{charts.metric_label(m)} curves", curves({labels[r]: services.history(r) for r in selected}, m))
+    *[(f"{metric_label(m)} curves", curves({labels[r]: services.history(r) for r in selected}, m))
       for m in ("accuracy", "loss")],
     *[(f"Confusion matrix: {labels[r]}", confusion_figs[r]) for r in done],
-    (f"Per-class {charts.metric_label(metric)}", per_class_fig),
+    (f"Per-class {metric_label(metric)}", per_class_fig),
     *cost_sections,
     *([("Significance (McNemar)", "\n\n".join(pair_texts))] if pair_texts else []),
 ]
-st.download_button("Download comparison report (HTML)", lambda: charts.report_html(f"Run comparison {stamp}", sections),
+st.download_button("Download comparison report (HTML)", lambda: report_html(f"Run comparison {stamp}", sections),
                    file_name=f"comparison-{stamp}.html", mime="text/html", icon=":material/description:",
                    key="compare_report")
 st.caption("One self-contained file (charts included) that opens offline in any browser.")

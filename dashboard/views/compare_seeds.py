@@ -8,7 +8,11 @@ from datetime import datetime
 
 import streamlit as st
 
-from dashboard import charts, services, ui
+from dashboard import services, ui
+from dashboard.charts import runs as run_charts
+from dashboard.charts import seeds as seed_charts
+from dashboard.charts.common import metric_label, run_colors
+from dashboard.charts.report import report_html
 
 X_AXES = {"epoch": "Epoch", "wall-clock time": "Training time (s)"}
 PERCENT = st.column_config.NumberColumn(format="percent")
@@ -29,7 +33,7 @@ def _number_formats(columns) -> dict:
 def render(selected: list[str], live: bool) -> None:
     """The grouped Compare view for ``selected`` runs (some of which repeat a configuration)."""
     groups = services.repeat_groups(selected)
-    colors = charts.run_colors(list(groups))
+    colors = run_colors(list(groups))
     seeds_per = {name: len(rids) for name, rids in groups.items()}
     st.caption(f"{len(selected)} runs of {len(groups)} configuration(s), grouped by configuration: runs that differ "
                "only in their training seed (same data split, so the same validation and test images). Seeds per "
@@ -47,7 +51,7 @@ def render(selected: list[str], live: bool) -> None:
     def curves() -> None:
         acc_tab, loss_tab = st.tabs(["Accuracy", "Loss"])
         for tab, metric in ((acc_tab, "accuracy"), (loss_tab, "loss")):
-            fig = charts.band_figure(services.seed_bands(groups, metric, x, smoothing), metric, colors, X_AXES[x_axis])
+            fig = seed_charts.band_figure(services.seed_bands(groups, metric, x, smoothing), metric, colors, X_AXES[x_axis])
             tab.plotly_chart(ui.tight(fig, height=max(450, 55 * len(groups) + 80)), key=f"compare_band_{metric}")
         st.caption("Thick line: mean across seeds (solid training, dashed validation); shaded: 95% t-interval of "
                    "that mean across seeds (needs 2 or more seeds); faint lines: each seed; thin faded line: the "
@@ -71,7 +75,7 @@ def render(selected: list[str], live: bool) -> None:
                "(the model at the end of training), validation accuracy at the "
                f"{summary}. A configuration with one seed has no interval.")
     metric = st.radio("Metric", list(services.SEED_METRICS), horizontal=True, key="compare_seed_metric")
-    strip = ui.tight(charts.seed_strip_figure(per_seed, table, metric, colors))
+    strip = ui.tight(seed_charts.seed_strip_figure(per_seed, table, metric, colors))
     st.plotly_chart(strip, key="compare_seed_strip")
     with st.expander("Per-seed values"):
         st.dataframe(per_seed, hide_index=True, key="compare_per_seed", column_config=_number_formats(per_seed.columns))
@@ -82,15 +86,15 @@ def render(selected: list[str], live: bool) -> None:
     cms = {}
     for name, rids in finished.items():
         cm, classes = services.mean_confusion(rids)
-        cms[name] = ui.tight(charts.confusion_figure(cm, classes, normalize, title=f"{name} ({len(rids)} seeds)"))
+        cms[name] = ui.tight(run_charts.confusion_figure(cm, classes, normalize, title=f"{name} ({len(rids)} seeds)"))
     names = list(cms)
     for start in range(0, len(names), 3):
         for i, (col, name) in enumerate(zip(st.columns(3), names[start:start + 3])):
             col.plotly_chart(cms[name], key=f"compare_seed_cm_{start + i}")
 
     st.subheader("Per-class F1 across seeds")
-    per_class = ui.tight(charts.per_class_band_figure({n: services.per_class_f1(r) for n, r in finished.items()},
-                                                      colors))
+    per_class = ui.tight(seed_charts.per_class_band_figure({n: services.per_class_f1(r) for n, r in finished.items()},
+                                                           colors))
     st.plotly_chart(per_class, key="compare_seed_per_class")
     st.caption("Bars: mean F1 across seeds on the test split; error bars: 95% t-interval across seeds.")
 
@@ -108,7 +112,7 @@ def render(selected: list[str], live: bool) -> None:
             ("Results across seeds (mean, 95% t-interval)", table.round(4)),
             ("Per-seed values", per_seed.round(4)),
             (f"{metric} per seed", strip),
-            *[(f"{charts.metric_label(m)} curves (mean, 95% band across seeds)", ui.tight(charts.band_figure(
+            *[(f"{metric_label(m)} curves (mean, 95% band across seeds)", ui.tight(seed_charts.band_figure(
                 services.seed_bands(groups, m, x, smoothing), m, colors, X_AXES[x_axis]))) for m in ("accuracy", "loss")],
             *[(f"Confusion matrix (mean over seeds): {n}", fig) for n, fig in cms.items()],
             ("Per-class F1 across seeds", per_class),
@@ -117,7 +121,7 @@ def render(selected: list[str], live: bool) -> None:
         ]
 
     st.download_button("Download comparison report (HTML)",
-                       lambda: charts.report_html(f"Seeded comparison {stamp}", sections()),
+                       lambda: report_html(f"Seeded comparison {stamp}", sections()),
                        file_name=f"comparison-seeds-{stamp}.html", mime="text/html", icon=":material/description:",
                        key="compare_seed_report")
 

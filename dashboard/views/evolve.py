@@ -8,7 +8,10 @@ import math
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, services, ui
+from dashboard import services, ui
+from dashboard.charts import evolve as evolve_charts
+from dashboard.charts import runs as run_charts
+from dashboard.charts.pareto import pareto_figure
 
 ACTIVE = services.ACTIVE_STATES
 MODES = {"hyper": "Training settings", "head": "A head's weights (GA vs Adam vs RMSprop)"}
@@ -320,7 +323,7 @@ def hyper_view(state: dict, job) -> None:
                          key="evolve_partial")
     else:
         st.subheader("Fitness per generation")
-        fig = ui.tight(charts.fitness_figure(gens), height=380)
+        fig = ui.tight(evolve_charts.fitness_figure(gens), height=380)
         st.plotly_chart(fig, key="evolve_fitness")
         st.caption("Best, mean and worst validation accuracy of each generation's individuals after the short "
                    "budget. With elitism the best never falls; a flat mean means the population has converged.")
@@ -336,7 +339,7 @@ def hyper_view(state: dict, job) -> None:
         trained = evals[(evals.status == "FINISHED") & (evals.fidelity == "short")]
         if free and len(trained):
             # The first axis draws its tick labels to its left: room for them.
-            fig = charts.parallel_coordinates_figure(gene_table(trained, free)[[*free, "fitness"]])
+            fig = evolve_charts.parallel_coordinates_figure(gene_table(trained, free)[[*free, "fitness"]])
             st.plotly_chart(ui.tight(fig).update_layout(margin=dict(l=90, t=50)), key="evolve_parcoords")
             st.caption("One line per trained genome, coloured by fitness. Drag along an axis to pick a range.")
         else:
@@ -354,7 +357,7 @@ def front_panel(state: dict, job, free: list[str]) -> None:
     g = st.select_slider("Generation", generations, value=generations[-1], key="evolve_front_generation") \
         if len(generations) > 1 else generations[0]
     shown = pop[pop.generation == g].assign(genome=lambda d: "slot " + d.slot.astype(str))
-    st.plotly_chart(ui.tight(charts.pareto_figure(shown, cost, "fitness", shown.on_front, x_title=label,
+    st.plotly_chart(ui.tight(pareto_figure(shown, cost, "fitness", shown.on_front, x_title=label,
                                                   y_title="validation accuracy", label="genome",
                                                   log_x=cost == "train_flops")), key="evolve_front_chart")
     st.caption(f"Generation {g}: each individual's validation accuracy after the short budget against its "
@@ -428,7 +431,7 @@ def compare_panel(state: dict) -> None:
         st.info(f"No finished runs on {state['dataset']} have test results yet. Train the five configurations on "
                 "the **Train** page (same dataset) to see this genome beside them.", icon=":material/info:")
     else:
-        st.plotly_chart(ui.tight(charts.metric_bars_figure(comp, "test_accuracy", "CI low", "CI high")),
+        st.plotly_chart(ui.tight(run_charts.metric_bars_figure(comp, "test_accuracy", "CI low", "CI high")),
                         key="evolve_compare_bars")
         st.caption(f"Test accuracy on {state['dataset']}'s test split with bootstrap 95% CIs: this search's best "
                    "genome retrained with the full budget, the latest finished run of each configuration, and other "
@@ -446,7 +449,7 @@ def compare_panel(state: dict) -> None:
     peers = services.search_fitness_peers(sid)
     st.markdown("**GA against random search at the same cost**")
     if len(peers) > 1:
-        st.plotly_chart(ui.tight(charts.metric_bars_figure(peers, "best_fitness")), key="evolve_peer_bars")
+        st.plotly_chart(ui.tight(run_charts.metric_bars_figure(peers, "best_fitness")), key="evolve_peer_bars")
         st.caption("Best fitness of searches with the same dataset, population, generations and fitness budget: "
                    "GA and random search spent the same, so the difference is the GA's.")
         seeds_panel(sid, peers)
@@ -469,7 +472,7 @@ def seeds_panel(sid: str, peers: pd.DataFrame) -> None:
         return
     by_evals, by_time = st.tabs(["Against trainings spent", "Against training time"])
     for tab, x, title in ((by_evals, "evaluations", "trainings spent"), (by_time, "seconds", "training time (s)")):
-        tab.plotly_chart(ui.tight(charts.strategy_band_figure(services.search_seed_bands(sid, x), x, x_title=title,
+        tab.plotly_chart(ui.tight(evolve_charts.strategy_band_figure(services.search_seed_bands(sid, x), x, x_title=title,
                                                      y_title="best validation fitness so far", names=STRATEGIES)),
                          key=f"evolve_seed_bands_{x}")
     st.caption("Mean best-so-far validation accuracy of "
@@ -495,9 +498,9 @@ def head_view(state: dict) -> None:
             for m, df in curves.groupby("method", sort=False)}
     acc, loss = st.tabs(["Validation accuracy", "Training loss"])
     step = "Step (GA generation / optimizer epoch)"
-    acc.plotly_chart(ui.tight(charts.curves_figure({k: v[["epoch", "val_accuracy"]] for k, v in runs.items()},
+    acc.plotly_chart(ui.tight(run_charts.curves_figure({k: v[["epoch", "val_accuracy"]] for k, v in runs.items()},
                                                 "accuracy")).update_xaxes(title=step), key="evolve_head_accuracy")
-    loss.plotly_chart(ui.tight(charts.curves_figure({k: v[["epoch", "loss"]] for k, v in runs.items()}, "loss"))
+    loss.plotly_chart(ui.tight(run_charts.curves_figure({k: v[["epoch", "loss"]] for k, v in runs.items()}, "loss"))
                       .update_xaxes(title=step), key="evolve_head_loss")
     h = state.get("head") or {}
     st.caption(f"The same dense softmax head on {h.get('arch')} features ({h.get('weights')} weights, "

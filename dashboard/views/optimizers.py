@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, services, ui
+from dashboard import services, ui
+from dashboard.charts import teaching as teaching_charts
+from dashboard.charts.runs import curves_figure
 
 URL = "query-params"
 LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3]
@@ -67,12 +69,12 @@ if diverged := paths.diverged():
 xs, ys, z = services.surface_grid(surface)
 
 plot, side = st.columns([3, 2]) if not present else (st.container(), st.container())
-plot.plotly_chart(ui.tight(charts.optimizer_paths_figure(xs, ys, z, dict(zip(labels, paths.theta)),
-                                                         minimum=info["minimum"], font_size=font), height=height),
+plot.plotly_chart(ui.tight(teaching_charts.optimizer_paths_figure(xs, ys, z, dict(zip(labels, paths.theta)),
+                                                                  minimum=info["minimum"], font_size=font), height=height),
                   key="optimizers_paths", theme=theme)
-side.plotly_chart(ui.tight(charts.optimizer_loss_figure(dict(zip(labels, paths.loss)), font_size=font),
+side.plotly_chart(ui.tight(teaching_charts.optimizer_loss_figure(dict(zip(labels, paths.loss)), font_size=font),
                            height=height // 2), key="optimizers_loss", theme=theme)
-side.plotly_chart(ui.tight(charts.step_size_figure(dict(zip(labels, paths.step_size)), font_size=font),
+side.plotly_chart(ui.tight(teaching_charts.step_size_figure(dict(zip(labels, paths.step_size)), font_size=font),
                            height=height // 2), key="optimizers_step_size", theme=theme)
 st.caption(
     f"Each path: `keras.optimizers` applied to a two-element variable, {steps} steps from ({x:.3f}, {y:.3f}), all "
@@ -101,7 +103,7 @@ if st.button("Run the experiment", type="primary", key="classroom_start"):
     for rows in experiment.epochs():
         done = int(rows.epoch.max())
         progress.progress(done / setup["epochs"], text=f"epoch {done} of {setup['epochs']}")
-        chart.plotly_chart(ui.tight(charts.curves_figure(services.classroom_histories(rows), "accuracy"),
+        chart.plotly_chart(ui.tight(curves_figure(services.classroom_histories(rows), "accuracy"),
                                     height=height), key=f"classroom_live_{done}")
     st.session_state.classroom = {"rows": rows, "details": experiment.details}
     st.rerun()
@@ -111,7 +113,7 @@ if result := st.session_state.get("classroom"):
         st.warning(d["note"], icon=":material/info:")
     acc, loss = st.tabs(["Accuracy", "Loss"])
     for tab, metric in ((acc, "accuracy"), (loss, "loss")):
-        tab.plotly_chart(ui.tight(charts.curves_figure(services.classroom_histories(result["rows"]), metric),
+        tab.plotly_chart(ui.tight(curves_figure(services.classroom_histories(result["rows"]), metric),
                                   height=height), key=f"classroom_{metric}")
     final = result["rows"][result["rows"].epoch == result["rows"].epoch.max()]
     st.dataframe(final, hide_index=True, key="classroom_table")

@@ -6,7 +6,8 @@ import uuid
 import numpy as np
 import streamlit as st
 
-from dashboard import charts, services, ui
+from dashboard import services, ui
+from dashboard.charts.data import dataset_counts_figure
 
 st.title("Facial emotion recognition lab")
 st.caption("Train ResNet50 and VGG16 in five configurations, evolve variants, and compare them side by side.")
@@ -86,7 +87,7 @@ else:
     for note in overview["notes"]:
         st.caption(note)
     ui.dataset_warnings(overview)
-    st.plotly_chart(charts.dataset_counts_figure(counts), key="dataset_counts")
+    st.plotly_chart(dataset_counts_figure(counts), key="dataset_counts")
     st.markdown("**Samples per class**")
     for cls, images in overview["samples"].items():
         if len(images):

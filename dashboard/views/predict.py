@@ -8,7 +8,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import charts, services, ui
+from dashboard import services, ui
+from dashboard.charts import predict as predict_charts
+from dashboard.charts.common import run_colors
 
 TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
 DETECTOR_LABELS = {"haar": "Haar cascade (finds faces)", "yunet": "YuNet (finds faces, more robust)",
@@ -36,7 +38,7 @@ def probability_chart(face: dict, key: str) -> None:
     # does not know gets no bar (NaN) rather than a made-up 0%.
     classes = list(dict.fromkeys(c for p in face["predictions"].values() for c in p["probs"]))
     probs = {labels[pid]: [p["probs"].get(c, math.nan) for c in classes] for pid, p in face["predictions"].items()}
-    fig = charts.probability_figure(probs, classes, colors)
+    fig = predict_charts.probability_figure(probs, classes, colors)
     fig.update_layout(height=140 + len(classes) * (8 + 10 * len(probs)), margin=dict(t=10, b=10, l=10, r=10),
                       legend=dict(orientation="h", yanchor="top", y=-0.2, x=0, title=None))
     st.plotly_chart(fig, key=key)
@@ -196,7 +198,7 @@ def show_video(result: dict) -> None:
                 st.markdown(f"**{ui.md(labels[pid])}**: mostly **{m['dominant']}** ({m['dominant_share']:.0%} of its "
                             f"frames), {plural(len(m['changes']), 'change')}" + (f": {changes}" if changes else "")
                             + ("…" if len(m["changes"]) > 4 else ""))
-                st.plotly_chart(ui.tight(charts.emotion_timeline_figure(times, m["probs"], m["class_names"]), 260),
+                st.plotly_chart(ui.tight(predict_charts.emotion_timeline_figure(times, m["probs"], m["class_names"]), 260),
                                 key=f"predict_timeline_{n}_{i}")
 
 
@@ -224,7 +226,7 @@ names = {p["id"]: p["label"] for p in available}  # the full label, with the tra
 labels = {p["id"]: p["label"].split(" (")[0] + (f" · {p['id'][:6]}" if p["kind"] == "run" else "") for p in available}
 accuracy = {p["id"]: p["test_accuracy"] for p in available}
 notes = {p["id"]: p["note"] for p in available if p.get("note")}
-colors = charts.run_colors(list(labels.values()))
+colors = run_colors(list(labels.values()))
 st.session_state.setdefault("predict_whole", frozenset())
 
 # ------------------------------------------------------------------ settings

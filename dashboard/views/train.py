@@ -6,7 +6,8 @@ import uuid
 
 import streamlit as st
 
-from dashboard import charts, services, ui
+from dashboard import services, ui
+from dashboard.charts.runs import curves_figure
 
 st.title("Train")
 
@@ -134,7 +135,7 @@ def live_jobs() -> None:
             if job.run_id and job.state in ("running", "done", "interrupted"):
                 hist = services.history(job.run_id)
                 if len(hist):
-                    st.plotly_chart(charts.curves_figure({job.label: hist}, "accuracy"), key=f"curve_{job.id}")
+                    st.plotly_chart(curves_figure({job.label: hist}, "accuracy"), key=f"curve_{job.id}")
             if job.state == "done" and job.run_id:
                 finished = services.runs().set_index("run_id")
                 if job.run_id in finished.index and finished.loc[job.run_id, "test_accuracy"] == finished.loc[
