@@ -7,7 +7,6 @@ callback; ``main`` runs the executor the job row names and records the outcome.
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import os
 import signal
@@ -17,7 +16,7 @@ import traceback
 from typing import Any, Callable
 
 from core.jobs import queue
-from core.jobs.queue import PROGRESS_EVERY_S, JobCancelled, JobError, JobNotFound
+from core.jobs.queue import PROGRESS_EVERY_S, JobCancelled, JobError
 from core.train import runs
 
 # Job rows store every kind's progress in the same four columns.
@@ -29,10 +28,7 @@ class JobContext:
 
     def __init__(self, job_id: int, attempt: int, parent_pid: int | None = None):
         self._conn = queue.connect()
-        row = self._conn.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
-        if row is None:
-            raise JobNotFound(f"No job {job_id} in {queue.db_path()}")
-        self.job = queue.decode(row)
+        self.job = queue.read_job(self._conn, job_id)
         self.job_id, self.attempt, self.parent_pid = job_id, attempt, parent_pid
         self.payload: dict = self.job["payload"]
         self.run_id: str | None = self.job["run_id"]
@@ -42,15 +38,10 @@ class JobContext:
         self.cancel_at: float | None = None
         self._batch_ends: list[float] = []
 
-    def _update(self, sql: str, args: tuple) -> None:
-        # Fenced by attempt: a process of an earlier attempt can never overwrite a newer one.
-        self._conn.execute(f"UPDATE jobs SET {sql} WHERE id=? AND attempts=? AND state='running'",
-                           (*args, self.job_id, self.attempt))
-
     def set_run_id(self, run_id: str) -> str:
         """Record the run this job writes, as soon as it exists (a resumed attempt reuses it)."""
         self.run_id = run_id
-        self._update("run_id=?", (run_id,))
+        queue.set_run_id(self._conn, self.job_id, self.attempt, run_id)
         return run_id
 
     def progress(self, *, force: bool = False, **fields: Any) -> None:
@@ -70,8 +61,7 @@ class JobContext:
         now = time.monotonic()
         if not self._pending or (not force and now - self._last_write < PROGRESS_EVERY_S):
             return
-        values = {k: json.dumps(v) if k == "metrics" else v for k, v in self._pending.items()}
-        self._update(", ".join(f"{k}=?" for k in values) + ", progress_at=?", (*values.values(), time.time()))
+        queue.record_progress(self._conn, self.job_id, self.attempt, self._pending)
         self._pending, self._last_write = {}, now
 
     def should_stop(self) -> bool:
@@ -84,8 +74,7 @@ class JobContext:
         self._checked = now
         if self.parent_pid and os.getppid() != self.parent_pid:
             os._exit(1)  # the worker is gone (no PR_SET_PDEATHSIG here); the next worker resumes the job
-        row = self._conn.execute("SELECT cancel_at FROM jobs WHERE id=?", (self.job_id,)).fetchone()
-        self.cancel_at = row[0] if row else None
+        self.cancel_at = queue.cancel_requested_at(self._conn, self.job_id)
         return self.cancel_at is not None
 
     def check_cancelled(self) -> None:
@@ -111,8 +100,7 @@ class JobContext:
                     if self._batch_ends else "cancelled before training started")
         elif state == "done" and self.attempt > 1:
             note = f"done after {self.attempt} attempts (resumed from its checkpoint)"
-        self._update("state=?, finished=?, error=?, result=?, note=?",
-                     (state, time.time(), error, json.dumps(result) if result is not None else None, note))
+        queue.record_outcome(self._conn, self.job_id, self.attempt, state, error=error, result=result, note=note)
 
 
 def _floats(logs: dict | None) -> dict[str, float]:

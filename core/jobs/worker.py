@@ -22,7 +22,7 @@ from typing import Callable
 
 from core.configs import PROJECT_ROOT, artifacts_dir, data_dir
 from core.jobs import queue
-from core.jobs.queue import HEARTBEAT_S, HOST, IDLE_EXIT_S, LOG_TAIL_LINES, STALE_AFTER_S, proc_token
+from core.jobs.queue import HEARTBEAT_S, HOST, IDLE_EXIT_S, LOG_TAIL_LINES, STALE_AFTER_S
 from core.train import runs
 
 
@@ -50,11 +50,7 @@ def ensure_worker(*, idle_exit_s: float = IDLE_EXIT_S) -> int | None:
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
-        if queue.worker_status()["alive"]:
-            return None
-        with closing(queue.connect()) as conn:
-            pending = conn.execute("SELECT 1 FROM jobs WHERE state IN ('queued','interrupted','running') LIMIT 1").fetchone()
-        if pending is None:
+        if queue.worker_status()["alive"] or not queue.has_unfinished_jobs():
             return None
         logs = artifacts_dir() / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -64,15 +60,13 @@ def ensure_worker(*, idle_exit_s: float = IDLE_EXIT_S) -> int | None:
                                     cwd=PROJECT_ROOT, env=child_env(), stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         log_path = logs / f"worker-{proc.pid}.log"
+        # Renamed, not written whole (so not core.configs.atomic_write): the worker already writes
+        # to this file, and its name needs the pid, known only once the worker has started.
         os.replace(tmp, log_path)
         # Reap it when it exits, so a long-lived caller (Streamlit) collects no zombies.
         threading.Thread(target=proc.wait, daemon=True).start()
         # Registered before the lock is released: a second caller sees it as alive.
-        now = time.time()
-        with queue.transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO workers(id, host, pid, token, started, heartbeat, state, log_path) "
-                         "VALUES (?,?,?,?,?,?, 'starting', ?)",
-                         (f"{HOST}:{proc.pid}", HOST, proc.pid, proc_token(proc.pid), now, now, str(log_path)))
+        queue.register_started_worker(proc.pid, log_path)
     return proc.pid
 
 
@@ -141,18 +135,13 @@ def supervise(job: dict, wid: str, echo: Callable[[str], None]) -> None:
     forced: float | None = None
     beat, tail_size, shown = 0.0, -1, None
     with closing(queue.connect()) as conn:
-        conn.execute("UPDATE jobs SET pid=?, pid_token=?, log_path=? WHERE id=? AND attempts=?",
-                     (proc.pid, proc_token(proc.pid), str(log_path), jid, attempt))
+        queue.attach_process(conn, jid, attempt, proc.pid, log_path)
         try:
             while proc.poll() is None:
                 now = time.time()
                 if now - beat >= HEARTBEAT_S:
                     beat = now
-                    # fetchall: a RETURNING statement left half-read would keep its write open.
-                    rows = conn.execute("UPDATE jobs SET heartbeat=? WHERE id=? AND attempts=? RETURNING *",
-                                        (now, jid, attempt)).fetchall()
-                    row = rows[0] if rows else None
-                    conn.execute("UPDATE workers SET heartbeat=? WHERE id=?", (now, wid))
+                    row = queue.heartbeat(conn, jid, attempt, wid, now)
                     if row is not None:
                         if row["cancel_deadline"] and now >= row["cancel_deadline"] and forced is None:
                             forced = now - row["cancel_at"]
@@ -162,31 +151,19 @@ def supervise(job: dict, wid: str, echo: Callable[[str], None]) -> None:
                     size = log_path.stat().st_size
                     if size != tail_size:
                         tail_size = size
-                        conn.execute("UPDATE jobs SET log_tail=? WHERE id=?", (tail(log_path), jid))
+                        queue.save_log_tail(conn, jid, tail(log_path))
                 time.sleep(0.2)
         except BaseException:  # the worker is being stopped: stop the job, keep it resumable
             _kill(proc, graceful=True)
             queue.interrupt([(jid, attempt)], tail(log_path))
             raise
-    now = time.time()
-    closed: list = []
-    with queue.transaction() as conn:
-        row = conn.execute("SELECT * FROM jobs WHERE id=?", (jid,)).fetchone()
-        if row["state"] == "running" and row["attempts"] == attempt:
-            if forced is not None:
-                conn.execute("UPDATE jobs SET state='cancelled', finished=?, note=? WHERE id=?",
-                             (now, f"cancelled: stopped forcefully, {forced:.0f} s after the request", jid))
-                closed = [(row["run_id"], "KILLED", "cancelled by user")] if row["run_id"] else []
-            else:
-                closed = queue.after_crash(conn, row, _exit_reason(proc.returncode), now)
-        conn.execute("UPDATE jobs SET log_tail=? WHERE id=?", (tail(log_path), jid))
-        conn.execute("UPDATE workers SET job_id=NULL, state='idle', heartbeat=? WHERE id=?", (now, wid))
-    runs.close_runs(closed)
+    runs.close_runs(queue.end_attempt(jid, attempt, wid, exit_reason=_exit_reason(proc.returncode),
+                                      log_tail=tail(log_path), forced_after_s=forced))
     final = queue.get_job(jid)
     echo(f"job {jid}: " + (f"failed: {final['error']}" if final["state"] == "failed" else final["note"] or final["state"]))
 
 
-def _echo_progress(echo: Callable[[str], None], row, shown: tuple | None) -> tuple | None:
+def _echo_progress(echo: Callable[[str], None], row: dict, shown: tuple | None) -> tuple | None:
     """One line per finished epoch (or generation) on the worker's console (headless use)."""
     p = queue.Progress.from_row(row["kind"], row)
     now_at = (p.done, p.total)

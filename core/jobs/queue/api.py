@@ -1,0 +1,168 @@
+"""The queue for its callers (the dashboard, the CLI, the kinds): submit, read, cancel."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from contextlib import closing
+from typing import TYPE_CHECKING, Any
+
+from core.jobs.queue.errors import JobError, JobNotFound
+from core.jobs.queue.process import worker_alive
+from core.jobs.queue.progress import Progress
+from core.jobs.queue.registry import get_kind
+from core.jobs.queue.schema import (
+    CANCEL_GRACE_S,
+    RUNNABLE,
+    STALE_AFTER_S,
+    connect,
+    db_path,
+    decode,
+    fetch_row,
+    transaction,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+JOB_COLUMNS: list[str] = [
+    "id", "kind", "state", "group", "label", "run_id", "progress", "metrics", "created", "started", "finished",
+    "heartbeat_age_s", "attempts", "note", "error", "log_tail", "cancel_requested",
+]
+
+# ------------------------------------------------------------------ submitting
+
+
+def _prepare(kind: str, payload: Any, group: str, key: str | None) -> tuple:
+    spec = get_kind(kind)
+    payload, label = spec.validate(payload)
+    body = json.dumps(payload, sort_keys=True)
+    # The key names one user action (a click, a form submission); the payload hash makes
+    # a reused key with different settings a different job rather than a silent no-op.
+    idem = None if key is None else f"{key}:{hashlib.sha256(f'{kind}|{body}'.encode()).hexdigest()[:16]}"
+    return kind, spec.executor, body, group or "", label, idem
+
+
+def _insert(rows: list[tuple]) -> list[int]:
+    now = time.time()
+    ids = []
+    with transaction() as conn:  # one transaction: a grid is queued whole or not at all
+        for kind, executor, body, group, label, idem in rows:
+            # Looked up first (the write lock is held) rather than INSERT OR IGNORE, which
+            # would burn an id on every duplicate.
+            got = conn.execute("SELECT id FROM jobs WHERE idem_key=?", (idem,)).fetchall() if idem else []
+            if not got:
+                got = conn.execute(
+                    "INSERT INTO jobs(kind, executor, payload, grp, label, idem_key, created) VALUES (?,?,?,?,?,?,?) "
+                    "RETURNING id", (kind, executor, body, group, label, idem, now)).fetchall()
+            ids.append(int(got[0][0]))
+    return ids
+
+
+def submit(kind: str, payload: dict, *, group: str = "", key: str | None = None) -> int:
+    """Queue one job and return its id.
+
+    ``key`` makes submitting idempotent: the same key with the same kind and payload
+    (a double click, two browser tabs) returns the existing job instead of a new one.
+    Raises JobError (a ConfigError) naming the bad kind or payload value.
+    """
+    return _insert([_prepare(kind, payload, group, key)])[0]
+
+
+def submit_many(kind: str, payloads: list[dict], *, group: str = "", key: str | None = None) -> list[int]:
+    """Queue several jobs of one kind atomically (all or none), in order; ``key`` as in ``submit``."""
+    if not payloads:
+        raise JobError(f"submit_many: expected at least one {kind} payload. Received: payloads=[]")
+    return _insert([_prepare(kind, p, group, None if key is None else f"{key}/{i}") for i, p in enumerate(payloads)])
+
+
+# ------------------------------------------------------------------ reading
+
+
+def get_job(job_id: int) -> dict:
+    """Everything about one job; ``payload``, ``metrics`` and ``result`` are decoded."""
+    with closing(connect()) as conn:
+        row = fetch_row(conn, job_id)
+    if row is None:
+        raise JobNotFound(f"No job {job_id} in {db_path()}")
+    d = decode(row)
+    d["progress"] = Progress.from_row(d["kind"], row)
+    d["heartbeat_age_s"] = time.time() - d["heartbeat"] if d["state"] == "running" and d["heartbeat"] else None
+    return d
+
+
+def list_jobs(limit: int = 200, group: str | None = None) -> pd.DataFrame:
+    """Newest jobs first, one row each, with the columns in ``JOB_COLUMNS``.
+
+    ``progress`` is a ``Progress`` record in the job kind's units; ``metrics`` is a JSON
+    object of the latest values; times are UTC.
+    """
+    import pandas as pd
+
+    sql = ("SELECT id, kind, state, grp AS 'group', label, run_id, epoch, epochs, batch, batches, metrics, eta_s, "
+           "created, started, finished, heartbeat, attempts, note, error, log_tail, cancel_at FROM jobs")
+    args: tuple = ()
+    if group is not None:
+        sql, args = sql + " WHERE grp=?", (group,)
+    with closing(connect()) as conn:
+        cur = conn.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, int(limit)))
+        rows = cur.fetchall()
+    now = time.time()
+    df = pd.DataFrame([tuple(r) for r in rows], columns=[c[0] for c in cur.description])
+    # Built from the rows, not the frame: a column with some NULLs turns into floats and NaN there.
+    df["progress"] = pd.Series([Progress.from_row(r["kind"], r) for r in rows], index=df.index, dtype=object)
+    df["heartbeat_age_s"] = (now - df["heartbeat"].astype(float)).where(df["state"] == "running")
+    df["cancel_requested"] = df.pop("cancel_at").notna()
+    for col in ("created", "started", "finished"):
+        df[col] = pd.to_datetime(df[col].astype(float), unit="s", utc=True)
+    for col in ("note", "error", "log_tail", "metrics"):
+        df[col] = df[col].fillna("")
+    return df.reindex(columns=JOB_COLUMNS)
+
+
+def has_unfinished_jobs() -> bool:
+    """True if any job is queued, waiting to resume or running (so a worker is wanted)."""
+    with closing(connect()) as conn:
+        row = conn.execute("SELECT 1 FROM jobs WHERE state IN ('queued','interrupted','running') LIMIT 1").fetchone()
+    return row is not None
+
+
+def worker_status(stale_after_s: float = STALE_AFTER_S) -> dict:
+    """Whether a worker is alive: ``alive``, ``pid``, ``host``, ``job_id``, ``heartbeat_age_s``, ``workers``."""
+    with closing(connect()) as conn:
+        rows = conn.execute("SELECT * FROM workers ORDER BY started").fetchall()
+    now = time.time()
+    live = [{**dict(w), "heartbeat_age_s": now - w["heartbeat"]} for w in rows if worker_alive(w, now, stale_after_s)]
+    first = live[0] if live else {}
+    return {"alive": bool(live), "pid": first.get("pid"), "host": first.get("host"), "job_id": first.get("job_id"),
+            "heartbeat_age_s": first.get("heartbeat_age_s"), "workers": live}
+
+
+# ------------------------------------------------------------------ cancelling
+
+
+def cancel(job_id: int, *, grace_s: float = CANCEL_GRACE_S) -> str:
+    """Cancel a job. Returns its state afterwards: 'cancelled', or 'running' while it stops.
+
+    A queued job is cancelled at once. A running job stops at its next batch; if it has
+    not stopped ``grace_s`` seconds later, its worker kills the job's process.
+    """
+    now = time.time()
+    with transaction() as conn:
+        row = conn.execute("SELECT state, run_id FROM jobs WHERE id=?", (int(job_id),)).fetchone()
+        if row is None:
+            raise JobNotFound(f"No job {job_id} in {db_path()}")
+        state = row["state"]
+        if state in RUNNABLE:
+            note = "cancelled before it started" if state == "queued" else "cancelled while waiting to resume"
+            conn.execute("UPDATE jobs SET state='cancelled', finished=?, cancel_at=?, note=? WHERE id=?",
+                         (now, now, note, int(job_id)))
+            state = "cancelled"
+        elif state == "running":
+            conn.execute("UPDATE jobs SET cancel_at=COALESCE(cancel_at, ?), cancel_deadline=? WHERE id=?",
+                         (now, now + grace_s, int(job_id)))
+    if state == "cancelled" and row["state"] == "interrupted" and row["run_id"]:
+        from core.train import runs  # the run store is loaded only when a run must be closed
+
+        runs.close_runs([(row["run_id"], "KILLED", "cancelled by user")])
+    return state
