@@ -191,6 +191,42 @@ def test_processes_meeting_at_a_new_queue_all_get_in(tmp_path):
         assert lines == ["3"] * 6
 
 
+def test_process_tokens_tell_the_same_process_from_a_reused_pid_or_another_boot():
+    """A token is pid + start time: a clock adjustment keeps it valid; another start or boot does not."""
+    from core.jobs.queue import process
+
+    me = os.getpid()
+    token = process.proc_token(me)
+    assert process.is_alive(me, token) and not process.is_alive(me, None)
+    _, created, since_boot = token.split(":")
+    boot = float(created) - float(since_boot)
+    assert not process.is_alive(me, f"{me}:{created}:{float(since_boot) - 0.01:.2f}"), "another process, same pid"
+    assert not process.is_alive(me, f"{me}:{boot - 60:.2f}:{since_boot}"), "a process of an earlier boot"
+    for step in (-3600, 1):  # the wall clock was set back an hour, or forward a second, since the token
+        assert process.is_alive(me, f"{me}:{float(created) - step:.2f}:{since_boot}")
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    child_token = process.proc_token(child.pid)
+    assert process.is_alive(child.pid, child_token) and not process.is_alive(child.pid, token)
+    child.kill()
+    _wait(lambda: process.proc_token(child.pid) is None, 10, "the killed child to count as gone (a zombie)")
+    child.wait()
+    assert not process.is_alive(child.pid, child_token)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="tokens of earlier versions came from /proc")
+def test_process_tokens_written_by_earlier_versions_still_match():
+    """Rows written before psutil: ``boot-id:start-ticks`` (Linux) or ``pid:N``."""
+    from core.jobs.queue import process
+
+    me = os.getpid()
+    stat = Path(f"/proc/{me}/stat").read_text()
+    ticks = int(stat[stat.rindex(")") + 2:].split()[19])
+    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    assert process.is_alive(me, f"{boot_id}:{ticks}") and not process.is_alive(me, f"{boot_id}:{ticks + 1}")
+    assert process.is_alive(me, f"pid:{me}") and not process.is_alive(me, "pid:1")
+
+
 # ---------------------------------------------------------------- crash and resume
 
 

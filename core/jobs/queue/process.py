@@ -1,56 +1,76 @@
-"""Process identity: whether the process that wrote a row (a worker, a job's process) still lives."""
+"""Process identity: whether the process that wrote a row (a worker, a job's process) still lives.
+
+A pid alone is not enough: after a reboot or a long time the number is reused. A token
+is the pid with the process's start time, taken from ``psutil``; a live process matches
+a token only when it started at the same moment of the same boot.
+"""
 from __future__ import annotations
 
 import os
 import socket
 import sqlite3
-from pathlib import Path
 from typing import Any, Mapping
+
+import psutil
 
 HOST = socket.gethostname()
 
-_HAVE_PROC = Path("/proc/self/stat").exists()
+_TOLERANCE_S = 0.005  # start times count in clock ticks of 0.01 s; floats only have to agree within half of one
 
 
-def _boot_id() -> str:
+def _start(pid: int | None) -> tuple[float, float] | None:
+    """(wall-clock start, seconds from boot to start) of a live process, or None if it is gone."""
+    if not pid:
+        return None
     try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-_BOOT_ID = _boot_id()
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            # Zombies count as gone: a killed worker whose parent has not reaped it yet is dead.
+            if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+                return None
+            created = proc.create_time()
+        return created, created - psutil.boot_time()
+    except psutil.Error:
+        return None
 
 
 def proc_token(pid: int | None) -> str | None:
-    """An identity for a live process (boot + start time), or None if it is gone.
+    """An identity for a live process, ``pid:start:seconds-from-boot-to-start``, or None if it is gone."""
+    start = _start(pid)
+    return None if start is None else f"{pid}:{start[0]:.2f}:{start[1]:.2f}"
 
-    A pid alone is not enough: after a reboot or a long time the number is reused.
-    Zombies count as gone: a killed worker whose parent has not reaped it yet is dead.
+
+def is_alive(pid: int | None, token: str | None) -> bool:
+    """True while the process ``token`` was taken from still runs as ``pid``.
+
+    Start times are compared from boot, which clock adjustments (NTP, a resumed virtual
+    machine) leave alone, so a live worker is never taken for dead; the wall-clock start
+    only tells boots apart, since a reboot always comes after the token's process started.
+    Tokens of earlier versions (``boot-id:ticks``, ``pid:N``) are still understood.
     """
-    if not pid:
-        return None
-    if not _HAVE_PROC:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return f"pid:{pid}"
+    start = _start(pid)
+    if start is None or not token:
+        return False
+    created, since_boot = start
+    parts = token.split(":")
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2:].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return f"{_BOOT_ID}:{fields[19]}"
+        if len(parts) == 3:
+            token_pid, token_created, token_since_boot = int(parts[0]), float(parts[1]), float(parts[2])
+            return (token_pid == pid and abs(since_boot - token_since_boot) < _TOLERANCE_S
+                    and created - since_boot <= token_created)
+        if len(parts) == 2 and parts[0] == "pid":  # written where /proc was missing: the pid was all it had
+            return int(parts[1]) == pid
+        if len(parts) == 2:  # boot id and start in clock ticks from /proc/PID/stat; the boot id is not checked
+            ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+            return abs(since_boot - int(parts[1]) / ticks) < _TOLERANCE_S
+    except ValueError:
+        pass
+    return False
 
 
 def same_process_alive(host: str | None, pid: int | None, token: str | None) -> bool:
     """True if the process (``pid`` with ``token``) runs on this machine and is still alive."""
-    return host == HOST and token is not None and proc_token(pid) == token
+    return host == HOST and token is not None and is_alive(pid, token)
 
 
 def worker_alive(w: sqlite3.Row | Mapping[str, Any], now: float, stale_after: float) -> bool:
