@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import json
 
-from core.bench import experiments, stats
+from core.bench import inference, report, stats, suites, system
 
 
 def test_bench_smoke_reports_all_sections(tmp_path, monkeypatch):
-    monkeypatch.setattr(experiments, "DETECTION_MEGAPIXELS", (0.25, 4.0))  # 40 MP at full resolution takes 10-30 s
-    out = tmp_path / "experiments.json"
-    results = experiments.run_benchmark(archs=("vgg16",), sizes=(32,), n_images=14, batch_size=7, windows=1,
-                                  startup=False, out=out, progress=lambda line: None)
+    monkeypatch.setattr(inference, "DETECTION_MEGAPIXELS", (0.25, 4.0))  # 40 MP at full resolution takes 10-30 s
+    out = tmp_path / "bench.json"
+    results = suites.run_benchmark(archs=("vgg16",), sizes=(32,), n_images=14, batch_size=7, windows=1,
+                                   startup=False, out=out, progress=lambda line: None)
     saved = json.loads(out.read_text())
     assert saved["schema"] == stats.SCHEMA and saved["environment"]["device"] == "CPU"
     assert saved["matmul_gflops"] > 0 and saved["machine"]["load_before"]
@@ -28,19 +28,19 @@ def test_bench_smoke_reports_all_sections(tmp_path, monkeypatch):
     assert frozen["expected_speedup_flops"] > 1 and 0 < frozen["trainable_flop_share"] < 1
     assert saved["figures"]["frozen/vgg16@32/cached_features"]["median"] > 0
     assert saved["predict_latency"][0]["predict_ms"] > 0
-    table = experiments.format_table(results)
+    table = report.format_table(results)
     assert "vgg16@32" in table and "matmul ceiling" in table and "frozen backbone" in table
     assert "Haar detection, 4.00 MP astronaut: full resolution" in table
     assert saved["detection"]["rows"][1]["faces_after"] >= 1
     assert saved["video"]["frames"] == 12 and saved["video"]["faces"] == 1 and "per sampled frame" in table
-    assert "| vgg16@32 |" in experiments.format_markdown(results)
+    assert "| vgg16@32 |" in report.format_markdown(results)
     # A second run's JSON compares against the first, figure by figure.
     diff = stats.compare(saved, saved)
     assert {f["figure"] for f in diff["figures"]} == set(saved["figures"])
 
 
 def test_startup_probe_splits_the_time_to_the_first_step():
-    got = experiments.bench_startup("vgg16", 32, batch_size=7)
+    got = system.bench_startup("vgg16", 32, batch_size=7)
     for phase in ("import_tensorflow_s", "import_project_s", "build_compile_s", "first_step_s", "steady_step_s"):
         assert got[phase] > 0
     assert got["to_first_step_s"] >= got["first_step_s"] + got["import_tensorflow_s"]
@@ -49,11 +49,13 @@ def test_startup_probe_splits_the_time_to_the_first_step():
 def test_forward_flops_match_a_hand_count():
     import keras
 
+    from core.train.models import forward_flops
+
     inputs = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(4, 3, padding="same")(inputs)  # 2*8*8*4*3*3*3 = 13824
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(5)(x)  # 2*4*5 = 40
-    assert experiments.forward_flops(keras.Model(inputs, outputs)) == 13824 + 40
+    assert forward_flops(keras.Model(inputs, outputs)) == 13824 + 40
 
 
 def test_prebuilt_train_state_lets_keras_trace_the_train_step_once():

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from core.bench import stats
+from core.bench import report, stats
 
 
 def _fake_clock(durations):
@@ -107,7 +107,7 @@ def test_compare_reports_each_change_with_its_interval_and_direction():
     assert by["startup/s"]["verdict"] == "worse"  # more seconds
     assert diff["only_old"] == ["gone"]
     assert diff["ratios"][0]["verdict_changed"] is True
-    text = stats.format_compare(diff)
+    text = report.format_compare(diff)
     assert "train/a/pipeline" in text and "better" in text and "verdict changed" in text and "only in OLD: gone" in text
 
 
@@ -125,7 +125,7 @@ def test_compare_tells_a_verdict_that_flips_near_one_from_a_ratio_that_moved():
     assert flip["verdict_changed"] and flip["change"]["verdict"] == stats.NOT_RESOLVED
     real = stats.compare(run(below), run(moved))["ratios"][0]
     assert real["verdict_changed"] and real["change"]["verdict"] == "higher"
-    text = stats.format_compare(stats.compare(run(below), run(straddles)))
+    text = report.format_compare(stats.compare(run(below), run(straddles)))
     assert "verdict changed; the ratio itself: x1.02" in text and text.rstrip().endswith(stats.NOT_RESOLVED)
 
 

@@ -317,9 +317,9 @@ def test_to_gray():
 
 
 def test_bench_reports_detection_before_and_after_on_the_same_photo():
-    from core.bench import experiments
+    from core.bench import inference
 
-    got = experiments.bench_detection(megapixels=(0.25, 2.0), repeats=1)
+    got = inference.bench_detection(megapixels=(0.25, 2.0), repeats=1)
     assert got["work_pixels"] == faces.DETECT_PIXELS
     small, large = got["rows"]
     assert small["side"] == 500 and large["side"] == 1414 and small["photo"] == "astronaut"

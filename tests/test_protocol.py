@@ -257,12 +257,12 @@ def test_fer2013_usage_splits_are_used_as_published_and_recorded_on_runs(tmp_pat
 
 
 def test_bench_reports_throughput_at_the_paper_profiles_sizes(monkeypatch):
-    from core.bench import experiments
+    from core.bench import report, suites
 
     # The paper profile's sizes shrunk to CPU scale; the measurement code is the one a GPU runs.
     small = replace(profiles.PROFILES["paper"], input_size=32, pretrained_input_size=40, batch_size=8)
     monkeypatch.setitem(profiles.PROFILES, "paper", small)
-    results = experiments.run_paper_benchmark(("vgg16",), n_images=16, epochs=1, progress=lambda line: None)
+    results = suites.run_paper_benchmark(("vgg16",), n_images=16, epochs=1, progress=lambda line: None)
     rows = results["paper"]
     assert [(r["size"], r["weights"]) for r in rows] == [(40, "pretrained"), (32, "scratch")]
     for r in rows:
@@ -271,7 +271,7 @@ def test_bench_reports_throughput_at_the_paper_profiles_sizes(monkeypatch):
         assert r["fer2013_epoch_s"] == pytest.approx(per_epoch)
         assert r["fer2013_run_s_at_max_epochs"] == pytest.approx(50 * per_epoch + 11 * 3589 / r["eval_images_per_sec"])
     assert rows[0]["train_gflop_per_image"] > rows[1]["train_gflop_per_image"]  # larger input, more work
-    table = experiments.format_paper_table(results)
+    table = report.format_paper_table(results)
     assert "vgg16@40" in table and "vgg16@32" in table and "estimate" in table
 
 

@@ -301,25 +301,3 @@ def compare(old: dict, new: dict) -> dict:
             "only_old": sorted((set(of) - set(nf)) | (set(orat) - set(nrat))),
             "only_new": sorted((set(nf) - set(of)) | (set(nrat) - set(orat)))}
 
-
-def format_compare(diff: dict) -> str:
-    """The text ``python -m core bench compare`` prints."""
-    w = max([len(f["figure"]) for f in diff["figures"]] + [len(r["ratio"]) for r in diff["ratios"]] + [10]) + 2
-    lines = [f"{'figure':<{w}}{'old':>10}{'new':>10}  new/old [95% interval]"]
-    for f in diff["figures"]:
-        c = f["change"]
-        lines.append(f"{f['figure']:<{w}}{f['old']:>10.2f}{f['new']:>10.2f}  {format_ratio(c)}"
-                     + (f" {c['verdict']}" if c["verdict"] != NOT_RESOLVED and c.get("ci") else ""))
-    if diff["ratios"]:
-        lines += ["", f"{'ratio':<{w}}{'old':>44}  {'new':>44}"]
-        for r in diff["ratios"]:
-            flag = ""
-            if r["verdict_changed"]:
-                flag = "  verdict changed"
-                if r.get("change") is not None:
-                    flag += f"; the ratio itself: x{format_ratio(r['change'])}"
-            lines.append(f"{r['ratio']:<{w}}{format_ratio(r['old']):>44}  {format_ratio(r['new']):>44}{flag}")
-    for label, keys in (("only in OLD", diff["only_old"]), ("only in NEW", diff["only_new"])):
-        if keys:
-            lines.append(f"{label}: {', '.join(keys)}")
-    return "\n".join(lines)

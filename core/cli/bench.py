@@ -61,7 +61,7 @@ def _settings(args: argparse.Namespace) -> dict:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run the benchmark, print its table and save the JSON."""
-    from core.bench import experiments
+    from core.bench import report, suites
     from core.configs import ConfigError, artifacts_dir
 
     s = _settings(args)
@@ -71,33 +71,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else artifacts_dir() / "bench" / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     command = "python -m core bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else [])
     if args.paper:
-        results = experiments.run_paper_benchmark(archs=tuple(args.arch), n_images=args.images or 480, epochs=args.epochs,
-                                            out=out)
+        results = suites.run_paper_benchmark(archs=tuple(args.arch), n_images=args.images or 480,
+                                             epochs=args.epochs, out=out)
         print()
-        print(experiments.format_paper_table(results))
+        print(report.format_paper_table(results))
         print(f"\nJSON: {out}")
         return 0
     if args.gpu:
-        results = experiments.run_gpu_benchmark(archs=tuple(args.arch), sizes=tuple(s["sizes"]), n_images=s["images"],
-                                          batch_size=s["batch_size"], windows=s["windows"], out=out,
-                                          command=command.strip())
+        results = suites.run_gpu_benchmark(archs=tuple(args.arch), sizes=tuple(s["sizes"]), n_images=s["images"],
+                                           batch_size=s["batch_size"], windows=s["windows"], out=out,
+                                           command=command.strip())
     else:
-        results = experiments.run_benchmark(archs=tuple(args.arch), sizes=tuple(s["sizes"]), n_images=s["images"],
-                                      batch_size=s["batch_size"], windows=s["windows"],
-                                      levers=args.levers or args.long, frozen=not args.no_frozen,
-                                      startup=not args.no_startup, out=out, command=command.strip())
+        results = suites.run_benchmark(archs=tuple(args.arch), sizes=tuple(s["sizes"]), n_images=s["images"],
+                                       batch_size=s["batch_size"], windows=s["windows"],
+                                       levers=args.levers or args.long, frozen=not args.no_frozen,
+                                       startup=not args.no_startup, out=out, command=command.strip())
     print()
-    print(experiments.format_table(results))
+    print(report.format_table(results))
     if args.markdown:
         print()
-        print(experiments.format_markdown(results))
+        print(report.format_markdown(results))
     print(f"\nJSON: {out}")
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Print what changed between two bench JSON files, with intervals."""
-    from core.bench import stats
+    from core.bench import report, stats
     from core.configs import ConfigError
 
     runs = []
@@ -110,5 +110,5 @@ def cmd_compare(args: argparse.Namespace) -> int:
         diff = stats.compare(*runs)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    print(stats.format_compare(diff))
+    print(report.format_compare(diff))
     return 0
