@@ -5,8 +5,11 @@ Speed itself is never asserted here (timed assertions flake); `python -m core be
 from __future__ import annotations
 
 import json
+import os
 
-from core.bench import inference, report, stats, suites, system
+import pytest
+
+from core.bench import inference, levers, report, runner, stats, suites, system
 
 
 def test_bench_smoke_reports_all_sections(tmp_path, monkeypatch):
@@ -37,6 +40,25 @@ def test_bench_smoke_reports_all_sections(tmp_path, monkeypatch):
     # A second run's JSON compares against the first, figure by figure.
     diff = stats.compare(saved, saved)
     assert {f["figure"] for f in diff["figures"]} == set(saved["figures"])
+
+
+@pytest.mark.slow
+def test_levers_report_one_line_per_lever_with_its_ratio_or_why_it_was_not_measured(monkeypatch):
+    from core.train import device
+
+    monkeypatch.setattr(device, "accelerator", lambda: {"device": "CPU", "gpu": False, "bf16": False})
+    x, y = runner.bench_data(14)
+    got = levers.bench_levers("vgg16", 32, x, y, 7, 1, runner.NUM_CLASSES, progress=lambda line: None)
+    lines = got["levers"]
+    assert [line["lever"] for line in lines] == [lever.lever for lever in levers.LEVERS]
+    assert lines[0]["setting"] == "3 vs 7" and lines[1]["ratio"] == "batch_14"
+    assert lines[6]["ratio"] == f"threads_intra{os.cpu_count()}_inter1"
+    bf16 = next(line for line in lines if line["lever"].startswith("mixed precision"))
+    assert bf16["ratio"] is None and bf16["note"].startswith("not measured")
+    measured = [line["ratio"] for line in lines if line["ratio"]]
+    assert list(got["ratios"]) == [name for name in got["figures"] if name in measured]
+    assert set(got["figures"]) == {levers.DEFAULT, levers.WORKER_DEFAULT, *measured}
+    assert got["worker_cpu_s"] > 0
 
 
 def test_startup_probe_splits_the_time_to_the_first_step():
