@@ -137,6 +137,27 @@ def test_freezing_is_searched_only_with_pretrained_weights(tmp_path, monkeypatch
     assert {g.name: g.choices for g in space}["weights"] == ("imagenet",) and "imagenet" in notes[-1]
 
 
+
+def test_plan_space_states_the_rules_without_raising():
+    """The Evolve page shows what the search would make of its pins before it submits (``plan_space``)."""
+    # Nothing cached: weights stays none, so frozen_blocks stays 0; both say why.
+    space, notes, problem = evolution.plan_space({"arch": "vgg16"}, cached=[])
+    genes = {g.name: g.choices for g in space}
+    assert genes["weights"] == ("none",) and genes["frozen_blocks"] == (0,) and problem is None
+    assert "so weights stays `none`" in notes[0] and "vgg16" in notes[0]
+    assert "Freezing only makes sense for pretrained weights, so frozen_blocks stays 0" in notes[1]
+    # A freeze of random blocks, and ImageNet weights that are not there, are problems with their reasons.
+    _, _, problem = evolution.plan_space({"weights": "none", "frozen_blocks": 2}, cached=["vgg16", "resnet50"])
+    assert problem.startswith("frozen_blocks=2 freezes randomly initialised blocks")
+    _, _, problem = evolution.plan_space({"arch": "resnet50", "weights": "imagenet"}, cached=["vgg16"])
+    assert "not cached for resnet50" in problem and "fetch-weights" in problem
+    # Cached for every candidate: both starts stay open, and a pinned freeze pins the pretrained one.
+    space, notes, problem = evolution.plan_space({}, cached=["vgg16", "resnet50"])
+    assert {g.name: g.choices for g in space}["weights"] == ("imagenet", "none") and not notes and problem is None
+    space, notes, _ = evolution.plan_space({"frozen_blocks": 3}, cached=["vgg16", "resnet50"])
+    assert {g.name: g.choices for g in space}["weights"] == ("imagenet",) and "imagenet" in notes[0]
+
+
 # ---------------------------------------------------------------- search spec and saved searches
 
 

@@ -98,6 +98,14 @@ def test_empty_state_offers_the_form_with_an_estimate():
     assert not at.get("plotly_chart")
 
 
+def test_a_pinned_freeze_of_random_weights_is_refused_before_submitting():
+    at = open_evolve()
+    at.multiselect(key="evolve_fixed").set_value(["arch", "input_size", "frozen_blocks"]).run()
+    at.selectbox(key="evolve_fix_frozen_blocks").set_value(2).run()
+    assert any(w.value.startswith("frozen_blocks=2 freezes randomly initialised blocks") for w in at.warning)
+    assert at.button(key="evolve_start").disabled
+
+
 def test_submitting_queues_an_evolve_job_and_shows_it_queued(no_worker):
     at = open_evolve()
     at.selectbox(key="evolve_dataset").set_value("synthetic-tiny")

@@ -10,7 +10,7 @@
 Importing this package loads only NumPy and pandas, so the dashboard can read searches
 (``list_searches``, ``search_state``) without loading TensorFlow, PyGAD or MLflow.
 """
-from core.evolution.head import head_probs
+from core.evolution.head import HEAD_METHODS, head_probs
 from core.evolution.search import resume_search, retrain_front_member, run_search, run_seeded_searches, start_search
 from core.evolution.space import (
     GENE_SPACE,
@@ -21,15 +21,19 @@ from core.evolution.space import (
     genome_key,
     genome_values,
     parse_fixed,
+    plan_space,
     resolve_space,
     space_from_json,
     space_to_json,
 )
 from core.evolution.spec import (
     ACTIONS,
+    MODE_LABELS,
     MODES,
     STRATEGIES,
+    STRATEGY_LABELS,
     Budget,
+    Label,
     Progress,
     SearchSpec,
     SearchStopped,
@@ -37,6 +41,7 @@ from core.evolution.spec import (
 )
 from core.evolution.state import (
     OBJECTIVES,
+    Objective,
     SearchNotFound,
     best_entry,
     best_so_far,
@@ -56,10 +61,11 @@ from core.evolution.state import (
 )
 
 __all__ = [
-    "ACTIONS", "Budget", "GENE_SPACE", "Gene", "HEAD_GENES", "MODES", "OBJECTIVES", "Progress", "STRATEGIES",
+    "ACTIONS", "Budget", "GENE_SPACE", "Gene", "HEAD_GENES", "HEAD_METHODS", "Label", "MODES", "MODE_LABELS",
+    "OBJECTIVES", "Objective", "Progress", "STRATEGIES", "STRATEGY_LABELS",
     "SearchNotFound", "SearchSpec", "SearchStopped", "best_entry", "best_so_far", "constrain", "decode",
     "enable_front_retrain", "enable_retrain", "final_front", "genome_key", "genome_values", "head_probs",
-    "list_searches", "load_state", "new_search_id", "parse_fixed", "resolve_space", "resume_search",
+    "list_searches", "load_state", "new_search_id", "parse_fixed", "plan_space", "resolve_space", "resume_search",
     "retrain_front_member", "run_search", "run_seeded_searches", "save_state", "search_exists", "search_state",
     "searches_dir", "slots_per_generation", "space_from_json", "space_to_json", "start_search", "state_path",
     "strategy_bands", "timestamp",

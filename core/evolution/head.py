@@ -28,6 +28,9 @@ HEAD_MUTATION_SCALE = 0.05
 HEAD_LEARNING_RATE = 1e-3  # Adam's and RMSprop's standard step for a linear layer
 HEAD_BATCH_SIZE = 32
 HEAD_TOURNAMENT_SIZE = 3  # as in mode hyper: mild selection pressure
+# How the head is trained, in this order, and what people read for each: the GA, then each optimizer
+# (a core.configs optimizer name) from the same start.
+HEAD_METHODS: dict[str, str] = {"ga": "GA (PyGAD)", "adam": "Adam", "rmsprop": "RMSprop"}
 
 
 def _release_graphs() -> None:
@@ -210,7 +213,8 @@ def run_head(state: dict, progress: Callable[[Progress], None] | None,
     """
     comparison = _HeadComparison(state, progress, should_stop)
     comparison.evolve()
-    for name in ("adam", "rmsprop"):
-        comparison.descend(name)
+    for name in HEAD_METHODS:
+        if name != "ga":
+            comparison.descend(name)
     comparison.save()
     _release_graphs()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 from core.configs import ConfigError, ModelConfig, RunConfig
 
@@ -42,17 +42,18 @@ GENE_SPACE: tuple[Gene, ...] = (
 )
 
 
-def resolve_space(fixed: Mapping[str, Any] | None = None,
-                  space: Sequence[Gene] = GENE_SPACE) -> tuple[tuple[Gene, ...], list[str]]:
-    """The space a search uses: ``fixed`` genes pinned to one value, plus notes for the user.
+def plan_space(fixed: Mapping[str, Any] | None, cached: Collection[str],
+               space: Sequence[Gene] = GENE_SPACE) -> tuple[tuple[Gene, ...], list[str], str | None]:
+    """The space a search pinning ``fixed`` uses where ImageNet weights are cached for the architectures
+    ``cached``; notes that say what else was pinned and why; and why it cannot start (None when it can).
 
-    The weights gene is pinned to ``'none'`` when ImageNet weights are not cached for every
-    candidate architecture (they cannot be downloaded mid-search); pinning it to
-    ``'imagenet'`` without them raises ``WeightsMissingError`` before anything trains.
+    Its rules: without cached ImageNet weights for every candidate architecture the weights gene is
+    pinned to ``'none'`` (they cannot be downloaded mid-search); freezing only keeps features that
+    pretrained weights learned, so with weights ``'none'`` frozen_blocks is pinned to 0, and a pinned
+    freeze pins weights to ``'imagenet'``. Pinning ``'imagenet'`` without its weights, or a freeze
+    with weights ``'none'``, is the problem. Pure: the Evolve page shows these notes and the problem
+    before it submits; ``resolve_space`` applies them on this machine and raises the problem.
     """
-    from core.configs.paths import imagenet_weights_cached
-    from core.train import models
-
     fixed = dict(fixed or {})
     names = [g.name for g in space]
     unknown = sorted(set(fixed) - set(names))
@@ -60,43 +61,68 @@ def resolve_space(fixed: Mapping[str, Any] | None = None,
         raise ConfigError(f"Unknown gene(s) {unknown}; expected some of {names}")
     genes = [replace(g, choices=(fixed[g.name],)) if g.name in fixed else g for g in space]
     notes: list[str] = []
-    by_name = {g.name: g for g in genes}
-    weights, arch = by_name.get("weights"), by_name.get("arch")
+    weights = genes[names.index("weights")] if "weights" in names else None
     if weights is not None and "imagenet" in weights.choices:
-        archs = arch.choices if arch is not None else ("resnet50",)
-        missing = [a for a in archs if not imagenet_weights_cached(a)]
+        missing = [a for a in _candidate_archs(genes) if a not in cached]
         if missing and weights.choices == ("imagenet",):
-            models.resolve_weights(ModelConfig(arch=missing[0], weights="imagenet"))  # raises, naming the file
+            return tuple(genes), notes, (f"ImageNet weights are not cached for {', '.join(missing)}: pin weights "
+                                         "to `none`, or run `python -m core fetch-weights` on a machine with internet.")
         if missing:
             genes[names.index("weights")] = replace(weights, choices=("none",))
-            notes.append(f"ImageNet weights are not cached for {', '.join(missing)}: the weights gene is fixed "
-                         f"to 'none'. Run `python -m core fetch-weights` to search over pretrained starts too.")
-            log.warning(notes[-1])
-    _constrain_freezing(genes, fixed, notes)
-    return tuple(genes), notes
+            notes.append(f"ImageNet weights are not cached for {', '.join(missing)}, so weights stays `none`: run "
+                         "`python -m core fetch-weights` to search over pretrained starts too.")
+    problem = _constrain_freezing(genes, fixed, notes)
+    return tuple(genes), notes, problem
 
 
-def _constrain_freezing(genes: list[Gene], fixed: Mapping[str, Any], notes: list[str]) -> None:
+def resolve_space(fixed: Mapping[str, Any] | None = None,
+                  space: Sequence[Gene] = GENE_SPACE) -> tuple[tuple[Gene, ...], list[str]]:
+    """The space a search uses on this machine (``plan_space`` with its weights cache), plus notes for the user.
+
+    A space that cannot be searched raises before anything trains: ``WeightsMissingError`` naming the
+    file when ImageNet weights are pinned but not cached, ``ConfigError`` for a freeze of random weights.
+    """
+    from core.configs import ARCHITECTURES
+    from core.configs.paths import imagenet_weights_cached
+    from core.train import models
+
+    genes, notes, problem = plan_space(fixed, [a for a in ARCHITECTURES if imagenet_weights_cached(a)], space)
+    if problem:
+        if (fixed or {}).get("weights") == "imagenet":
+            for arch in _candidate_archs(genes):
+                models.resolve_weights(ModelConfig(arch=arch, weights="imagenet"))  # raises, naming the file
+        raise ConfigError(problem)
+    for note in notes:
+        log.warning(note)
+    return genes, notes
+
+
+def _candidate_archs(genes: Sequence[Gene]) -> tuple[str, ...]:
+    return next((g.choices for g in genes if g.name == "arch"), ("resnet50",))
+
+
+def _constrain_freezing(genes: list[Gene], fixed: Mapping[str, Any], notes: list[str]) -> str | None:
     """Freezing only keeps features that pretrained weights learned: with random weights it
-    freezes noise. When weights can only be ``none``, frozen_blocks is pinned to 0 (or a
-    pinned freeze is refused); when a freeze is pinned, weights are pinned to ``imagenet``."""
+    freezes noise. When weights can only be ``none``, frozen_blocks is pinned to 0 (a pinned
+    freeze is the problem returned); when a freeze is pinned, weights are pinned to ``imagenet``."""
     names = [g.name for g in genes]
     if "weights" not in names or "frozen_blocks" not in names:
-        return
+        return None
     wi, fi = names.index("weights"), names.index("frozen_blocks")
     weights, frozen = genes[wi], genes[fi]
     if weights.choices == ("none",) and frozen.choices != (0,):
         if "frozen_blocks" in fixed:
-            raise ConfigError(f"frozen_blocks={fixed['frozen_blocks']!r} freezes randomly initialised blocks: "
-                              "freezing needs pretrained weights (weights=imagenet, cached with "
-                              "`python -m core fetch-weights`). Pin frozen_blocks=0 or leave it free.")
+            return (f"frozen_blocks={fixed['frozen_blocks']!r} freezes randomly initialised blocks: freezing needs "
+                    "pretrained weights (weights=imagenet, cached with `python -m core fetch-weights`). Pin "
+                    "frozen_blocks=0 or leave it free.")
         genes[fi] = replace(frozen, choices=(0,))
-        notes.append("Freezing only makes sense for pretrained weights: with weights 'none', frozen_blocks "
-                     "is fixed to 0.")
+        notes.append("Freezing only makes sense for pretrained weights, so frozen_blocks stays 0 while weights is "
+                     "`none` (no evaluation is spent on frozen random blocks).")
     elif "none" in weights.choices and 0 not in frozen.choices:
         genes[wi] = replace(weights, choices=tuple(c for c in weights.choices if c != "none"))
-        notes.append(f"frozen_blocks is pinned to {frozen.choices[0]}: weights is fixed to 'imagenet' "
-                     "(freezing needs pretrained weights).")
+        notes.append(f"frozen_blocks is pinned to {frozen.choices[0]}, so weights stays `imagenet` (freezing needs "
+                     "pretrained weights).")
+    return None
 
 
 def constrain(genome: Sequence[int], space: Sequence[Gene]) -> list[int]:

@@ -16,8 +16,23 @@ from core.evolution.space import GENE_SPACE, HEAD_GENES, decode, resolve_space
 from core.evolution.state import OBJECTIVES, SearchNotFound, best_entry, final_front, load_state, state_path
 from core.train import models
 
-STRATEGIES: tuple[str, ...] = ("ga", "random")
-MODES: tuple[str, ...] = ("hyper", "head")
+
+@dataclass(frozen=True)
+class Label:
+    """What people read for a strategy or a mode: in full (forms, captions) and in brief (lists, tables)."""
+
+    full: str
+    short: str
+
+
+# How a settings search proposes genomes, and what a search evolves: one entry each, read by
+# validation, the CLI's choices and the Evolve page.
+STRATEGY_LABELS: dict[str, Label] = {"ga": Label("Genetic algorithm", "GA"),
+                                     "random": Label("Random search (baseline)", "random")}
+MODE_LABELS: dict[str, Label] = {"hyper": Label("Training settings", "settings"),
+                                 "head": Label("A head's weights (GA vs Adam vs RMSprop)", "head")}
+STRATEGIES: tuple[str, ...] = tuple(STRATEGY_LABELS)
+MODES: tuple[str, ...] = tuple(MODE_LABELS)
 ACTIONS: tuple[str, ...] = ("start", "resume", "retrain", "retrain-front")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,30 @@ from core.analysis import pareto
 from core.configs import artifacts_dir, atomic_write
 from core.evolution.space import genome_key, genome_values, space_from_json
 
+
+@dataclass(frozen=True)
+class Objective:
+    """Something a search optimises: the child run's metric it reads, what people call it, and its unit."""
+
+    metric: str
+    label: str
+    unit: str = ""
+
+    @property
+    def axis_title(self) -> str:
+        """``"training time (s)"``: the label with its unit."""
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+
 # What a search can optimise: validation accuracy (always first, maximised) and, for a
 # multi-objective search, costs to minimise, each read from the child run's cost metrics
-# (``core.costs``) into its cache entry's ``costs``.
-OBJECTIVES: dict[str, str] = {"accuracy": "val_accuracy", "train_time": "train_time_s",
-                              "latency": "latency_ms_per_face", "train_flops": "train_flops"}
+# (``core.train.costs``) into its cache entry's ``costs``.
+OBJECTIVES: dict[str, Objective] = {
+    "accuracy": Objective("val_accuracy", "validation accuracy"),
+    "train_time": Objective("train_time_s", "training time", "s"),
+    "latency": Objective("latency_ms_per_face", "inference latency", "ms per face"),
+    "train_flops": Objective("train_flops", "training FLOPs"),
+}
 
 
 class SearchNotFound(KeyError):
@@ -123,7 +143,7 @@ def best_entry(state: dict) -> tuple[list[int], float, str] | None:
 
 def cost_metrics(state: dict) -> list[str]:
     """The run metrics a search minimises beside accuracy (empty for a single-objective search)."""
-    return [OBJECTIVES[o] for o in state.get("objectives", ["accuracy"])[1:]]
+    return [OBJECTIVES[o].metric for o in state.get("objectives", ["accuracy"])[1:]]
 
 
 def objective_vector(state: dict, entry: dict) -> list[float] | None:

@@ -17,19 +17,31 @@ import streamlit as st
 from core import evolution, jobs
 from core.analysis import estimate
 from core.configs import RunConfig, presets
-from dashboard.services.data import dataset_sizes
+from dashboard.services.data import dataset_sizes, weights_status
 from dashboard.services.jobs import job_table
 from dashboard.services.runstore import LIVE_TTL, report, runs
 
 
-def search_modes() -> tuple[str, ...]:
-    """What a search can evolve: ``hyper`` (training settings) or ``head`` (a head's weights)."""
-    return tuple(evolution.MODES)
+def search_modes() -> dict[str, evolution.Label]:
+    """What a search can evolve, with what people read for it: ``hyper`` (training settings) or ``head``
+    (a head's weights)."""
+    return dict(evolution.MODE_LABELS)
 
 
-def search_strategies() -> tuple[str, ...]:
-    """How a settings search proposes genomes: ``ga`` or ``random`` (the baseline)."""
-    return tuple(evolution.STRATEGIES)
+def search_strategies() -> dict[str, evolution.Label]:
+    """How a settings search proposes genomes, with what people read for it: ``ga`` or ``random`` (the baseline)."""
+    return dict(evolution.STRATEGY_LABELS)
+
+
+def search_objectives() -> dict[str, evolution.Objective]:
+    """What a search can optimise: ``accuracy`` (always, first), then the costs a multi-objective search
+    can minimise beside it."""
+    return dict(evolution.OBJECTIVES)
+
+
+def head_methods() -> dict[str, str]:
+    """How mode head trains the head (the GA, then each optimizer), with what people read for each."""
+    return dict(evolution.HEAD_METHODS)
 
 
 def gene_choices(mode: str = "hyper") -> dict[str, tuple]:
@@ -38,9 +50,12 @@ def gene_choices(mode: str = "hyper") -> dict[str, tuple]:
     return genes if mode == "hyper" else {name: genes[name] for name in evolution.HEAD_GENES}
 
 
-def objective_costs() -> dict[str, str]:
-    """Costs a multi-objective search can minimise beside validation accuracy: objective -> run metric."""
-    return {k: v for k, v in evolution.OBJECTIVES.items() if k != "accuracy"}
+def search_space(fixed: dict[str, Any]) -> tuple[dict[str, tuple], list[str], str | None]:
+    """The genes a search pinning ``fixed`` evolves on this machine, each with the values left to it; notes
+    on what else is pinned and why; and why it cannot start, or None (``core.evolution.plan_space``)."""
+    status = weights_status()
+    genes, notes, problem = evolution.plan_space(fixed, status.architecture[status.cached].tolist())
+    return {g.name: g.choices for g in genes}, notes, problem
 
 
 def budget_defaults() -> dict[str, Any]:
@@ -136,7 +151,7 @@ def evolve_comparison(search_id: str) -> pd.DataFrame:
     others = others[(others.search_id != search_id) & (others["mode"] == "hyper") & (others.dataset == state["dataset"])
                     & others.final_run_id.isin(set(done.run_id))]
     for r in others.itertuples():
-        kind = "random search" if r.strategy == "random" else "GA search"
+        kind = f"{evolution.STRATEGY_LABELS[r.strategy].short} search"
         picked.append((r.final_run_id, f"ga-{r.search_id} ({kind})", kind))
     rows = []
     by_id = done.set_index("run_id")
@@ -160,7 +175,7 @@ def search_fitness_peers(search_id: str) -> pd.DataFrame:
         same = all(other["settings"][k] == state["settings"][k] for k in ("population", "generations", "budget"))
         if not same or pd.isna(r.best_fitness):
             continue
-        strategy = "GA" if r.strategy == "ga" else "random"
+        strategy = evolution.STRATEGY_LABELS[r.strategy].short
         rows.append({"label": f"{r.search_id} ({strategy}{', this search' if r.search_id == search_id else ''})",
                      "strategy": r.strategy, "best_fitness": r.best_fitness, "evaluations": r.evaluations,
                      "status": r.status, "search_id": r.search_id})
