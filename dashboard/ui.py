@@ -14,6 +14,11 @@ def md(text: str) -> str:
     return re.sub(r"([\\`*_\[\]<>|~$#])", r"\\\1", str(text))
 
 
+def plural(n: int, word: str) -> str:
+    """``"1 face"``, ``"3 faces"``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def keep_valid(key: str, options: list) -> None:
     """Forget a remembered choice that is no longer on offer (run deleted, filter changed)."""
     value = st.session_state.get(key)

@@ -13,19 +13,9 @@ from dashboard.charts import predict as predict_charts
 from dashboard.charts.common import run_colors
 
 TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
-DETECTOR_LABELS = {"haar": "Haar cascade (finds faces)", "yunet": "YuNet (finds faces, more robust)",
-                   "whole": "Whole image is one face (pre-cropped faces)"}
 MAX_MODELS = 8  # core.inference keeps 8 models in memory; more would reload models on every photo
 COARSE_CAM = 4  # Grad-CAM maps with fewer cells per side than this say little about *where*
 MAX_TRACKS = 6  # timelines shown per video
-
-
-def detector_label(detector: str) -> str:
-    return DETECTOR_LABELS.get(detector, detector)  # a detector added to core.inference.faces shows by its id until labelled
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def set_whole(file_id: str, on: bool) -> None:
@@ -75,7 +65,8 @@ def show_photo(i: int, file_id: str, result: dict) -> None:
     with st.container(border=True):
         st.subheader(ui.md(name), anchor=False)
         height, width = result["image_shape"]
-        st.caption(f"{plural(len(faces), 'face')} · {detector_label(result['detector'])} · {width}×{height} px")
+        st.caption(f"{ui.plural(len(faces), 'face')} · {services.detector_label(result['detector'])} · "
+                   f"{width}×{height} px")
         if not faces:
             st.warning(f"No face found in **{ui.md(name)}**. If the photo is a face already cropped (like FER2013 "
                        "images), score the whole image as one face.", icon=":material/face_retouching_off:")
@@ -164,7 +155,7 @@ def show_video(result: dict) -> None:
         st.error(ui.md(result["error"]), icon=":material/broken_image:")
         return
     info, tracks = result["info"], result["tracks"]
-    st.markdown(f"**{ui.md(result['name'])}: {plural(len(tracks), 'face')} tracked** in {info['analysed']} frames "
+    st.markdown(f"**{ui.md(result['name'])}: {ui.plural(len(tracks), 'face')} tracked** in {info['analysed']} frames "
                 f"({info['sample_fps']:g} per second of a {info['duration_s']:.1f} s video at {info['fps']:.0f} fps; "
                 f"analysed in {result['seconds']:.0f} s).")
     ann = result["annotated"]
@@ -190,16 +181,17 @@ def show_video(result: dict) -> None:
         st.caption(f"The {MAX_TRACKS} faces seen longest are shown; the per-frame CSV has all {len(tracks)}.")
     for track in sorted(shown, key=lambda t: t["number"]):
         n, times = track["number"], track["times"]
-        st.markdown(f"#### Face {n}: seen from {times[0]:.1f} s to {times[-1]:.1f} s in {plural(len(times), 'frame')}")
+        st.markdown(f"#### Face {n}: seen from {times[0]:.1f} s to {times[-1]:.1f} s in "
+                    f"{ui.plural(len(times), 'frame')}")
         cols = st.columns(min(2, len(track["models"])))
         for i, (pid, m) in enumerate(track["models"].items()):
             with cols[i % len(cols)]:
                 changes = ", ".join(f"{a} → {b} at {t:.1f} s" for t, a, b in m["changes"][:4])
                 st.markdown(f"**{ui.md(labels[pid])}**: mostly **{m['dominant']}** ({m['dominant_share']:.0%} of its "
-                            f"frames), {plural(len(m['changes']), 'change')}" + (f": {changes}" if changes else "")
+                            f"frames), {ui.plural(len(m['changes']), 'change')}" + (f": {changes}" if changes else "")
                             + ("…" if len(m["changes"]) > 4 else ""))
-                st.plotly_chart(ui.tight(predict_charts.emotion_timeline_figure(times, m["probs"], m["class_names"]), 260),
-                                key=f"predict_timeline_{n}_{i}")
+                timeline = predict_charts.emotion_timeline_figure(times, m["probs"], m["class_names"])
+                st.plotly_chart(ui.tight(timeline, 260), key=f"predict_timeline_{n}_{i}")
 
 
 st.set_page_config(layout="wide")
@@ -216,7 +208,7 @@ if not available:
     busy = int(table.status.isin(["RUNNING", "SCHEDULED"]).sum()) if not table.empty else 0
     st.info("No trained models yet. Train some on the **Train** page, or start the one-click **quick comparison** "
             "on the **Overview** page: every finished run appears here as a model to predict with."
-            + (f" {plural(busy, 'run')} {'is' if busy == 1 else 'are'} training now." if busy else ""),
+            + (f" {ui.plural(busy, 'run')} {'is' if busy == 1 else 'are'} training now." if busy else ""),
             icon=":material/model_training:")
     ui.reference_offer("predict_fetch_reference", "No models yet.")
     st.stop()
@@ -241,7 +233,7 @@ chosen = model_col.multiselect(
     help="Finished runs and registered reference models. By default, the best run of each architecture and "
          "configuration, models trained on real faces and reference models first.")
 detectors = [d for d in services.DETECTORS if d != "yunet" or services.yunet_model()]
-detector = detector_col.selectbox("Face detector", detectors, format_func=detector_label,
+detector = detector_col.selectbox("Face detector", detectors, format_func=services.detector_label,
                                   key="predict_detector", persist_state="session")
 if drawn := [pid for pid in chosen if pid in notes]:
     st.warning("  \n".join(f"**{ui.md(labels[pid])}**: {notes[pid]}" for pid in drawn), icon=":material/draw:")
@@ -291,8 +283,8 @@ if progress:
 
 done = [r for r in results if "error" not in r]
 n_faces = sum(len(r["faces"]) for r in done)
-st.markdown(f"**{plural(len(uploads), 'photo')}, {plural(n_faces, 'face')} found**, each scored by "
-            f"{plural(len(chosen), 'model')}." + (f" {plural(len(results) - len(done), 'file')} could not be "
+st.markdown(f"**{ui.plural(len(uploads), 'photo')}, {ui.plural(n_faces, 'face')} found**, each scored by "
+            f"{ui.plural(len(chosen), 'model')}." + (f" {ui.plural(len(results) - len(done), 'file')} could not be "
                                                    "analysed." if len(done) < len(results) else ""))
 if len(uploads) > 1:
     show_table(done)
