@@ -51,7 +51,8 @@ def render(selected: list[str], live: bool) -> None:
     def curves() -> None:
         acc_tab, loss_tab = st.tabs(["Accuracy", "Loss"])
         for tab, metric in ((acc_tab, "accuracy"), (loss_tab, "loss")):
-            fig = seed_charts.band_figure(services.seed_bands(groups, metric, x, smoothing), metric, colors, X_AXES[x_axis])
+            fig = seed_charts.band_figure(services.seed_bands(groups, metric, x, smoothing), metric, colors,
+                                          X_AXES[x_axis])
             tab.plotly_chart(ui.tight(fig, height=max(450, 55 * len(groups) + 80)), key=f"compare_band_{metric}")
         st.caption("Thick line: mean across seeds (solid training, dashed validation); shaded: 95% t-interval of "
                    "that mean across seeds (needs 2 or more seeds); faint lines: each seed; thin faded line: the "
@@ -113,7 +114,8 @@ def render(selected: list[str], live: bool) -> None:
             ("Per-seed values", per_seed.round(4)),
             (f"{metric} per seed", strip),
             *[(f"{metric_label(m)} curves (mean, 95% band across seeds)", ui.tight(seed_charts.band_figure(
-                services.seed_bands(groups, m, x, smoothing), m, colors, X_AXES[x_axis]))) for m in ("accuracy", "loss")],
+                services.seed_bands(groups, m, x, smoothing), m, colors, X_AXES[x_axis])))
+              for m in ("accuracy", "loss")],
             *[(f"Confusion matrix (mean over seeds): {n}", fig) for n, fig in cms.items()],
             ("Per-class F1 across seeds", per_class),
             *([(f"Is the difference real ({metric}, paired by seed)", "\n\n".join(verdicts))] if verdicts else []),
