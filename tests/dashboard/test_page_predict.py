@@ -21,7 +21,7 @@ from dashboard import images, services
 
 pytestmark = pytest.mark.usefixtures("st_clean")
 
-PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "predict.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "predict.py")
 ASTRONAUT_FACE = (177, 65, 95, 95)  # checked by eye (see test_faces.py)
 
 
@@ -72,6 +72,7 @@ def predictions_table(at: AppTest) -> pd.DataFrame:
     return table
 
 
+@pytest.mark.slow
 def test_astronaut_is_scored_by_both_models_and_a_broken_file_is_named(lab, downloads):
     at = run_page()
     assert "Upload one or more photos" in at.info[-1].value
@@ -118,6 +119,7 @@ def test_astronaut_is_scored_by_both_models_and_a_broken_file_is_named(lab, down
         assert row.probability == pytest.approx(row[f"p({row['top label']})"])
 
 
+@pytest.mark.slow
 def test_photo_without_a_face_offers_the_whole_image(lab):
     at = upload(run_page(), ("coffee.png", png(skdata.coffee())))
     assert at.warning[-1].value.startswith("No face found in **coffee.png**")

@@ -13,7 +13,7 @@ from core.configs import ConfigError
 # timing. At this scale (14 training images, one step) most genomes score chance on validation,
 # and whether some head width beats it is luck of the initialisation: the front can be a single
 # genome. The test therefore checks the front against a brute-force dominance check of every
-# scored genome, whatever its size; tests/test_pareto.py checks multi-member fronts and ties.
+# scored genome, whatever its size; tests/analysis/test_pareto.py checks multi-member fronts and ties.
 FIXED = {"arch": "vgg16", "weights": "none", "input_size": 32, "frozen_blocks": 0, "augment_strength": 0.0,
          "batch_size": 16, "optimizer": "adam", "learning_rate": 1e-5, "dropout": 0.0, "label_smoothing": 0.0}
 BUDGET = evolution.Budget(epochs=1, max_train=14, max_eval=None)
@@ -31,6 +31,7 @@ def test_objectives_are_validated():
         evolution.SearchSpec.from_payload({**payload, "mode": "head", "fixed": {}, "objectives": "accuracy,latency"})
 
 
+@pytest.mark.slow
 def test_two_objective_search_yields_a_front_and_retrains_a_member(fresh_artifacts):
     from core.store import RunStore
 

@@ -12,6 +12,7 @@ import pytest
 from core.bench import inference, levers, report, runner, stats, suites, system
 
 
+@pytest.mark.slow
 def test_bench_smoke_reports_all_sections(tmp_path, monkeypatch):
     monkeypatch.setattr(inference, "DETECTION_MEGAPIXELS", (0.25, 4.0))  # 40 MP at full resolution takes 10-30 s
     out = tmp_path / "bench.json"
@@ -61,6 +62,7 @@ def test_levers_report_one_line_per_lever_with_its_ratio_or_why_it_was_not_measu
     assert got["worker_cpu_s"] > 0
 
 
+@pytest.mark.slow
 def test_startup_probe_splits_the_time_to_the_first_step():
     got = system.bench_startup("vgg16", 32, batch_size=7)
     for phase in ("import_tensorflow_s", "import_project_s", "build_compile_s", "first_step_s", "steady_step_s"):

@@ -22,7 +22,7 @@ from conftest import write_imagenet_file
 from core import evolution
 from core.configs import ConfigError, DataConfig, RunConfig
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # Cheap individuals: VGG16 (few layers to trace) at 32x32, random weights (so nothing frozen).
 FIXED = {"arch": "vgg16", "weights": "none", "input_size": 32, "frozen_blocks": 0, "dense_units": 0,
@@ -276,6 +276,7 @@ def test_slots_per_generation_adds_the_promoted_third():
     assert [evolution.slots_per_generation(n, 3) for n in (2, 3, 4, 8, 9)] == [3, 4, 6, 11, 12]
 
 
+@pytest.mark.slow
 def test_every_decoded_config_builds_and_trains_a_step(tmp_path, monkeypatch):
     """A covering set: every choice of every gene appears in at least one of six genomes."""
     import keras
@@ -353,6 +354,7 @@ def _poll_generation(path: Path, proc: subprocess.Popen, log: Path, at_least: in
     pytest.fail(f"generation {at_least} was not saved within {timeout} s")
 
 
+@pytest.mark.slow
 def test_search_killed_between_generations_resumes_to_the_uninterrupted_result(fresh_artifacts, monkeypatch):
     from core.data import datasets
     from core.data.dataset import Dataset
@@ -444,6 +446,7 @@ def test_search_killed_between_generations_resumes_to_the_uninterrupted_result(f
     assert listed.loc["straight", "evaluations"] == straight["cost"]["evaluations"]
 
 
+@pytest.mark.slow
 def test_random_baseline_multi_fidelity_cancel_and_resume(fresh_artifacts):
     """All genes pinned: one genome, so every slot after the first is a cache hit."""
     from core.data import datasets
@@ -498,6 +501,7 @@ def test_random_baseline_multi_fidelity_cancel_and_resume(fresh_artifacts):
 # ---------------------------------------------------------------- mode head
 
 
+@pytest.mark.slow
 def test_head_mode_evolves_a_head_that_beats_its_start(fresh_artifacts, monkeypatch):
     import keras
     import pygad.kerasga

@@ -19,6 +19,7 @@ def finished_run():
     return cfg, result
 
 
+@pytest.mark.slow
 def test_train_records_everything_in_the_store(finished_run):
     cfg, result = finished_run
     store = RunStore()
@@ -61,6 +62,7 @@ class CrashAtEpoch(keras.callbacks.Callback):
             raise RuntimeError("simulated power loss")
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_without_duplicated_epochs():
     cfg = tiny_config("vgg16", "scratch-rmsprop", epochs=3)  # VGG16 traces in a quarter of ResNet50's time
     cfg = replace(cfg, data=replace(cfg.data, max_train=14, max_eval=7))
@@ -98,6 +100,7 @@ def test_cancel_stops_within_a_batch_and_is_recorded():
     assert row.status == "KILLED" and row.epochs_done == 0
 
 
+@pytest.mark.slow
 def test_frozen_feature_cache_trains_the_full_model():
     from core.train import models
 

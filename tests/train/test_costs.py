@@ -7,6 +7,7 @@ import pytest
 from conftest import tiny_config
 
 
+@pytest.mark.slow
 def test_a_tiny_run_records_plausible_costs(fresh_artifacts):
     import keras
 

@@ -128,9 +128,10 @@ def test_cli_prints_each_tracked_face_and_writes_the_per_frame_csv(tiny, tmp_pat
     assert len(rows) == 6 and (rows.file == "astronaut.mp4").all() and list(rows["time (s)"]) == [0, .5, 1, 1.5, 2, 2.5]
 
 
-PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "predict.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "predict.py")
 
 
+@pytest.mark.slow
 def test_video_panel_charts_each_face_and_offers_both_downloads(tiny, downloads, st_clean):
     import io
 

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.inference import faces, video
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "dashboard" / "app.py")
 
 

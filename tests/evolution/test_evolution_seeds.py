@@ -55,6 +55,7 @@ def test_best_so_far_bands_across_seeds_match_scipy(seeded):
         evolution.strategy_bands(seeded, "generations")
 
 
+@pytest.mark.slow
 def test_evolve_page_shows_bands_per_strategy(seeded, no_worker):
     at = open_evolve(search="s-ga-s1")
     fig = figure(at, "evolve_seed_bands_evaluations")
@@ -66,6 +67,7 @@ def test_evolve_page_shows_bands_per_strategy(seeded, no_worker):
     assert any("3 genetic algorithm searches and 2 random search (baseline) searches" in c.value for c in at.caption)
 
 
+@pytest.mark.slow
 def test_seeded_searches_run_each_strategy_per_seed_at_the_same_budget(fresh_artifacts):
     from test_evolution import _base
 

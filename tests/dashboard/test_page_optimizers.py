@@ -10,7 +10,7 @@ import pytest
 from conftest import texts
 from streamlit.testing.v1 import AppTest
 
-PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "optimizers.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "optimizers.py")
 
 
 def open_page(**query) -> AppTest:
@@ -88,6 +88,7 @@ def test_compare_link_presets_the_runs_optimizer_and_learning_rate():
     assert at.multiselect(key="opt").value == ["adam"] and at.select_slider(key="lr").value == 0.00042
 
 
+@pytest.mark.slow
 def test_classroom_experiment_animates_and_says_what_was_trained(st_clean, monkeypatch):
     from dashboard import services
     from dashboard.services import teaching

@@ -14,6 +14,7 @@ TINY = ["--dataset", "synthetic-tiny", "--arch", "vgg16", "--epochs", "1", "--in
         "--max-train", "16", "--max-eval", "7"]
 
 
+@pytest.mark.slow
 def test_seeded_grid_end_to_end_from_the_cli_reproducible_by_seed(fresh_artifacts, capsys):
     """2 configurations x 3 seeds from `compare --seeds 3`, then `summary`; one run repeated with `train`."""
     from core.analysis import comparison
@@ -101,6 +102,7 @@ def test_old_configs_keep_their_split():
     assert replace(tiny_config(), train=replace(tiny_config().train, seed=3)).data.split_seed == 42
 
 
+@pytest.mark.slow
 def test_train_page_queues_seeds_of_each_configuration(no_worker):
     from pathlib import Path
 
@@ -109,7 +111,7 @@ def test_train_page_queues_seeds_of_each_configuration(no_worker):
 
     from core import jobs
 
-    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py"), default_timeout=60)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py"), default_timeout=60)
     at.query_params.update(dataset="synthetic-tiny", archs="vgg16", configs="scratch-adam", epochs="1", size="32")
     at.run()
     at = at.switch_page("views/train.py").run()
@@ -124,6 +126,7 @@ def test_train_page_queues_seeds_of_each_configuration(no_worker):
     assert len({p["group"] for p in payloads}) == 1
 
 
+@pytest.mark.slow
 def test_overview_quick_comparison_with_seeds(no_worker):
     from pathlib import Path
 
@@ -132,7 +135,7 @@ def test_overview_quick_comparison_with_seeds(no_worker):
 
     from core import jobs
 
-    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py"), default_timeout=60)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py"), default_timeout=60)
     at.run()
     one = texts(at).split("Estimated time on this machine: **")[1].split("**")[0]
     at.number_input(key="quick_seeds").set_value(3).run()

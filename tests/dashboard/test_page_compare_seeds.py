@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 pytestmark = pytest.mark.usefixtures("st_clean")
 
-PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "compare.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "compare.py")
 N_TEST = 21  # synthetic-tiny: 3 test images per class
 # Test images each run gets right, per seed: Adam is ahead with every seed.
 RIGHT = {"scratch-adam": {1: 18, 2: 17, 3: 19}, "scratch-rmsprop": {1: 12, 2: 14, 3: 13}}
@@ -92,6 +92,7 @@ def accuracies(config_id: str) -> np.ndarray:
     return np.array([RIGHT[config_id][s] for s in (1, 2, 3)]) / N_TEST
 
 
+@pytest.mark.slow
 def test_grid_of_seeds_is_grouped_with_intervals_and_paired_tests_from_scipy(lab, downloads):
     at = run_page()
     assert at.selectbox(key="compare_group").value == "grid-seeds"
@@ -148,6 +149,7 @@ def test_grid_of_seeds_is_grouped_with_intervals_and_paired_tests_from_scipy(lab
     assert pairs["p (Holm)"][0] == pytest.approx(sps.ttest_rel(adam, rms).pvalue)  # one pair: nothing to correct
 
 
+@pytest.mark.slow
 def test_summary_epoch_metric_and_single_runs_toggle(lab):
     at = run_page()
     at.radio(key="compare_summary").set_value("best validation epoch").run()
@@ -162,6 +164,7 @@ def test_summary_epoch_metric_and_single_runs_toggle(lab):
     assert not [c for c in at.get("plotly_chart") if c.proto.id.endswith("compare_band_accuracy")]
 
 
+@pytest.mark.slow
 def test_single_seed_grid_offers_more_seeds(lab, monkeypatch):
     from core import jobs
 

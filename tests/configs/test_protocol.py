@@ -114,6 +114,7 @@ class _BlankHead(keras.callbacks.Callback):
         layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
 
 
+@pytest.mark.slow
 def test_resumed_run_keeps_its_schedule_restores_its_best_epoch_and_records_tta_beside_plain_accuracy():
     cfg = tiny_config("vgg16", "scratch-adam", epochs=3, early_stopping_patience=5)
     cfg = replace(cfg, train=replace(cfg.train, early_stopping_monitor="val_accuracy", lr_schedule="cosine",
@@ -204,6 +205,7 @@ def test_upscaling_happens_batch_by_batch_so_memory_does_not_grow_with_input_siz
 # ---------------------------------------------------------------- the five configurations under paper
 
 
+@pytest.mark.slow
 def test_paper_profile_trains_each_of_the_five_configurations(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # the fake ImageNet file stays with this test
     write_imagenet_file("vgg16")
@@ -256,6 +258,7 @@ def test_fer2013_usage_splits_are_used_as_published_and_recorded_on_runs(tmp_pat
 # ---------------------------------------------------------------- bench
 
 
+@pytest.mark.slow
 def test_bench_reports_throughput_at_the_paper_profiles_sizes(monkeypatch):
     from core.bench import report, suites
 

@@ -11,7 +11,7 @@ import pytest
 
 from core.cli import build_parser, main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def options(command: str) -> dict:
@@ -130,6 +130,7 @@ def test_tensorflow_logging_is_quiet_unless_verbose(argv, fresh_artifacts, monke
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1" and logging.getLogger("tensorflow").level == before
 
 
+@pytest.mark.slow
 def test_tensorflow_start_up_lines_stay_off_the_terminal(tmp_path):
     # TensorFlow prints its oneDNN/CUDA notices from C++ while it loads, past sys.stderr and
     # (in TF 2.21) past TF_CPP_MIN_LOG_LEVEL, so only a real process shows them.

@@ -1,6 +1,6 @@
 """Bounded load check of the dashboard on loopback (a script, not a test: pytest does not collect it).
 
-    .venv/bin/python tests/load_check.py [--sessions 8] [--rounds 3]
+    .venv/bin/python tests/dashboard/load_check.py [--sessions 8] [--rounds 3]
 
 Serves the dashboard as the README does (from the project root, so .streamlit/config.toml
 applies) on a free loopback port with a throwaway artifacts folder, trains one tiny model so

@@ -80,6 +80,7 @@ def _iou(a, b) -> float:
     return iw * ih / (a[2] * a[3] + b[2] * b[3] - iw * ih)
 
 
+@pytest.mark.slow
 def test_list_predictors_describes_runs_and_references(lab, reference):
     found = {p["id"]: p for p in inference.list_predictors()}
     assert found[lab.resnet]["note"] == inference.DRAWN_FACES_NOTE and not found[lab.resnet]["for_photos"]

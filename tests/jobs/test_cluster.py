@@ -93,6 +93,7 @@ def _overlap(a: pd.Series, b: pd.Series) -> bool:
     return a.start_time < b.end_time and b.start_time < a.end_time
 
 
+@pytest.mark.slow
 def test_ray_worker_runs_a_grid_in_parallel_into_the_tracking_server_and_the_dashboard_reads_it(
         shared_store, ray_cluster, mlflow_server, fresh_artifacts):
     import streamlit as st
@@ -158,6 +159,7 @@ def test_ray_worker_runs_a_grid_in_parallel_into_the_tracking_server_and_the_das
     assert not (fresh_artifacts / "mlruns").exists()
 
 
+@pytest.mark.slow
 def test_a_ga_generation_trains_its_individuals_in_parallel_on_ray(shared_store, ray_cluster):
     from core import cluster
     from core.data import datasets
@@ -190,6 +192,7 @@ def test_a_ga_generation_trains_its_individuals_in_parallel_on_ray(shared_store,
     assert _overlap(mine.loc[results[0].run_id], mine.loc[results[1].run_id])
 
 
+@pytest.mark.slow
 def test_a_search_under_ray_trains_each_generation_in_parallel(shared_store, ray_cluster, monkeypatch):
     from core import cluster, evolution
     from core.store import RunStore
@@ -220,6 +223,7 @@ def test_a_search_under_ray_trains_each_generation_in_parallel(shared_store, ray
     assert len(first) == 2 and _overlap(mine.loc[first[0]], mine.loc[first[1]]), mine[["start_time", "end_time"]]
 
 
+@pytest.mark.slow
 def test_cluster_options_are_checked_before_anything_runs(monkeypatch):
     from core import cluster
     from core.jobs import ray_worker

@@ -177,6 +177,7 @@ def test_concurrent_submits_create_each_job_exactly_once(fresh_artifacts, tmp_pa
     assert sorted(table.id) == sorted(ids) and (table.state == "queued").all()
 
 
+@pytest.mark.slow
 def test_processes_meeting_at_a_new_queue_all_get_in(tmp_path):
     """Six processes open a queue file that does not exist yet at the same instant, three times over.
 
@@ -273,6 +274,7 @@ def _kill_and_resume(w: Workers) -> dict:
                      for m in ("loss", "val_accuracy", "epoch_time")})
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_epoch_is_replaced_and_run_has_each_epoch_once(resumed):
     before, after_kill, final = resumed["before"], resumed["after_kill"], resumed["final"]
     assert before["progress"].total == 3 and before["progress"].part_total == 6 and before["run_id"]
@@ -295,6 +297,7 @@ def test_worker_killed_mid_epoch_is_replaced_and_run_has_each_epoch_once(resumed
     assert "attempt 1" in log and "attempt 2" in log and "resuming run" in log
 
 
+@pytest.mark.slow
 def test_two_workers_run_each_job_once(resumed, monkeypatch, tmp_path, workers):
     """Two tabs submit at once (one shared click, one extra job); two workers race for the jobs."""
     monkeypatch.setenv("EMOTION_LAB_ARTIFACTS", str(resumed["folder"]))
@@ -340,6 +343,7 @@ def test_two_workers_run_each_job_once(resumed, monkeypatch, tmp_path, workers):
 # ---------------------------------------------------------------- failures and cancel
 
 
+@pytest.mark.slow
 def test_failed_job_then_cancel_cooperative_and_forced(fresh_artifacts, workers):
     failing = jobs.submit_train(tiny_config("vgg16", "imagenet-adam"))  # no ImageNet weights on this machine
     slow = jobs.submit_train(tiny_config("vgg16", epochs=50))

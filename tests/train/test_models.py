@@ -102,6 +102,7 @@ def test_freezing_is_by_block_name(arch, first_trainable):
     assert 0 < counts["params_trainable"] < counts["params_total"]
 
 
+@pytest.mark.slow
 def test_frozen_batchnorm_stays_in_inference_mode():
     model = models.build_model(ModelConfig(arch="resnet50", weights="none", input_size=32, frozen_blocks=4), 7)
     bn = model.get_layer("resnet50").get_layer("conv1_bn")

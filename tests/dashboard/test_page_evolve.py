@@ -1,6 +1,6 @@
 """Evolve page and the 'evolve' job kind, through the real entrypoint, queue and search states.
 
-The detached worker is replaced by a recorder (as in tests/test_pages_overview_train.py);
+The detached worker is replaced by a recorder (as in tests/dashboard/test_pages_overview_train.py);
 one test runs the real worker in this process on the smallest search there is.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ from core import evolution, jobs
 
 pytestmark = pytest.mark.usefixtures("no_worker")
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
-# Cheap individuals (see tests/test_evolution.py): VGG16 at 32x32, random weights, nothing frozen.
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+# Cheap individuals (see tests/evolution/test_evolution.py): VGG16 at 32x32, random weights, nothing frozen.
 FIXED = {"arch": "vgg16", "weights": "none", "input_size": 32, "frozen_blocks": 0, "dense_units": 0,
          "augment_strength": 0.5, "batch_size": 16, "dropout": 0.2, "label_smoothing": 0.0}
 TINY_BUDGET = {"epochs": 1, "max_train": 14, "max_eval": 14, "long_epochs": 0}
@@ -106,6 +106,7 @@ def test_a_pinned_freeze_of_random_weights_is_refused_before_submitting():
     assert at.button(key="evolve_start").disabled
 
 
+@pytest.mark.slow
 def test_submitting_queues_an_evolve_job_and_shows_it_queued(no_worker):
     at = open_evolve()
     at.selectbox(key="evolve_dataset").set_value("synthetic-tiny")
@@ -144,6 +145,7 @@ def test_submitting_queues_an_evolve_job_and_shows_it_queued(no_worker):
     assert "Its job was cancelled before the search started" in texts(at)
 
 
+@pytest.mark.slow
 def test_a_saved_search_shows_fitness_population_genes_and_offers_a_retrain(no_worker):
     state = write_search()
     at = open_evolve(search="evo-saved")
@@ -196,6 +198,7 @@ def test_prefill_a_random_search_with_the_same_budget():
     assert at.selectbox(key="evolve_fix_input_size").value == 32
 
 
+@pytest.mark.slow
 def test_generation_zero_in_progress_and_a_failed_search():
     write_search("evo-young", status="running", generations=[])
     write_search("evo-broken", status="failed")
@@ -234,6 +237,7 @@ def test_evolve_payload_is_checked_at_submit():
     assert jobs.list_jobs().empty
 
 
+@pytest.mark.slow
 def test_worker_runs_a_search_then_retrains_its_best_genome():
     """The real path: queue -> worker -> job process -> run_search; then the page's retrain path."""
     fixed = {g.name: g.choices[0] for g in evolution.GENE_SPACE} | FIXED  # one genome: one training

@@ -1,7 +1,7 @@
 """Overview and Train pages under AppTest, against a real run store and job queue.
 
 The detached worker is replaced by a recorder here: these tests check what the pages
-queue and show; tests/test_jobs.py and the browser test run real workers.
+queue and show; tests/jobs/test_jobs.py and the browser test run real workers.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 pytestmark = pytest.mark.usefixtures("no_worker")
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 
 
 def run_page(name: str, **query) -> AppTest:
@@ -89,6 +89,7 @@ def test_train_warns_when_imagenet_weights_are_missing():
     assert any("ImageNet weights are not cached for resnet50" in w.value for w in at.warning)
 
 
+@pytest.mark.slow
 def test_train_shows_failed_job_with_its_error():
     from core import jobs
 
@@ -141,6 +142,7 @@ def test_train_link_restores_every_control(no_worker):
     assert "4 run(s); estimated time" in texts(at)
 
 
+@pytest.mark.slow
 def test_train_profile_control_sets_the_protocol_of_the_queued_runs(no_worker):
     from core import jobs
 
