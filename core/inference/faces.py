@@ -25,7 +25,12 @@ MAX_PIXELS = 40_000_000
 _FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP", "BMP": "BMP"}
 _EXPECTED = "expected JPEG, PNG, WebP or BMP"
 
-DETECTORS = ("haar", "yunet", "whole")
+# Face detectors by id, with what the Predict page and the CLI's help call them.
+DETECTORS: dict[str, str] = {
+    "haar": "Haar cascade (finds faces)",
+    "yunet": "YuNet (finds faces, more robust)",
+    "whole": "Whole image is one face (pre-cropped faces)",
+}
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 # Haar cost grows with pixel count (a 40 MP photo takes ~18 s at full resolution on 2
 # cores, and upsampled photos produce extra false positives), so bigger photos are searched

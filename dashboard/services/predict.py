@@ -17,9 +17,7 @@ from core.inference import faces
 from dashboard.images import draw_faces, thumbnail
 from dashboard.services.runstore import runs, store
 
-DETECTORS = faces.DETECTORS
-DETECTOR_LABELS = {"haar": "Haar cascade (finds faces)", "yunet": "YuNet (finds faces, more robust)",
-                   "whole": "Whole image is one face (pre-cropped faces)"}
+DETECTORS = tuple(faces.DETECTORS)
 YUNET_ENV = "EMOTION_LAB_YUNET_MODEL"  # path to a YuNet .onnx file; the operator's choice, never the browser's
 DEFAULT_PREDICTORS = 4
 # The server refuses bigger files itself (.streamlit/config.toml); core's limit is the one place it is set.
@@ -30,7 +28,7 @@ MAX_PHOTOS = 20
 
 def detector_label(detector: str) -> str:
     """What the Predict page calls a face detector of ``DETECTORS`` (a new one shows by its id until labelled)."""
-    return DETECTOR_LABELS.get(detector, detector)
+    return faces.DETECTORS.get(detector, detector)
 
 
 @st.cache_data(ttl=30, show_spinner=False)

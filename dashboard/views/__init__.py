@@ -1,0 +1,1 @@
+"""Pages: one short script each (they import only services, charts and ui); a page's sections in a package."""

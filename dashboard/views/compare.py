@@ -249,7 +249,7 @@ else:
     st.caption(f"Test split of {cost_dataset}. Error bars: 95% interval of test accuracy, a t-interval across seeds "
                "where a configuration was repeated, else a bootstrap over test images. Diamonds joined by the dotted "
                "line form the Pareto front: no other configuration is both more accurate and cheaper. How each cost "
-               "is measured: README, \"Accuracy against cost\"."
+               "is measured: core/analysis/README.md, \"Accuracy against cost\"."
                + (f" {unmeasured} configuration(s) have no recorded {cost_names[cost]} (trained before costs were "
                   "recorded) and are not placed." if unmeasured else ""))
     front_table = points[points.front][["configuration", "n_runs", "test_accuracy", "ci_low", "ci_high", "interval",
