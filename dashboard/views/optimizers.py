@@ -30,8 +30,8 @@ c1, c2, c3, c4 = st.columns([2, 3, 2, 2])
 # Choices show their ids, not titles: a bound widget writes what it shows into the URL.
 surface = c1.selectbox("Loss surface", list(services.SURFACES), key="surface", bind=URL)
 # Registry names, not labels: the URL keeps the names (a format_func would put labels in links).
-names = c2.multiselect("Optimizers (plain-sgd: no momentum; sgd: Nesterov momentum)", list(services.OPTIMIZERS),
-                       default=list(services.OPTIMIZERS), key="opt", bind=URL)
+names = c2.multiselect("Optimizers", list(services.OPTIMIZERS), default=list(services.OPTIMIZERS), key="opt",
+                       bind=URL, help="; ".join(f"{n}: {label}" for n, label in services.OPTIMIZERS.items()))
 rates = sorted(set(LEARNING_RATES) | {r for r in [services.parse_rate(st.query_params.get("lr"))] if r})
 lr = c3.select_slider("Learning rate (all optimizers)", rates, value=defaults["learning_rate"],
                       format_func=services.format_rate, key="lr", bind=URL)
