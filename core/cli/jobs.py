@@ -16,7 +16,7 @@ from core.cli.common import (
 
 # What ``jobs ID`` prints, in this order, when the job has a value for it.
 DETAIL_KEYS = ("id", "kind", "label", "group", "state", "note", "run_id", "attempts", "progress", "metrics",
-               "heartbeat_age_s", "error", "result", "log_path")
+               "heartbeat_age_s", "last_seen", "error", "result", "log_path")
 
 
 def register(add: AddParser) -> None:
@@ -114,6 +114,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             value = job.get(key)
             if key == "progress" and value is not None:
                 value = describe_progress(value, job["state"])
+            if key == "last_seen":
+                value = _seen(value, job["state"])
             if value not in (None, "", {}):
                 print(f"{key:>16}: {value}")
         if job["log_tail"]:
@@ -123,9 +125,14 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     if table.empty:
         print("No jobs yet. Try: python -m core submit --arch resnet50 --configs scratch-adam --quick")
         return 0
-    table["progress"] = [j.progress.describe() if j.state == "running" else "" for j in table.itertuples()]
+    table["progress"] = [describe_progress(j.progress, j.state) if j.state in ("running", "interrupted") else ""
+                         for j in table.itertuples()]
+    table["last seen"] = [_seen(j.last_seen, j.state) for j in table.itertuples()]
     table["info"] = [(j.error or j.note)[:70] for j in table.itertuples()]
-    print(table[["id", "kind", "state", "label", "group", "progress", "attempts", "info"]].to_string(index=False))
+    columns = ["id", "kind", "state", "label", "group", "progress", "attempts", "info"]
+    if (table.state == "interrupted").any():  # when the job's worker was last heard from
+        columns.insert(6, "last seen")
+    print(table[columns].to_string(index=False))
     status = jobs.worker_status()
     worker = f"running (pid {status['pid']})" if status["alive"] else "none running"
     print(f"\nWorker: {worker}")
@@ -137,6 +144,20 @@ def describe_progress(progress, state: str) -> str:
     if state == "running":
         return progress.describe()
     return f"{progress.done}/{progress.total} {progress.unit}s" if progress.total else ""
+
+
+def _seen(last_seen, state: str) -> str:
+    """``14:02:07 UTC (37 s ago)`` for an interrupted job's last heartbeat; empty for other states."""
+    import time
+
+    import pandas as pd
+
+    from core.jobs import ago
+
+    if state != "interrupted" or last_seen is None or pd.isna(last_seen):
+        return ""
+    at = pd.Timestamp(last_seen, unit="s", tz="UTC") if isinstance(last_seen, (int, float)) else last_seen
+    return f"{at:%H:%M:%S} UTC ({ago(time.time() - at.timestamp())} ago)"
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:

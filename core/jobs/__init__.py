@@ -19,6 +19,7 @@ from core.jobs.queue import (
                              JobError,
                              JobNotFound,
                              Progress,
+                             ago,
                              cancel,
                              db_path,
                              get_job,
@@ -34,7 +35,7 @@ from core.jobs.worker import ensure_worker, run_worker
 
 __all__ = [
     "CANCEL_GRACE_S", "IDLE_EXIT_S", "JOB_COLUMNS", "JOBS_DB_ENV", "MAX_ATTEMPTS", "RUNNABLE", "STALE_AFTER_S",
-    "JobCancelled", "JobContext", "JobError", "JobNotFound", "Progress", "cancel", "db_path", "ensure_worker",
+    "JobCancelled", "JobContext", "JobError", "JobNotFound", "Progress", "ago", "cancel", "db_path", "ensure_worker",
     "get_job", "kind_names", "list_jobs", "proc_token", "register_kind", "run_worker", "submit", "submit_evaluate",
     "submit_evolve", "submit_grid", "submit_many", "submit_search_action", "submit_train", "worker_status",
 ]

@@ -132,6 +132,8 @@ def live_jobs() -> None:
                     cols = st.columns(len(metrics))
                     for col, (k, v) in zip(cols, metrics.items()):
                         col.metric(k, f"{v:.3f}")
+            if job.state == "interrupted":  # why it stopped, when its worker was last seen; no ETA
+                st.caption(ui.md(job.note), help="It resumes from its last checkpoint when a worker starts.")
             if job.run_id and job.state in ("running", "done", "interrupted"):
                 hist = services.history(job.run_id)
                 if len(hist):

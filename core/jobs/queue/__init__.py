@@ -18,6 +18,8 @@ run store; a job row points at its run.
 """
 from core.jobs.queue.api import (
     JOB_COLUMNS,
+    ago,
+    as_read,
     cancel,
     get_job,
     has_unfinished_jobs,
@@ -61,7 +63,7 @@ from core.jobs.queue.workers import (
 __all__ = [
     "CANCEL_GRACE_S", "HEARTBEAT_S", "HOST", "IDLE_EXIT_S", "JOBS_DB_ENV", "JOB_COLUMNS", "LOG_TAIL_LINES",
     "MAX_ATTEMPTS", "PROGRESS_EVERY_S", "RUNNABLE", "STALE_AFTER_S", "JobCancelled", "JobError", "JobKind",
-    "JobNotFound", "Progress", "allowed_executor", "attach_process", "cancel", "cancel_requested_at",
+    "JobNotFound", "Progress", "ago", "allowed_executor", "as_read", "attach_process", "cancel", "cancel_requested_at",
     "claim", "connect", "copy_claimed", "db_path", "end_attempt", "get_job", "has_unfinished_jobs",
     "heartbeat", "interrupt", "job_row", "kind_names", "list_jobs", "proc_token", "read_job",
     "record_outcome", "record_progress", "register_kind", "register_started_worker", "register_worker",

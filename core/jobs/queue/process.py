@@ -78,3 +78,21 @@ def worker_alive(w: sqlite3.Row | Mapping[str, Any], now: float, stale_after: fl
     if w["host"] == HOST:
         return same_process_alive(w["host"], w["pid"], w["token"])
     return now - w["heartbeat"] < stale_after
+
+
+def holder_gone(row: sqlite3.Row | Mapping[str, Any], now: float, stale_after: float) -> str | None:
+    """Why a 'running' job row has nobody running it any more, or None while its worker or process lives.
+
+    On this machine by process identity (the worker's or the job process's), elsewhere by
+    the heartbeat being older than ``stale_after`` seconds. The claim step and every reader
+    (``jobs``, the dashboard) decide with this one rule, so what they show and what the next
+    worker does agree.
+    """
+    if row["host"] == HOST:
+        if (same_process_alive(HOST, row["worker_pid"], row["worker_token"])
+                or same_process_alive(HOST, row["pid"], row["pid_token"])):
+            return None
+        return f"its worker (pid {row['worker_pid']}) died"
+    if row["heartbeat"] and now - row["heartbeat"] < stale_after:
+        return None
+    return f"its worker on {row['host']} stopped sending heartbeats"

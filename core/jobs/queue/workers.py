@@ -16,7 +16,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from core.jobs.queue.process import HOST, proc_token, same_process_alive, worker_alive
+from core.jobs.queue.process import HOST, holder_gone, proc_token, worker_alive
 from core.jobs.queue.schema import MAX_ATTEMPTS, connect, decode, fetch_row, transaction
 
 RunsToClose = list[tuple[str, str, str]]  # (run id, MLflow status, reason), for core.train.runs.close_runs
@@ -78,16 +78,9 @@ def claim(wid: str, stale_after_s: float) -> tuple[dict | None, RunsToClose]:
     with transaction() as conn:
         closed = []
         for row in conn.execute("SELECT * FROM jobs WHERE state='running'").fetchall():
-            if row["host"] == HOST:
-                if (same_process_alive(HOST, row["worker_pid"], row["worker_token"])
-                        or same_process_alive(HOST, row["pid"], row["pid_token"])):
-                    continue
-                reason = f"its worker (pid {row['worker_pid']}) died"
-            else:
-                if row["heartbeat"] and now - row["heartbeat"] < stale_after_s:
-                    continue
-                reason = f"its worker on {row['host']} stopped sending heartbeats"
-            closed += after_crash(conn, row, reason, now)
+            reason = holder_gone(row, now, stale_after_s)
+            if reason is not None:
+                closed += after_crash(conn, row, reason, now)
         got = conn.execute(
             "UPDATE jobs SET state='running', attempts=attempts+1, started=COALESCE(started, :now), heartbeat=:now, "
             "finished=NULL, worker=:wid, host=:host, worker_pid=:pid, worker_token=:token, pid=NULL, pid_token=NULL, "
