@@ -5,6 +5,7 @@ The checks here refuse data a classifier cannot honestly learn, wherever it came
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,20 +99,44 @@ def stratified_take(x: np.ndarray, y: np.ndarray, n: int, seed: int) -> tuple[np
     return x[idx], y[idx]
 
 
-def split_validation(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, where: str):
-    """``(train, val)`` pairs: ``fraction`` of the images for validation, stratified where every class allows it."""
+def split_validation(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, where: str, *,
+                     class_names: Sequence[str] | None = None, part: str = "validation"):
+    """``(train, val)`` pairs: ``fraction`` of the images for validation, stratified where every class allows it.
+
+    A class's only image always stays on the training side: a class with no training image
+    can never be predicted, so carving it off would only trade a validation image for a
+    class the model cannot learn. When nothing is left to carve, the DatasetError says so
+    (naming the classes with a single image) rather than blaming a class later. ``part``
+    names what is carved (``"test"`` when a CSV without ``Usage`` gets its test split here).
+    """
     from sklearn.model_selection import train_test_split
 
     counts = np.bincount(y)
-    n_classes = int(np.sum(counts > 0))
+    single = np.isin(y, np.flatnonzero(counts == 1))
+    xr, yr = x[~single], y[~single]
+    rest_counts = np.bincount(yr) if len(yr) else np.zeros(0, int)
+    n_classes = int(np.sum(rest_counts > 0))
     n_val = max(1, int(round(fraction * len(y))))
     # Stratify whenever every class can appear on both sides; tiny sets fall back to random.
     stratify = None
-    if counts[counts > 0].min() >= 2 and len(y) - n_classes >= n_classes:
-        stratify, n_val = y, max(n_val, n_classes)
-    if n_val >= len(y):
-        raise DatasetError(f"{where}: cannot carve a validation split of {fraction:.0%} from {len(y)} images")
-    xt, xv, yt, yv = train_test_split(x, y, test_size=n_val, random_state=seed, stratify=stratify)
+    if n_classes and rest_counts[rest_counts > 0].min() >= 2 and len(yr) - n_classes >= n_classes:
+        stratify, n_val = yr, max(n_val, n_classes)
+    if n_val > len(yr) - max(n_classes, 1):  # every class carved from keeps at least one training image
+        names = class_names or [str(c) for c in range(len(counts))]
+        ones = [names[c] for c in np.flatnonzero(counts == 1)]
+        why = (f"{len(ones)} of its {int(np.sum(counts > 0))} classes have a single image ({', '.join(ones)}), "
+               "which must stay in training" if ones else f"it has only {len(y)} images")
+        raise DatasetError(f"{where}: cannot carve a {part} split of {fraction:.0%} from {len(y)} images: {why}, "
+                           f"leaving {len(yr)} to carve from. Add images (at least two per class) or give the "
+                           f"{part} split images of its own")
+    xt, xv, yt, yv = train_test_split(xr, yr, test_size=n_val, random_state=seed, stratify=stratify)
+    # A random (unstratified) carve can still take every image of a small class: give one back.
+    for c in np.setdiff1d(np.flatnonzero(rest_counts > 0), yt):
+        i = int(np.flatnonzero(yv == c)[0])
+        xt, yt = np.concatenate([xt, xv[i:i + 1]]), np.concatenate([yt, yv[i:i + 1]])
+        xv, yv = np.delete(xv, i, axis=0), np.delete(yv, i)
+    if single.any():
+        xt, yt = np.concatenate([xt, x[single]]), np.concatenate([yt, y[single]])
     return (xt, yt), (xv, yv)
 
 

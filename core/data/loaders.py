@@ -5,13 +5,17 @@ Each returns a checked :class:`~core.data.dataset.Dataset`; errors name the file
 from __future__ import annotations
 
 import logging
+import os
 import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from core.configs import atomic_write, data_dir
+from core.configs import artifacts_dir, atomic_write
 from core.configs.choices import FER_LABELS
 from core.data.dataset import SPLITS, Dataset, DatasetError, check_splits, split_validation
 
@@ -43,13 +47,17 @@ SYNTHETIC_VERSION = 1
 
 
 def load_synthetic(name: str = "synthetic", seed: int = 0) -> Dataset:
-    """The embedded offline dataset; generated on first use and cached under data/."""
+    """The embedded offline dataset; generated on first use and cached under artifacts/cache/datasets/.
+
+    The cache never goes into data/: that folder holds the user's own datasets, and listing
+    them (``python -m core datasets``) must leave it as it was.
+    """
     from core.data import synthetic
 
     if name not in SYNTHETIC_SIZES:
         raise DatasetError(f"Unknown synthetic dataset {name!r}; expected one of {sorted(SYNTHETIC_SIZES)}")
     sizes = SYNTHETIC_SIZES[name]
-    cache = data_dir() / f"{name}-v{SYNTHETIC_VERSION}-seed{seed}.npz"
+    cache = synthetic_cache_path(name, seed)
     if cache.is_file():
         with np.load(cache) as z:
             splits = {s: (z[f"x_{s}"], z[f"y_{s}"]) for s in SPLITS}
@@ -61,6 +69,11 @@ def load_synthetic(name: str = "synthetic", seed: int = 0) -> Dataset:
         atomic_write(cache, lambda tmp: np.savez_compressed(tmp, **arrays), suffix=".npz")
     return check_splits(Dataset(name, f"synthetic:{name}", tuple(FER_LABELS), splits,
                         split=f"synthetic: generated train/val/test (seed {seed})"))
+
+
+def synthetic_cache_path(name: str, seed: int = 0) -> Path:
+    """Where the generated synthetic set ``name`` is kept: beside the decoded caches (``core.data.cache``)."""
+    return artifacts_dir() / "cache" / "datasets" / f"{name}-v{SYNTHETIC_VERSION}-seed{seed}.npz"
 
 
 def load_fer_csv(path: str | Path, val_fraction: float = 0.1, seed: int = 42) -> Dataset:
@@ -97,8 +110,8 @@ def load_fer_csv(path: str | Path, val_fraction: float = 0.1, seed: int = 42) ->
         splits = {s: (images[split_of == s], y[split_of == s]) for s in SPLITS}
         split = OFFICIAL_FER_SPLIT
     else:
-        rest, test = split_validation(images, y, 0.1, seed, path.name)
-        train, val = split_validation(*rest, val_fraction, seed, path.name)
+        rest, test = split_validation(images, y, 0.1, seed, path.name, class_names=FER_LABELS, part="test")
+        train, val = split_validation(*rest, val_fraction, seed, path.name, class_names=FER_LABELS)
         splits = {"train": train, "val": val, "test": test}
         split = f"no Usage column: test 10%, validation {val_fraction:.0%} of the rest, stratified, seed {seed}"
     return check_splits(Dataset(path.stem, str(path), FER_LABELS, splits, split=split))
@@ -142,6 +155,26 @@ def _class_folders(root: Path) -> dict[str, Path]:
     return folders
 
 
+@contextmanager
+def _codec_messages_hidden() -> Iterator[None]:
+    """While OpenCV's own log is switched off (``OPENCV_LOG_LEVEL=OFF``, as the CLI has it without
+    --verbose), also hide what its image codecs print past it ("Premature end of JPEG file" from
+    libjpeg): file descriptor 2 points at /dev/null for one decode. The file is still reported:
+    unreadable ones are skipped and named by the loader."""
+    if os.environ.get("OPENCV_LOG_LEVEL", "").upper() not in ("OFF", "SILENT", "0"):
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _read_folder_split(root: Path, classes: tuple[str, ...], size: int | None) -> tuple[np.ndarray, np.ndarray, list]:
     import cv2
 
@@ -154,7 +187,8 @@ def _read_folder_split(root: Path, classes: tuple[str, ...], size: int | None) -
         for f in sorted(folder.iterdir()):
             if f.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            img = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
+            with _codec_messages_hidden():
+                img = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
             if img is None or img.size == 0:
                 skipped.append(str(f.relative_to(root.parent)))
                 log.warning("skipping unreadable image %s", f)
@@ -196,7 +230,7 @@ def load_image_folders(root: str | Path, val_fraction: float = 0.1, seed: int = 
         val = (x_val, y_val)
         split = f"folders train/ {val_dir.name}/ test/"
     else:
-        train, val = split_validation(x_train, y_train, val_fraction, seed, str(train_dir))
+        train, val = split_validation(x_train, y_train, val_fraction, seed, str(train_dir), class_names=classes)
         split = f"folders train/ test/; validation {val_fraction:.0%} of train/, stratified, seed {seed}"
     ds = Dataset(root.name, str(root), classes, {"train": train, "val": val, "test": (x_test, y_test)}, skipped,
                  split=split)

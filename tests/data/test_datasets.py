@@ -122,11 +122,43 @@ def test_one_class_dataset_is_refused_with_its_counts(tmp_path):
         load_image_folders(root)
 
 
-def test_class_absent_from_training_is_refused_by_name(tmp_path):
-    # One image per class: carving validation out of train leaves some class with no training image.
+def test_one_image_per_class_is_refused_naming_the_single_images_not_a_class(tmp_path):
+    # One image per class and no val/ folder: no class can spare an image for validation. The
+    # error says that; it never carves a class's only image off and then blames that class.
     root = make_folders(tmp_path / "few", classes=("angry", "happy", "sad"), n=1)
-    with pytest.raises(DatasetError, match=r"few: class\(es\) \w+ have no training images \(\w+: train 0, val 1, "
-                                           r"test 1\); every class needs at least one training image"):
+    with pytest.raises(DatasetError, match=r"few/train: cannot carve a validation split of 10% from 3 images: 3 of "
+                                           r"its 3 classes have a single image \(angry, happy, sad\), which must stay "
+                                           r"in training") as err:
+        load_image_folders(root)
+    assert "no training images" not in str(err.value)
+
+
+def test_a_class_with_one_image_keeps_it_for_training(tmp_path):
+    root = make_folders(tmp_path / "mixed", classes=("angry", "happy", "sad"), n=6)
+    for extra in ("1", "2", "3", "4", "5"):
+        (root / "train" / "happy" / f"{extra}.png").unlink()
+    ds = load_image_folders(root, val_fraction=0.2)
+    train, val = np.bincount(ds.splits["train"][1], minlength=3), np.bincount(ds.splits["val"][1], minlength=3)
+    happy = ds.class_names.index("happy")
+    assert train[happy] == 1 and val[happy] == 0, "happy's only image stays in training"
+    assert (train >= 1).all() and train.sum() + val.sum() == 13 and val.sum() >= 2
+
+
+def test_one_image_per_class_with_a_val_folder_keeps_every_training_image(tmp_path):
+    root = make_folders(tmp_path / "tiny", classes=("angry", "happy", "sad"), n=1)
+    for c in ("angry", "happy", "sad"):
+        (root / "val" / c).mkdir(parents=True)
+        (root / "val" / c / "v.png").write_bytes((root / "test" / c / "0.png").read_bytes())
+    ds = load_image_folders(root)
+    assert np.bincount(ds.splits["train"][1]).tolist() == [1, 1, 1]
+
+
+def test_class_absent_from_training_is_refused_by_name(tmp_path):
+    # A class folder in test/ with nothing in train/: the model could never predict it.
+    root = make_folders(tmp_path / "gap", classes=("angry", "happy"), n=4, test_classes=("angry", "happy", "sad"))
+    (root / "train" / "sad").mkdir()
+    with pytest.raises(DatasetError, match=r"gap: class\(es\) sad have no training images \(sad: train 0, val 0, "
+                                           r"test 4\); every class needs at least one training image"):
         load_image_folders(root)
 
 
@@ -180,9 +212,12 @@ def test_resolve_by_name_under_data_dir(tmp_path, monkeypatch):
 
 
 def test_synthetic_is_cached_and_subset_is_stratified(tmp_path, monkeypatch):
-    monkeypatch.setenv("EMOTION_LAB_DATA", str(tmp_path))
+    monkeypatch.setenv("EMOTION_LAB_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("EMOTION_LAB_ARTIFACTS", str(tmp_path / "artifacts"))
     ds = load_synthetic("synthetic-tiny")
-    assert list((tmp_path).glob("synthetic-tiny-*.npz"))
+    # Cached with the other caches, never in the data folder (the user's own datasets live there).
+    assert list((tmp_path / "artifacts" / "cache" / "datasets").glob("synthetic-tiny-*.npz"))
+    assert not (tmp_path / "data").exists()
     again = load_synthetic("synthetic-tiny")
     assert again.fingerprint() == ds.fingerprint()
     sub = datasets.load_for_run(DataConfig(dataset="synthetic-tiny", max_train=14, max_eval=7))
