@@ -21,8 +21,14 @@ from typing import Any
 # ``sub.add_parser`` of the top-level parser: each group module registers its commands through it.
 AddParser = Callable[..., argparse.ArgumentParser]
 
-VERBOSE_HELP = "show TensorFlow's own log lines (oneDNN, CUDA, XLA) and warnings"
+VERBOSE_HELP = "show the C++ libraries' own log lines (TensorFlow's oneDNN, CUDA, XLA; OpenCV; FFmpeg) and warnings"
 TF_LOG_ENV = "TF_CPP_MIN_LOG_LEVEL"
+# OpenCV prints "[ WARN:0@0.03] global loadsave.cpp ..." and "[ERROR:0@0.2] global cap_ffmpeg_impl.hpp ..."
+# past Python, and its FFmpeg prints "[h264_v4l2m2m @ 0x...] Could not find a valid device" while a video
+# writer tries codecs. Both read these variables when first used (so before cv2 does anything); the
+# caller's own values win. -8 is AV_LOG_QUIET. What these lines report reaches the user as our own
+# messages (an unreadable image is a skipped file, a codec that cannot open is tried next).
+NATIVE_QUIET_ENV: dict[str, str] = {"OPENCV_LOG_LEVEL": "OFF", "OPENCV_FFMPEG_LOGLEVEL": "-8"}
 
 
 # ---------------------------------------------------------------- run options
@@ -205,7 +211,10 @@ def stderr_to_devnull() -> Iterator[None]:
 
 @contextmanager
 def tensorflow_output(verbose: bool) -> Iterator[None]:
-    """Keep TensorFlow's log lines off the terminal for the duration of a command, unless ``verbose``.
+    """Keep TensorFlow's, OpenCV's and FFmpeg's log lines off the terminal for a command, unless ``verbose``.
+
+    OpenCV and FFmpeg are quietened by ``NATIVE_QUIET_ENV`` (job processes and workers this
+    command starts inherit it); TensorFlow as follows.
 
     TF_CPP_MIN_LOG_LEVEL=3 silences TensorFlow's C++ logging once it is initialised, but
     in TF 2.21 the lines printed while its libraries load (oneDNN, CUDA drivers) ignore it,
@@ -218,6 +227,13 @@ def tensorflow_output(verbose: bool) -> Iterator[None]:
         return
     saved_env = os.environ.get(TF_LOG_ENV)
     os.environ[TF_LOG_ENV] = "3"
+    native = {k: v for k, v in NATIVE_QUIET_ENV.items() if k not in os.environ}
+    os.environ.update(native)
+    saved_cv2_level = None
+    if "cv2" in sys.modules:  # imported already (a test, an embedding program): its level is set in place
+        cv2_logging = sys.modules["cv2"].utils.logging
+        saved_cv2_level = cv2_logging.getLogLevel()
+        cv2_logging.setLogLevel(cv2_logging.LOG_LEVEL_SILENT)
     loggers = [logging.getLogger(name) for name in ("tensorflow", "absl")]
     saved_levels = [lg.level for lg in loggers]
     for lg in loggers:
@@ -233,6 +249,10 @@ def tensorflow_output(verbose: bool) -> Iterator[None]:
             sys.meta_path.remove(finder)
         for lg, level in zip(loggers, saved_levels):
             lg.setLevel(level)
+        for k in native:
+            os.environ.pop(k, None)
+        if saved_cv2_level is not None:
+            sys.modules["cv2"].utils.logging.setLogLevel(saved_cv2_level)
         if saved_env is None:
             os.environ.pop(TF_LOG_ENV, None)
         else:

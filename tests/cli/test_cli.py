@@ -141,3 +141,75 @@ def test_tensorflow_start_up_lines_stay_off_the_terminal(tmp_path):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == ["error: epochs: expected an integer in [1, 1000]. Received: epochs=0"]
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under ``folder`` with its bytes and modification time, and every folder."""
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) if p.is_file() else (b"", 0)
+            for p in sorted(folder.rglob("*"))}
+
+
+def _lab_with_own_data(tmp_path: Path) -> tuple[dict, Path, Path]:
+    """A data folder with a folder dataset (one truncated JPEG among its images) and a FER2013-style CSV."""
+    import cv2
+    import numpy as np
+
+    data, artifacts = tmp_path / "data", tmp_path / "artifacts"
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for cls in ("happy", "sad"):
+            (data / "faces" / split / cls).mkdir(parents=True)
+            for i in range(3):
+                cv2.imwrite(str(data / "faces" / split / cls / f"{i}.png"), rng.integers(0, 256, (48, 48), np.uint8))
+    ok, jpeg = cv2.imencode(".jpg", rng.integers(0, 256, (48, 48), np.uint8))
+    # libjpeg prints "Premature end of JPEG file" past OpenCV's logger for this one.
+    (data / "faces" / "train" / "happy" / "cut.jpg").write_bytes(jpeg.tobytes()[:300])
+    rows = [f"{i % 7},{' '.join(['7'] * 2304)},{u}" for u in ("Training", "PublicTest", "PrivateTest") for i in range(7)]
+    (data / "fer.csv").write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")
+    env = {**os.environ, "EMOTION_LAB_DATA": str(data), "EMOTION_LAB_ARTIFACTS": str(artifacts)}
+    for key in ("OPENCV_LOG_LEVEL", "OPENCV_FFMPEG_LOGLEVEL"):
+        env.pop(key, None)
+    return env, data, artifacts
+
+
+def test_datasets_listing_leaves_the_data_folder_byte_identical_and_prints_no_codec_lines(tmp_path):
+    env, data, artifacts = _lab_with_own_data(tmp_path)
+    before = _snapshot(data)
+    out = subprocess.run([sys.executable, "-m", "core", "datasets"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "faces" in out.stdout and "fer" in out.stdout and "synthetic" in out.stdout
+    assert _snapshot(data) == before, "a listing wrote into the user's data folder"
+    # What it did write (the synthetic sets, the decoded caches) is under artifacts/cache.
+    cached = {p.name for p in (artifacts / "cache" / "datasets").iterdir()}
+    assert {"synthetic-v1-seed0.npz", "synthetic-tiny-v1-seed0.npz"} <= cached
+    assert any(n.startswith("faces-") for n in cached) and any(n.startswith("fer-") for n in cached)
+    assert "JPEG" not in out.stderr and "[ WARN" not in out.stderr, out.stderr
+
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_codec_lines_of_a_first_decode_only_with_verbose(tmp_path, monkeypatch, capfd, verbose):
+    env, data, artifacts = _lab_with_own_data(tmp_path)
+    for key in ("EMOTION_LAB_DATA", "EMOTION_LAB_ARTIFACTS"):
+        monkeypatch.setenv(key, env[key])
+    for key in ("OPENCV_LOG_LEVEL", "OPENCV_FFMPEG_LOGLEVEL"):
+        monkeypatch.delenv(key, raising=False)
+    assert main([*(["--verbose"] if verbose else []), "datasets", "faces"]) == 0
+    err = capfd.readouterr().err
+    assert ("Premature end of JPEG file" in err) == verbose, err
+
+
+def test_quiet_output_covers_opencvs_log_and_ffmpeg_unless_verbose(monkeypatch):
+    from core.cli import common
+
+    for key in common.NATIVE_QUIET_ENV:
+        monkeypatch.delenv(key, raising=False)
+    with common.tensorflow_output(verbose=False):
+        assert os.environ["OPENCV_LOG_LEVEL"] == "OFF" and os.environ["OPENCV_FFMPEG_LOGLEVEL"] == "-8"
+    assert "OPENCV_LOG_LEVEL" not in os.environ, "restored after the command"
+    monkeypatch.setenv("OPENCV_LOG_LEVEL", "DEBUG")  # the user's own choice wins
+    with common.tensorflow_output(verbose=False):
+        assert os.environ["OPENCV_LOG_LEVEL"] == "DEBUG"
+    with common.tensorflow_output(verbose=True):
+        assert "OPENCV_FFMPEG_LOGLEVEL" not in os.environ
