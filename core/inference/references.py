@@ -29,6 +29,7 @@ SCALINGS = ("0-1", "-1-1", "caffe", "none")
 # Names that read well on a command line ("-1-1" parses as an option there); entries store SCALINGS.
 SCALING_NAMES: dict[str, str] = {"unit": "0-1", "symmetric": "-1-1"}
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")  # .hdf5 is the legacy HDF5 format under its other common name
+ONNX_SUFFIX = ".onnx"  # run on ONNX Runtime (core.inference.onnx_model): exported runs, published ONNX models
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Reference evaluations are recorded through runs.evaluate_and_log, which feeds the model
 # this arch's pipeline output; an adapter layer turns that back into the reference's own
@@ -69,7 +70,7 @@ def reference_entry(name: str) -> dict:
 def register_reference(name: str, path: str | Path, labels: Sequence[str] | str, input_size: int,
                        channels: int = 1, scaling: str = "0-1", replace: bool = False,
                        provenance: dict | None = None) -> dict:
-    """Validate a trusted local Keras model and add it to the registry; returns its entry.
+    """Validate a trusted local Keras or ONNX model and add it to the registry; returns its entry.
 
     ``labels`` are the model's output classes in order (a list or "angry,disgust,...");
     names are mapped onto the FER2013 vocabulary where they match ("Happiness" -> happy),
@@ -83,31 +84,33 @@ def register_reference(name: str, path: str | Path, labels: Sequence[str] | str,
     file = Path(path).expanduser().resolve()
     if not file.is_file():
         raise ReferenceModelError(f"path: {file} does not exist or is not a file")
-    if file.suffix.lower() not in MODEL_SUFFIXES:
-        raise ReferenceModelError(f"path: {file} is not a Keras model file; expected a {' or '.join(MODEL_SUFFIXES)} "
-                                  f"file. Received: path={str(path)!r}")
+    if file.suffix.lower() not in (*MODEL_SUFFIXES, ONNX_SUFFIX):
+        raise ReferenceModelError(f"path: {file} is not a Keras or ONNX model file; expected a "
+                                  f"{', '.join(MODEL_SUFFIXES)} or {ONNX_SUFFIX} file. Received: path={str(path)!r}")
     existing = list_references()
     if name in existing and not replace:
         raise ReferenceModelError(f"name: a reference model named {name!r} is already registered "
                                   f"({existing[name]['path']}); pass replace=True (--replace) to overwrite it")
 
-    model = _load_keras_file(file)
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ReferenceModelError(f"path: {file.name} has {len(model.inputs)} inputs and {len(model.outputs)} "
+    model = _load_model_file(file)
+    n_in, n_out_tensors, in_shape, out_shape = _io_shapes(model)
+    if n_in != 1 or n_out_tensors != 1:
+        raise ReferenceModelError(f"path: {file.name} has {n_in} inputs and {n_out_tensors} "
                                   "outputs; expected one image input and one class-score output")
-    shape = tuple(model.inputs[0].shape[1:])
+    shape = tuple(in_shape[1:])
     expected = (input_size, input_size, channels)
     if len(shape) != 3 or any(s is not None and s != e for s, e in zip(shape, expected)):
         raise ReferenceModelError(f"input shape: {file.name} expects input {shape}, but input_size={input_size}, "
                                   f"channels={channels} describe {expected}")
-    n_out = model.outputs[0].shape[-1]
-    if len(model.outputs[0].shape) != 2 or n_out != len(labels):
+    n_out = out_shape[-1]
+    if len(out_shape) != 2 or n_out != len(labels):
         raise ReferenceModelError(f"labels: {file.name} outputs {n_out} class scores but {len(labels)} labels were "
                                   f"given. Received: labels={','.join(labels)}")
     entry = {
         "path": str(file), "sha256": _sha256(file), "labels": list(labels), "input_size": int(input_size),
         "channels": int(channels), "scaling": scaling, "outputs": _output_kind(model, expected, scaling),
-        "gradcam_layer": _gradcam_layer(model), "registered": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "gradcam_layer": None if is_onnx(file) else _gradcam_layer(model),
+        "registered": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if provenance:
         entry["provenance"] = dict(provenance)
@@ -147,7 +150,8 @@ def _check_labels(labels: Sequence[str] | str) -> list[str]:
 
 
 def load_reference_model(name: str, entry: dict):
-    """The Keras model of a registered reference, refused if its file moved or changed since registration."""
+    """The model (Keras, or ``OnnxModel`` for .onnx) of a registered reference, refused if its file moved or
+    changed since registration."""
     file = Path(entry["path"])
     if not file.is_file():
         raise ReferenceModelError(f"reference model {name!r}: {file} no longer exists; re-register it")
@@ -155,7 +159,32 @@ def load_reference_model(name: str, entry: dict):
         # Only the file the operator approved may run.
         raise ReferenceModelError(f"reference model {name!r}: {file} changed since it was registered; "
                                   "check it and register it again with --replace")
-    return _load_keras_file(file)
+    return _load_model_file(file)
+
+
+def is_onnx(path: str | Path) -> bool:
+    """Whether a model file is run on ONNX Runtime rather than Keras (by its suffix)."""
+    return Path(path).suffix.lower() == ONNX_SUFFIX
+
+
+def _load_model_file(file: Path):
+    if not is_onnx(file):
+        return _load_keras_file(file)
+    from core.inference.onnx_model import OnnxModel
+
+    try:
+        return OnnxModel(file)
+    except ValueError as exc:
+        raise ReferenceModelError(f"path: {exc}") from exc
+
+
+def _io_shapes(model) -> tuple[int, int, tuple, tuple]:
+    """(number of inputs, number of outputs, first input's shape, first output's shape) of a Keras or ONNX model."""
+    from core.inference.onnx_model import OnnxModel
+
+    if isinstance(model, OnnxModel):
+        return model.n_inputs, model.n_outputs, model.input_shape, model.output_shape
+    return len(model.inputs), len(model.outputs), tuple(model.inputs[0].shape), tuple(model.outputs[0].shape)
 
 
 def _load_keras_file(file: Path):
@@ -238,6 +267,11 @@ def evaluate_reference(name: str, dataset: str, store: RunStore | None = None,
     if not 32 <= size <= 512:
         raise ReferenceModelError(f"reference model {name!r}: input_size={size} is outside [32, 512], the range "
                                   "the evaluation pipeline supports")
+    if is_onnx(entry["path"]):
+        # An evaluation run stores a Keras model (re-evaluable like any run); an ONNX graph cannot be one.
+        raise ReferenceModelError(f"reference model {name!r}: {entry['path']} is an ONNX model; ONNX references "
+                                  "predict (python -m core predict --runs ref:NAME) but are not evaluated as runs. "
+                                  "Evaluate the run it was exported from instead")
     accelerator()  # on a GPU: memory growth on, so the evaluation can share it with training jobs
     reference = load_reference_model(name, entry)
     cfg = RunConfig(variant=f"ref-{name}", data=DataConfig(dataset=dataset, max_eval=max_eval),
