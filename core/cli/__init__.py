@@ -11,9 +11,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from core.cli import bench, common, evolve, jobs, predict, runs
+from core.cli import bench, common, evolve, export, jobs, predict, runs
 
-GROUPS = (runs, predict, jobs, bench, evolve)  # the order of the commands in --help
+GROUPS = (runs, predict, export, jobs, bench, evolve)  # the order of the commands in --help
 
 
 def build_parser() -> argparse.ArgumentParser:
