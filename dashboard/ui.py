@@ -29,8 +29,9 @@ def keep_valid(key: str, options: list) -> None:
 
 
 def tight(fig, height: int | None = None, **layout):
-    """Trim plotly's 100 px top margin (these figures have no title bar, or a one-line one)."""
-    fig.update_layout(margin=dict(t=60 if fig.layout.title.text else 30), **layout)
+    """Trim plotly's 100 px top margin to what the title needs (none, or one line per ``<br>``)."""
+    title = fig.layout.title.text
+    fig.update_layout(margin=dict(t=40 + 20 * (title.count("<br>") + 1) if title else 30), **layout)
     fig.update_yaxes(automargin=True)  # Streamlit does this itself; the HTML report needs it for long labels
     if height:
         fig.update_layout(height=height)

@@ -82,10 +82,10 @@ def paired(a: Mapping[int, float], b: Mapping[int, float], confidence: float = C
     out = {"seeds": seeds, "n": n, "diffs": diffs.tolist(), "mean_diff": ci["mean"], "low": ci["low"],
            "high": ci["high"], "wins_a": int(np.sum(diffs > 0)), "wins_b": int(np.sum(diffs < 0)),
            "ties": int(np.sum(diffs == 0)), "t_statistic": math.nan, "t_p": math.nan,
-           "wilcoxon_statistic": math.nan, "wilcoxon_p": math.nan, "wilcoxon_note": "", "d_z": math.nan,
+           "wilcoxon_statistic": math.nan, "wilcoxon_p": math.nan, "wilcoxon_note": "", "t_note": "", "d_z": math.nan,
            "min_wilcoxon_p": min_wilcoxon_p(int(np.sum(diffs != 0))), "seeds_needed": None}
     if n < 2:
-        out["wilcoxon_note"] = "needs at least two seeds"
+        out["wilcoxon_note"] = out["t_note"] = "needs at least two seeds"
         return out
     sd = float(np.std(diffs, ddof=1))
     if sd > 0:
@@ -93,6 +93,8 @@ def paired(a: Mapping[int, float], b: Mapping[int, float], confidence: float = C
         out.update(t_statistic=float(t.statistic), t_p=float(t.pvalue), d_z=float(np.mean(diffs) / sd))
     elif np.all(diffs == 0):
         out.update(t_p=1.0, d_z=0.0)
+    else:  # every seed moved by exactly the same amount: t and d_z divide by a zero spread
+        out["t_note"] = "every seed gave the same difference, so there is no spread to divide by"
     nonzero = int(np.sum(diffs != 0))
     if nonzero == 0:
         out["wilcoxon_note"] = "every seed gave both the same value"
@@ -127,17 +129,19 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
 
 def all_pairs(values: Mapping[str, Mapping[int, float]], alpha: float = ALPHA) -> pd.DataFrame:
     """Every pair of configurations (``name -> {seed: metric}``): paired difference with its CI,
-    paired t-test p-value and its Holm-adjusted value over all pairs, wins, and the decision."""
+    paired t-test p-value and its Holm-adjusted value over all pairs, wins, the decision, and a
+    ``note`` saying why a p-value could not be computed (empty when it was)."""
     rows = []
     for name_a, name_b in combinations(values, 2):
         r = paired(values[name_a], values[name_b])
         rows.append({"A": name_a, "B": name_b, "seeds": r["n"], "mean difference (A - B)": r["mean_diff"],
                      "CI low": r["low"], "CI high": r["high"], "A wins": r["wins_a"], "B wins": r["wins_b"],
-                     "p (paired t)": r["t_p"]})
+                     "p (paired t)": r["t_p"], "note": r["t_note"]})
     table = pd.DataFrame(rows, columns=["A", "B", "seeds", "mean difference (A - B)", "CI low", "CI high",
-                                        "A wins", "B wins", "p (paired t)"])
+                                        "A wins", "B wins", "p (paired t)", "note"])
     table["p (Holm)"] = holm(table["p (paired t)"].to_numpy()) if len(table) else []
     table["different"] = table["p (Holm)"] < alpha
+    table["note"] = table.pop("note")  # last: it explains the p-values before it
     return table
 
 

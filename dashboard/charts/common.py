@@ -6,16 +6,26 @@ runs in the store rather than over the subset one figure shows (``colors_for``).
 """
 from __future__ import annotations
 
+import textwrap
 import zlib
 from collections.abc import Mapping, Sequence
 
 import plotly.express as px
 import plotly.graph_objects as go
 
-# Mid-tone colours only: they must stay readable on Streamlit's light and dark themes,
-# which rules out Dark24's near-blacks and Light24's pastels. Bold's grey is dropped
-# because grey reads as "disabled".
-PALETTE: tuple[str, ...] = tuple(px.colors.qualitative.Plotly) + tuple(px.colors.qualitative.Bold[:10])
+from core.configs import ARCHITECTURES
+from core.configs.presets import CONFIG_IDS
+
+# Colour-blind-safe qualitative colours: Okabe & Ito's set (without black, and without yellow,
+# which vanishes on a light background) followed by Paul Tol's "muted" wine, teal, purple and olive.
+# All are mid tones, readable on Streamlit's light and dark themes; no grey, which reads as "disabled".
+PALETTE: tuple[str, ...] = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00",
+                            "#44AA99", "#AA4499", "#999933", "#882255")
+# Each of the ten named configurations (architecture x configuration) owns one palette slot, so it
+# keeps its colour on every page and in every subset; the order puts the pairs people compare most
+# (scratch-adam against scratch-rmsprop, one architecture against the other) on contrasting hues.
+CONFIGURATION_SLOTS: dict[str, int] = {
+    f"{arch}/{cid}": a * len(CONFIG_IDS) + c for a, arch in enumerate(ARCHITECTURES) for c, cid in enumerate(CONFIG_IDS)}
 
 _METRIC_LABELS = {
     "accuracy": "Accuracy",
@@ -35,21 +45,38 @@ def metric_label(metric: str) -> str:
     return _METRIC_LABELS.get(metric, metric.replace("_", " ").capitalize())
 
 
+def configuration_of(label: str) -> str:
+    """The configuration part of a run or group label: ``"vgg16/scratch-adam"`` of
+    ``"vgg16/scratch-adam · synthetic-small · 1a2b3c"``."""
+    return label.split(" · ", 1)[0]
+
+
 def run_colors(labels: Sequence[str]) -> dict[str, str]:
     """Map run labels to palette colours, deterministically and independent of order.
 
-    Each label's preferred slot comes from a stable hash (CRC32, not Python's salted
-    ``hash``), so a run keeps its colour when other runs are added to or removed from a
-    figure. Collisions probe to the next free slot, visiting labels in sorted order so
-    the result does not depend on the input order. Colours repeat only beyond
-    ``len(PALETTE)`` labels.
+    A label's preferred slot is its configuration's (``CONFIGURATION_SLOTS``; other
+    configurations, e.g. GA variants, a stable CRC32 hash of theirs, not Python's salted
+    ``hash``), so a configuration has one colour on every page, grouped or not. Two labels
+    of one configuration in one figure (two seeds shown apart) probe to the next free slot,
+    visiting labels in sorted order so the result does not depend on the input order.
+    Colours repeat only beyond ``len(PALETTE)`` labels.
     """
     unique = sorted(set(labels))
     n = len(PALETTE)
-    taken: set[int] = set()
+    preferred = {label: CONFIGURATION_SLOTS.get(key, zlib.crc32(key.encode("utf-8"))) % n
+                 for label in unique for key in [configuration_of(label)]}
     colors: dict[str, str] = {}
+    taken: set[int] = set()
+    # First pass: one label per configuration takes its own slot, so a second seed shown apart
+    # cannot push another configuration off its colour; the rest probe for free slots after.
     for label in unique:
-        slot = zlib.crc32(label.encode("utf-8")) % n
+        if preferred[label] not in taken:
+            taken.add(preferred[label])
+            colors[label] = PALETTE[preferred[label]]
+    for label in unique:
+        if label in colors:
+            continue
+        slot = preferred[label]
         if len(taken) < n:
             while slot in taken:
                 slot = (slot + 1) % n
@@ -66,6 +93,20 @@ def colors_for(labels: Sequence[str], colors: Mapping[str, str] | None) -> dict[
     if colors:
         resolved.update({k: v for k, v in colors.items() if k in resolved})
     return resolved
+
+
+def short_label(label: str, width: int = 26) -> str:
+    """A label that fits beside a point or above a small chart: the configuration alone when the full
+    label is longer than ``width``, then cut with an ellipsis. Callers keep the full name for the hover."""
+    if len(label) <= width:
+        return label
+    label = configuration_of(label)
+    return label if len(label) <= width else label[:width - 1] + "…"
+
+
+def wrap_label(label: str, width: int = 30) -> str:
+    """``label`` broken into lines of at most ``width`` characters with ``<br>`` (plotly titles do not wrap)."""
+    return "<br>".join(textwrap.wrap(label, width, break_on_hyphens=False)) or label
 
 
 def integer_ticks(first: int, count: int) -> dict:

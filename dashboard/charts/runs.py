@@ -8,7 +8,7 @@ import numpy.typing as npt
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.charts.common import colors_for, empty_figure, integer_ticks, metric_label
+from dashboard.charts.common import colors_for, empty_figure, integer_ticks, metric_label, wrap_label
 
 
 def _finite_any(series: pd.Series) -> bool:
@@ -122,8 +122,12 @@ def confusion_figure(
             ),
         )
     )
+    # Three matrices share a row, about 300 px each at 1000 px: a long run name wraps rather than
+    # running past the figure's edge (the full name stays in the title's text, just broken).
+    title = wrap_label(title, 34) if title else ""
     fig.update_layout(
-        title=title or None,
+        title=dict(text=title, font=dict(size=13)) if title else None,
+        margin=dict(t=30 + 18 * (title.count("<br>") + 1)) if title else None,
         xaxis=dict(title="Predicted", type="category", side="bottom"),
         # Reversed so the first class sits at the top, as in a printed matrix.
         yaxis=dict(title="True", type="category", autorange="reversed"),
@@ -183,12 +187,13 @@ def metric_bars_figure(
     label: str = "label",
     higher_is_better: bool = True,
     colors: Mapping[str, str] | None = None,
+    bounds: tuple[float, float] = (0.0, 1.0),
 ) -> go.Figure:
     """Horizontal bars of one metric per run, best at the top.
 
     ``low``/``high`` name the columns of a confidence interval (e.g. a bootstrap 95%
     CI); they become asymmetric error bars. Pass ``higher_is_better=False`` for
-    metrics such as loss.
+    metrics such as loss, and ``bounds=(0, np.inf)`` for a metric that is not a fraction.
     """
     if (low is None) != (high is None):
         raise ValueError(f"give both low and high, or neither. Received: low={low!r}, high={high!r}")
@@ -207,8 +212,9 @@ def metric_bars_figure(
         error_x = dict(
             type="data",
             symmetric=False,
-            array=df[high].to_numpy(dtype=float) - values,
-            arrayminus=values - df[low].to_numpy(dtype=float),
+            # An interval never reaches past the metric's range (a fraction's bootstrap cannot, a t-interval can).
+            array=np.clip(df[high].to_numpy(dtype=float), *bounds) - values,
+            arrayminus=values - np.clip(df[low].to_numpy(dtype=float), *bounds),
         )
     fig = go.Figure(
         go.Bar(

@@ -10,6 +10,14 @@ import plotly.graph_objects as go
 
 from dashboard.charts.common import colors_for, empty_figure, metric_label, translucent
 
+# The range each plotted metric can take: a t-interval across few seeds can reach past it, the metric cannot.
+RANGES = {"accuracy": (0.0, 1.0), "loss": (0.0, np.inf)}
+
+
+def clip(values, metric: str) -> np.ndarray:
+    """``values`` clipped to ``metric``'s range (``RANGES``; fractions in [0, 1] when not listed)."""
+    return np.clip(np.asarray(values, dtype=float), *RANGES.get(metric, (0.0, 1.0)))
+
 
 def band_figure(
     bands: Mapping[str, Mapping[str, pd.DataFrame | Sequence[pd.DataFrame]]],
@@ -42,16 +50,17 @@ def band_figure(
                                          line=dict(color=translucent(color, 0.4), width=1, dash=dash),
                                          hoverinfo="skip", meta=f"{name} raw"))
             has_band = np.isfinite(band["low"].to_numpy(float)).any()
+            low, high = clip(band["low"], metric), clip(band["high"], metric)
             if has_band:
-                fig.add_trace(go.Scatter(x=x, y=band["high"], mode="lines", line=dict(width=0), showlegend=False,
+                fig.add_trace(go.Scatter(x=x, y=high, mode="lines", line=dict(width=0), showlegend=False,
                                          legendgroup=name, hoverinfo="skip", meta=f"{name} band"))
-                fig.add_trace(go.Scatter(x=x, y=band["low"], mode="lines", line=dict(width=0), fill="tonexty",
+                fig.add_trace(go.Scatter(x=x, y=low, mode="lines", line=dict(width=0), fill="tonexty",
                                          fillcolor=translucent(color, 0.18), showlegend=False, legendgroup=name,
                                          hoverinfo="skip", meta=f"{name} band"))
             fig.add_trace(go.Scatter(
                 x=x, y=band["mean"], name=label, mode="lines+markers", line=dict(color=color, dash=dash, width=2.5),
                 marker=dict(size=5), legendgroup=name, legendgrouptitle_text=name if first else None, meta=name,
-                customdata=np.stack([band["low"], band["high"], band["n"]], axis=-1),
+                customdata=np.stack([low, high, band["n"]], axis=-1),
                 hovertemplate=(f"<b>%{{meta}}</b> · {label}<br>{x_title} %{{x:.4g}}<br>mean {metric_label(metric)} "
                                "%{y:.4f}<br>95% band %{customdata[0]:.4f} – %{customdata[1]:.4f} "
                                "(%{customdata[2]} seeds)<extra></extra>")))
@@ -86,8 +95,9 @@ def seed_strip_figure(
         fig.add_trace(go.Scatter(
             x=[mean], y=[name], mode="markers", name=f"{name} mean", showlegend=False, meta=name,
             marker=dict(symbol="line-ns", size=22, line=dict(width=3, color=palette[name])),
-            error_x=dict(type="data", symmetric=False, array=[float(row[f"{metric} CI high"]) - mean],
-                         arrayminus=[mean - float(row[f"{metric} CI low"])], color=palette[name], thickness=2),
+            error_x=dict(type="data", symmetric=False, color=palette[name], thickness=2,
+                         array=np.nan_to_num(clip([row[f"{metric} CI high"]], metric) - mean),
+                         arrayminus=np.nan_to_num(mean - clip([row[f"{metric} CI low"]], metric))),
             hovertemplate=f"<b>%{{meta}}</b><br>mean {metric} %{{x:.4f}}<extra></extra>"))
         fig.add_trace(go.Scatter(
             x=g[metric].to_numpy(float), y=[name] * len(g), mode="markers", name=f"{name} seeds", showlegend=False,
@@ -115,8 +125,8 @@ def per_class_band_figure(
         mean, low, high = (np.asarray(v[k], float) for k in ("mean", "low", "high"))
         fig.add_trace(go.Bar(
             x=list(v["class_names"]), y=mean, name=name, marker_color=palette[name], meta=name,
-            error_y=dict(type="data", symmetric=False, array=np.nan_to_num(high - mean),
-                         arrayminus=np.nan_to_num(mean - low)),
+            error_y=dict(type="data", symmetric=False, array=np.nan_to_num(clip(high, "f1") - mean),
+                         arrayminus=np.nan_to_num(mean - clip(low, "f1"))),
             hovertemplate="<b>%{meta}</b><br>%{x}<br>mean F1 %{y:.3f}<extra></extra>"))
     fig.update_layout(barmode="group", xaxis=dict(title="Class", type="category"),
                       yaxis=dict(title="F1 (mean across seeds)", range=[0, 1.05]))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from core.configs import ARCHITECTURES
 from core.configs.presets import CONFIG_IDS, DESCRIPTIONS
-from dashboard.services.cost import accuracy_cost, cost_options
+from dashboard.services.cost import DETERMINISTIC_COSTS, accuracy_cost, cost_options, format_cost, si
 from dashboard.services.data import dataset_names, dataset_overview, dataset_sizes, weights_status
 from dashboard.services.evolve import (
     budget_defaults,
@@ -129,7 +129,7 @@ from dashboard.services.teaching import (
 
 __all__ = [
     "ARCHITECTURES", "CONFIG_IDS", "DESCRIPTIONS",
-    "accuracy_cost", "cost_options",
+    "DETERMINISTIC_COSTS", "accuracy_cost", "cost_options", "format_cost", "si",
     "dataset_names", "dataset_overview", "dataset_sizes", "weights_status",
     "budget_defaults", "evolve_base", "evolve_comparison", "evolve_estimate", "gene_choices", "head_methods",
     "new_search_id", "search", "search_fitness_peers", "search_jobs", "search_modes", "search_objectives",

@@ -10,9 +10,9 @@ import streamlit as st
 from dashboard import services, ui
 from dashboard.charts import runs as run_charts
 from dashboard.charts.common import metric_label, run_colors
-from dashboard.charts.pareto import pareto_figure
 from dashboard.charts.report import report_html
 from dashboard.views import compare_seeds
+from dashboard.views.compare_sections import cost as cost_section
 
 ALL_RUNS = "All runs"
 LATEST = 4  # runs picked by default when no comparison grid has finished runs
@@ -147,7 +147,7 @@ if split_note := services.split_warning(done):
     st.warning(ui.md(split_note), icon=":material/warning:")
 results = services.results_table(done)
 percent = st.column_config.NumberColumn(format="percent")
-f1 = st.column_config.NumberColumn(format="%.3f")
+f1 = percent  # F1 in % like the accuracies beside it: one unit per table
 st.dataframe(results, hide_index=True, column_order=[c for c in results.columns if c != "run_id"], column_config={
     "test accuracy": percent, "CI low": st.column_config.NumberColumn("95% CI low", format="percent"),
     "CI high": st.column_config.NumberColumn("95% CI high", format="percent"), "macro-F1": f1,
@@ -226,42 +226,7 @@ else:
         f"{t} → {p} ({c:.0%})" for t, p, c in zip(gallery["true"], gallery["pred"], gallery["confidence"])])
 
 # ------------------------------------------------------------------ accuracy against cost
-st.subheader("Accuracy against cost")
-cost_names = services.cost_options()
-cost_datasets = sorted(set(rows.loc[done, "dataset"]))
-c1, c2 = st.columns(2)
-cost = c1.selectbox("Cost", list(cost_names), format_func=cost_names.get, key="compare_cost")
-ui.keep_valid("compare_cost_dataset", cost_datasets)
-cost_dataset = c2.selectbox("Dataset", cost_datasets, key="compare_cost_dataset", disabled=len(cost_datasets) < 2)
-points, verdict = services.accuracy_cost(done, cost, cost_dataset)
-cost_sections = []
-if points.empty:
-    st.info("None of the selected finished runs was trained and tested on this dataset (GA individuals are scored "
-            "on validation, re-evaluations have no training cost of their own).")
-else:
-    pareto_fig = ui.tight(pareto_figure(
-        points, cost, "test_accuracy", points.front, x_title=cost_names[cost], y_title="test accuracy",
-        low="ci_low", high="ci_high", log_x=cost == "train_flops"))
-    st.plotly_chart(pareto_fig, key="compare_pareto")
-    unmeasured = int(points[cost].isna().sum())
-    if verdict:
-        st.markdown(f"**{ui.md(verdict['sentence'])}**")
-    st.caption(f"Test split of {cost_dataset}. Error bars: 95% interval of test accuracy, a t-interval across seeds "
-               "where a configuration was repeated, else a bootstrap over test images. Diamonds joined by the dotted "
-               "line form the Pareto front: no other configuration is both more accurate and cheaper. How each cost "
-               "is measured: core/analysis/README.md, \"Accuracy against cost\"."
-               + (f" {unmeasured} configuration(s) have no recorded {cost_names[cost]} (trained before costs were "
-                  "recorded) and are not placed." if unmeasured else ""))
-    front_table = points[points.front][["configuration", "n_runs", "test_accuracy", "ci_low", "ci_high", "interval",
-                                         *cost_names]].sort_values(cost)
-    st.dataframe(front_table, hide_index=True, column_config={
-        "n_runs": st.column_config.NumberColumn("runs (seeds)"),
-        "test_accuracy": percent, "ci_low": st.column_config.NumberColumn("95% CI low", format="percent"),
-        "ci_high": st.column_config.NumberColumn("95% CI high", format="percent"),
-        **{c: st.column_config.NumberColumn(label, format="%.4g") for c, label in cost_names.items()}})
-    cost_sections = [(f"Accuracy against {cost_names[cost]}", pareto_fig),
-                     ("Pareto front", front_table.round(4).rename(columns=cost_names)),
-                     *([("Cheapest within the best's interval", verdict["sentence"])] if verdict else [])]
+cost_sections = cost_section.render(done, sorted(set(rows.loc[done, "dataset"])))
 
 # ------------------------------------------------------------------ export
 st.subheader("Export")

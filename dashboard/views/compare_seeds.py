@@ -3,6 +3,7 @@ configuration with a mean, a 95% band and paired tests across seeds; and, where 
 ran once, the offer to queue more seeds. Called by views/compare.py; not a page of its own."""
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime
 
@@ -13,21 +14,19 @@ from dashboard.charts import runs as run_charts
 from dashboard.charts import seeds as seed_charts
 from dashboard.charts.common import metric_label, run_colors
 from dashboard.charts.report import report_html
+from dashboard.views.compare_sections import cost as cost_section
 
 X_AXES = {"epoch": "Epoch", "wall-clock time": "Training time (s)"}
-PERCENT = st.column_config.NumberColumn(format="percent")
-DECIMALS = st.column_config.NumberColumn(format="%.3f")
 P_VALUE = st.column_config.NumberColumn(format="%.4f")
 
 
-def _number_formats(columns) -> dict:
-    out = {}
-    for c in columns:
-        if c.startswith(("test accuracy", "validation accuracy", "final val", "best val accuracy")):
-            out[c] = PERCENT
-        elif c.startswith("macro-F1"):
-            out[c] = DECIMALS
-    return out
+def _styled(table):
+    """``table`` with every accuracy-like column in % (one unit per table) and a dash where a value cannot
+    exist (a configuration with one seed has no interval; the captions say so), never "None" or "nan"."""
+    percent = [c for c in table.columns if c.startswith(("test accuracy", "validation accuracy", "final val",
+                                                         "best val accuracy", "macro-F1"))]
+    formats = {c: "{:.1%}" for c in percent} | ({"best val epoch": "{:.0f}"} if "best val epoch" in table else {})
+    return table.style.format(formats, na_rep="—")
 
 
 def render(selected: list[str], live: bool) -> None:
@@ -65,13 +64,14 @@ def render(selected: list[str], live: bool) -> None:
         st.info("None of the selected runs has test results yet: the results across seeds and the paired tests "
                 "appear here once runs finish.")
         return
-    dataset = ", ".join(sorted(services.runs().set_index("run_id").loc[per_seed.run_id].dataset.unique()))
+    datasets = sorted(services.runs().set_index("run_id").loc[per_seed.run_id].dataset.unique())
+    dataset = ", ".join(datasets)
 
     st.subheader("Results across seeds")
     summary = st.radio("Validation accuracy at", services.SEED_SUMMARIES, horizontal=True, key="compare_summary")
     per_seed = services.with_summary(per_seed, summary)
     table = services.aggregate_table(per_seed)
-    st.dataframe(table, hide_index=True, key="compare_seed_table", column_config=_number_formats(table.columns))
+    st.dataframe(_styled(table), hide_index=True, key="compare_seed_table")
     st.caption(f"Mean across seeds with its 95% t-interval; test metrics on the test split of {ui.md(dataset)} "
                "(the model at the end of training), validation accuracy at the "
                f"{summary}. A configuration with one seed has no interval.")
@@ -79,7 +79,7 @@ def render(selected: list[str], live: bool) -> None:
     strip = ui.tight(seed_charts.seed_strip_figure(per_seed, table, metric, colors))
     st.plotly_chart(strip, key="compare_seed_strip")
     with st.expander("Per-seed values"):
-        st.dataframe(per_seed, hide_index=True, key="compare_per_seed", column_config=_number_formats(per_seed.columns))
+        st.dataframe(_styled(per_seed), hide_index=True, key="compare_per_seed")
 
     st.subheader("Confusion matrices (mean over seeds)")
     normalize = st.toggle("Row-normalised (each row shows recall fractions)", key="compare_seed_cm_normalize")
@@ -98,6 +98,8 @@ def render(selected: list[str], live: bool) -> None:
                                                            colors))
     st.plotly_chart(per_class, key="compare_seed_per_class")
     st.caption("Bars: mean F1 across seeds on the test split; error bars: 95% t-interval across seeds.")
+
+    cost_sections = cost_section.render(per_seed.run_id.tolist(), datasets, key="compare_seed")
 
     st.subheader("Is the difference real, across seeds?")
     verdicts, pairs = _significance(per_seed, names, metric)
@@ -118,6 +120,7 @@ def render(selected: list[str], live: bool) -> None:
               for m in ("accuracy", "loss")],
             *[(f"Confusion matrix (mean over seeds): {n}", fig) for n, fig in cms.items()],
             ("Per-class F1 across seeds", per_class),
+            *cost_sections,
             *([(f"Is the difference real ({metric}, paired by seed)", "\n\n".join(verdicts))] if verdicts else []),
             *([("All pairs (paired t-test, Holm-corrected)", pairs.round(4))] if pairs is not None else []),
         ]
@@ -147,22 +150,32 @@ def _significance(per_seed, names: list[str], metric: str):
         if result["n"] >= 2:
             cols = st.columns(4)
             cols[0].metric("seeds paired", result["n"])
-            cols[1].metric("paired t-test p", f"{result['t_p']:.3g}")
-            cols[2].metric("Wilcoxon p", f"{result['wilcoxon_p']:.3g}")
-            cols[3].metric("effect size d_z", f"{result['d_z']:.2f}")
-            note = f" Wilcoxon: {result['wilcoxon_note']}." if result["wilcoxon_note"] else ""
+            # A statistic that cannot be computed says why (in the tile's help and the caption), never "nan".
+            reasons = {"paired t-test p": result["t_note"], "effect size d_z": result["t_note"],
+                       "Wilcoxon p": result["wilcoxon_note"]}
+            for col, name, value, fmt in ((cols[1], "paired t-test p", result["t_p"], ".3g"),
+                                          (cols[2], "Wilcoxon p", result["wilcoxon_p"], ".3g"),
+                                          (cols[3], "effect size d_z", result["d_z"], ".2f")):
+                finite = math.isfinite(value)
+                col.metric(name, format(value, fmt) if finite else "not computed",
+                           help=None if finite else f"Not computed: {reasons[name]}.")
+            notes = [f"{name}: {why}" for name, why in (("t-test and d_z", result["t_note"]),
+                                                        ("Wilcoxon", result["wilcoxon_note"])) if why]
+            note = (" " + "; ".join(notes) + ".") if notes else ""
             st.caption(f"Differences are A − B of {metric}, paired by seed (same seed: same initial weights, data "
                        "order and augmentation draws for both). Paired t-test and Wilcoxon signed-rank test on those "
-                       f"differences; d_z = mean difference / its standard deviation.{note}")
+                       f"differences; d_z = mean difference / its standard deviation.{ui.md(note)}")
         mc = services.seed_mcnemar(per_seed, name_a, name_b)
         if len(mc):
             st.markdown("**Per seed, image by image (McNemar)**: does A beat B on the test images with each seed?")
             st.dataframe(mc, hide_index=True, key="compare_seed_mcnemar", column_config={"p (McNemar)": P_VALUE})
     pairs = services.pairs_table(per_seed, metric)
     st.markdown(f"**All pairs** ({metric}, paired t-test, p-values Holm-corrected over {len(pairs)} pair(s))")
-    st.dataframe(pairs, hide_index=True, key="compare_seed_pairs", column_config={
-        "p (paired t)": P_VALUE, "p (Holm)": P_VALUE, **{c: DECIMALS for c in
-                                                         ("mean difference (A - B)", "CI low", "CI high")}})
+    # A p-value that could not be computed shows a dash, and the note column says why (never "None").
+    styled = pairs.style.format({"p (paired t)": "{:.4f}", "p (Holm)": "{:.4f}",
+                                 **{c: "{:.1%}" for c in ("mean difference (A - B)", "CI low", "CI high")}},
+                                na_rep="—")
+    st.dataframe(styled, hide_index=True, key="compare_seed_pairs")
     st.caption("Holm's correction keeps the chance of any false 'different' across all pairs at 5%.")
     return services.pair_verdicts(per_seed, metric), pairs
 

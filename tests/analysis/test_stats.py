@@ -100,3 +100,13 @@ def test_curve_band_across_seeds():
     assert smooth["mean"].tolist() == pytest.approx(ema.tolist())
     short = stats.curve_band([*curves, hist([0.9, np.nan, np.nan], [1, 1, 1]).dropna()], "accuracy")
     assert short.n.tolist() == [4, 3, 3]  # a seed that stopped early counts where it has values
+
+
+def test_a_statistic_that_cannot_be_computed_says_why():
+    # Two seeds, the same difference with both: no spread, so the t-test and d_z divide by zero.
+    r = stats.paired({1: 0.5, 2: 0.6}, {1: 0.4, 2: 0.5})
+    assert np.isnan(r["t_p"]) and np.isnan(r["d_z"]) and "no spread" in r["t_note"]
+    table = stats.all_pairs({"a": {1: 0.5, 2: 0.6}, "b": {1: 0.4, 2: 0.5}})
+    assert "no spread" in table.note[0] and list(table.columns)[-1] == "note"
+    assert stats.paired({1: 0.5}, {1: 0.4})["t_note"] == "needs at least two seeds"
+    assert stats.paired({1: 0.5, 2: 0.6}, {1: 0.4, 2: 0.4})["t_note"] == ""
