@@ -87,6 +87,10 @@ def format_table(results: dict) -> str:
     for p in results.get("predict_latency", []):
         lines.append(f"prediction per face, {p['arch']}@{p['size']}: detection {p['detection_ms']:.0f} ms, "
                      f"preprocessing {p['preprocess_ms']:.1f} ms, model {p['predict_ms']:.1f} ms")
+    for e in results.get("export_latency", []):
+        lines.append(f"per face, {e['arch']}@{e['size']}: Keras {e['keras_ms']:.1f} ms, ONNX Runtime {e['onnx_ms']:.1f} ms "
+                     f"(Keras/ONNX x{e['keras_over_onnx']:.2f}; outputs differ by at most {e['max_abs_prob_diff']:.1g}; "
+                     f"export {e['export_s']:.0f} s)")
     for r in results.get("detection", {}).get("rows", []):
         lines.append(f"Haar detection, {r['megapixels']:.2f} MP {r['photo']}: full resolution {r['before_ms']:.0f} ms "
                      f"({r['faces_before']} face(s)), ~1 MP working copy {r['after_ms']:.0f} ms ({r['faces_after']})")

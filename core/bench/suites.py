@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from core.bench import inference, runner, stats, system, train
+from core.bench import export, inference, runner, stats, system, train
 from core.bench.levers import bench_levers
 from core.configs import profiles
 
@@ -62,6 +62,10 @@ def run_benchmark(archs=("resnet50", "vgg16"), sizes=(48,), n_images: int = 96, 
         for arch in archs:
             progress(f"prediction latency per face: {arch} at 48px…")
             results["predict_latency"].append(inference.bench_predict_latency(arch, 48))
+        results["export_latency"] = []
+        for arch in archs:
+            progress(f"per-face latency, Keras vs ONNX Runtime: {arch} at 48px (exporting to ONNX first)…")
+            results["export_latency"].append(export.bench_export_latency(arch, 48))
         progress("face detection on large photos, full resolution vs working copy…")
         results["detection"] = inference.bench_detection(inference.DETECTION_MEGAPIXELS)
         progress(f"video analysis per sampled frame: {archs[0]} at 48px…")
