@@ -131,8 +131,16 @@ def _progress_callback(ctx: JobContext):
             self.batches = self.params.get("steps")
 
         def on_epoch_begin(self, epoch, logs=None):
+            if epoch and not self.metrics and ctx.run_id:
+                # Resumed after ``epoch`` logged epochs: the row still holds the killed attempt's live
+                # values (part of an epoch no run logged); start from the last logged epoch instead.
+                try:
+                    self.metrics = runs.logged_epoch(ctx.run_id, epoch) or {}
+                except Exception:  # the store not answering must not stop training; the values just stay empty
+                    self.metrics = {}
             self.done_epochs, self.t = epoch, time.perf_counter()
-            ctx.progress(epoch=epoch, epochs=self.epochs, batch=0, batches=self.batches, force=True)
+            ctx.progress(epoch=epoch, epochs=self.epochs, batch=0, batches=self.batches, metrics=self.metrics,
+                         force=True)
 
         def on_train_batch_end(self, batch, logs=None):
             now = time.perf_counter()

@@ -9,6 +9,7 @@ the system after every job.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -164,16 +165,41 @@ def supervise(job: dict, wid: str, echo: Callable[[str], None]) -> None:
 
 
 def _echo_progress(echo: Callable[[str], None], row: dict, shown: tuple | None) -> tuple | None:
-    """One line per finished epoch (or generation) on the worker's console (headless use)."""
+    """One line per finished epoch (or generation) on the worker's console (headless use).
+
+    A training job's line quotes the epoch as its run logged it: the row's ``metrics`` is
+    live (running batch averages of the epoch in progress by the time the worker looks),
+    so a line built from it can show a loss no logged epoch has. The first line of a
+    resumed attempt says which logged epoch it continues from.
+    """
     p = queue.Progress.from_row(row["kind"], row)
     now_at = (p.done, p.total)
-    if p.done and now_at != shown:
-        metrics = json.loads(row["metrics"] or "{}")
+    if not p.done or now_at == shown:
+        return shown
+    metrics = _logged_epoch(row["run_id"], p.done) if row["kind"] == "train" and row.get("run_id") else None
+    values = " ".join(f"{k}={v:.4f}" for k, v in (metrics or json.loads(row["metrics"] or "{}")).items())
+    if shown is None and row["attempts"] > 1:
+        source = f"logged {p.unit} {p.done}: {values}" if metrics else values
+        echo(f"job {row['id']}: resumed after {p.unit} {p.done}/{p.total}" + (f" ({source})" if source else ""))
+    else:
         eta = f", about {p.eta_s:.0f} s left" if p.eta_s else ""
-        echo(f"job {row['id']}: {p.unit} {p.done}/{p.total} "
-             + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()) + eta)
-        return now_at
-    return shown
+        echo(f"job {row['id']}: {p.unit} {p.done}/{p.total} {values}{eta}")
+    return now_at
+
+
+@functools.lru_cache(maxsize=1)
+def _store():
+    """One run-store client per worker process (each new client checks the database's schema again)."""
+    from core.store import RunStore
+
+    return RunStore()
+
+
+def _logged_epoch(run_id: str, epoch: int) -> dict[str, float] | None:
+    try:
+        return runs.logged_epoch(run_id, epoch, _store())
+    except Exception:  # a console line is not worth stopping the worker for: the row's values are used instead
+        return None
 
 
 def _kill(proc: subprocess.Popen, graceful: bool = False) -> None:

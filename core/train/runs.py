@@ -189,3 +189,21 @@ def summary(run_id: str, store: RunStore | None = None) -> dict:
     report = store.report(run_id) or {}
     return {"run_id": run_id, "test_accuracy": report.get("accuracy"), "test_macro_f1": report.get("macro_f1"),
             "epochs_done": len(store.history(run_id))}
+
+
+# The per-epoch values a job's progress and its worker's console quote for a finished epoch.
+EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+def logged_epoch(run_id: str, epoch: int, store: RunStore | None = None) -> dict[str, float] | None:
+    """The values ``run_id`` logged for ``epoch`` (1-based, ``EPOCH_METRICS``), or None if it has none.
+
+    What a resumed job reports first: the epoch its run holds, not the live values the
+    killed attempt was showing when it died.
+    """
+    hist = (store or RunStore()).history(run_id)
+    row = hist[hist.epoch == epoch]
+    if row.empty:
+        return None
+    values = row.iloc[-1]
+    return {k: float(values[k]) for k in EPOCH_METRICS if k in values and values[k] == values[k]}

@@ -279,7 +279,9 @@ def test_worker_killed_mid_epoch_is_replaced_and_run_has_each_epoch_once(resumed
     before, after_kill, final = resumed["before"], resumed["after_kill"], resumed["final"]
     assert before["progress"].total == 3 and before["progress"].part_total == 6 and before["run_id"]
     assert "loss" in before["metrics"] and before["eta_s"] > 0, "progress carries metrics and an ETA"
-    assert after_kill["state"] == "running" and not resumed["status_after_kill"]["alive"]
+    # Nobody runs it any more: it reads as interrupted, with when its worker was last seen, not running with an ETA.
+    assert after_kill["state"] == "interrupted" and not resumed["status_after_kill"]["alive"]
+    assert "last seen" in after_kill["note"] and after_kill["progress"].eta_s is None
 
     assert resumed["replacement"] and resumed["second_call"] is None, "one worker, however often it is asked"
     assert (resumed["folder"] / "logs" / f"worker-{resumed['replacement']}.log").is_file()
@@ -295,6 +297,12 @@ def test_worker_killed_mid_epoch_is_replaced_and_run_has_each_epoch_once(resumed
     assert len(runs) == 1 and runs.status.iloc[0] == "FINISHED", "no second run, nothing left RUNNING"
     log = Path(final["log_path"]).read_text()
     assert "attempt 1" in log and "attempt 2" in log and "resuming run" in log
+    # The replacement's first line names the logged epoch it continues from, with that epoch's logged loss.
+    console = (resumed["folder"] / "logs" / f"worker-{resumed['replacement']}.log").read_text()
+    first = next(line for line in console.splitlines() if f"job {final['id']}: " in line and "epoch" in line)
+    done = before["progress"].done
+    logged = resumed["history"].set_index("epoch").loc[done, "loss"]
+    assert f"resumed after epoch {done}/3 (logged epoch {done}: loss={logged:.4f}" in first, console
 
 
 @pytest.mark.slow
