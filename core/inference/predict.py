@@ -1,13 +1,13 @@
 """Scoring faces: photo -> detected faces -> every selected predictor, with Grad-CAM.
 
 Owns converting face crops into each predictor's input exactly as its training data was
-converted, scoring crops in one batch per model, the per-face result of a photo (votes,
-agreement, Grad-CAM overlays, timings), and the per-face latency benchmark.
+converted (eye-levelled crops with the margin of the model's training faces), scoring crops in
+one batch per model, the per-face result of a photo (the verdict of ``core.inference.verdict``,
+Grad-CAM overlays, timings), and the per-face latency benchmark.
 """
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,10 +15,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from core.inference.faces import DETECTORS, Face, ImageError, crop_face, detect_faces, load_image, to_gray
+from core.inference.align import aligned_crop
+from core.inference.faces import DEFAULT_DETECTOR, DETECTORS, Face, ImageError, detect_faces, load_image, to_gray
 from core.inference.gradcam import normalise, overlay_heatmap, traced_grad_cam
 from core.inference.predictors import LoadedPredictor, Predictor, load
 from core.inference.references import scale
+from core.inference.verdict import Verdict, decide, headline
 from core.store import RunStore
 from core.train import models
 
@@ -97,25 +99,36 @@ def _cams(loaded: LoadedPredictor, x: np.ndarray, class_indices: np.ndarray) -> 
     return normalise(loaded.cam(x, np.asarray(class_indices, dtype=np.int32)))
 
 
-def predict_faces(rgb: np.ndarray, predictor_ids: Sequence[str], detector: str = "haar", margin: float = 0.2,
-                  gradcam: bool = True, yunet_model: str | Path | None = None, min_size: int = 24,
-                  store: RunStore | None = None, preloaded: dict[str, LoadedPredictor] | None = None) -> dict:
+def crops_for(rgb: np.ndarray, faces: Sequence[Face], margins: Sequence[float], align: bool = True
+              ) -> dict[float, list[np.ndarray]]:
+    """Each face's crop at each distinct margin (eye-levelled when ``align`` and the face has landmarks)."""
+    return {m: [aligned_crop(rgb, f, m, align) for f in faces] for m in dict.fromkeys(margins)}
+
+
+def predict_faces(rgb: np.ndarray, predictor_ids: Sequence[str], detector: str = DEFAULT_DETECTOR,
+                  margin: float | None = None, gradcam: bool = True, yunet_model: str | Path | None = None,
+                  min_size: int = 24, store: RunStore | None = None,
+                  preloaded: dict[str, LoadedPredictor] | None = None, align: bool = True) -> dict:
     """Detect faces in an RGB uint8 photo and score each with every predictor (one batch per model).
 
+    ``margin``: the border around each face box, as a fraction of its longer side; None (default)
+    gives each model the margin of its training faces (``Predictor.margin``). ``align``: rotate
+    each crop so the eyes are level when the detector gives landmarks (MTCNN, YuNet).
     ``preloaded`` (predictor id -> ``LoadedPredictor``) skips the lookup of those ids: a folder
     of photos resolves its models once, not per photo.
 
     Returns a dict:
-      faces: list, left to right, each {index, box (x, y, w, h), score, crop (RGB uint8),
-             predictions {predictor_id: {top_label, probability, probs {class: p}}},
-             majority_label, agreement (models whose top label is the majority's), n_models,
+      faces: list, left to right, each {index, box (x, y, w, h), score, landmarks, crop (RGB uint8,
+             as the first model saw it), predictions {predictor_id: {top_label, probability,
+             probs {class: p}}}, verdict (``verdict.Verdict``: who votes, who leads, what they say),
+             headline (the verdict in words, with the predictors' labels), n_models,
              gradcam {predictor_id: {heatmap float32 (H,W) in [0,1], overlay RGB uint8 (H,W,3),
              resolution (h, w) of the map}} (only when gradcam=True and the model has one)}
       predictors: the predictor dicts used, in the order given
       timings: {detection_ms, models {predictor_id: {load_ms (0 when cached), preprocess_ms, predict_ms[,
                gradcam_ms]}}, total_ms}
       message: None, or why there is nothing to show (no face found)
-      detector, image_shape (H, W)
+      detector, aligned (whether crops were eye-levelled), margins {predictor_id: margin}, image_shape (H, W)
     Grayscale (H, W) photos are accepted too. Unknown ids raise RunNotFound / ReferenceModelError.
     """
     t_start = time.perf_counter()
@@ -137,19 +150,21 @@ def predict_faces(rgb: np.ndarray, predictor_ids: Sequence[str], detector: str =
     t0 = time.perf_counter()
     faces = detect_faces(rgb, detector, min_size=min_size, yunet_model=yunet_model)
     timings["detection_ms"] = (time.perf_counter() - t0) * 1000
+    margins = {pid: entry.predictor.margin if margin is None else float(margin) for pid, entry in loaded.items()}
     result = {"faces": [], "predictors": [loaded[p].predictor.to_dict() for p in ids], "timings": timings,
-              "message": None, "detector": detector, "image_shape": tuple(rgb.shape[:2])}
+              "message": None, "detector": detector, "aligned": align, "margins": margins,
+              "image_shape": tuple(rgb.shape[:2])}
     if not faces:
         result["message"] = NO_FACE_MESSAGE
         timings["total_ms"] = (time.perf_counter() - t_start) * 1000
         return result
 
-    crops = [crop_face(rgb, f, margin) for f in faces]
+    crops = crops_for(rgb, faces, list(margins.values()), align)
     probs, cams = {}, {}
     for pid, entry in loaded.items():
         t = timings["models"][pid]
         t0 = time.perf_counter()
-        x = prepare(entry.predictor, crops)
+        x = prepare(entry.predictor, crops[margins[pid]])
         t["preprocess_ms"] = (time.perf_counter() - t0) * 1000
         t0 = time.perf_counter()
         probs[pid] = probabilities(entry, x)
@@ -159,21 +174,23 @@ def predict_faces(rgb: np.ndarray, predictor_ids: Sequence[str], detector: str =
             cams[pid] = _cams(entry, x, probs[pid].argmax(axis=1))
             t["gradcam_ms"] = (time.perf_counter() - t0) * 1000
 
-    for i, (face, crop) in enumerate(zip(faces, crops)):
+    shown = crops[margins[ids[0]]]
+    for i, (face, crop) in enumerate(zip(faces, shown)):
         result["faces"].append(_face_result(i, face, crop, loaded, probs, cams))
     timings["total_ms"] = (time.perf_counter() - t_start) * 1000
     return result
 
 
-def majority_vote(tops: Sequence[tuple[str, float]]) -> tuple[str, int]:
-    """The label most models put on top, and how many did; a tie goes to the label its voters are surer of.
-    ``tops``: each model's (top label, its probability). Photos and videos label faces by this."""
-    votes = Counter(label for label, _ in tops)
-    confidence: Counter = Counter()
-    for label, p in tops:
-        confidence[label] += p
-    majority = max(votes, key=lambda label: (votes[label], confidence[label]))
-    return majority, votes[majority]
+def face_verdict(face: dict, predictors: Sequence[dict]) -> Verdict:
+    """The verdict (``verdict.decide``) on one face of a ``predict_faces`` result."""
+    tops = {pid: (p["top_label"], p["probability"]) for pid, p in face["predictions"].items()}
+    return decide(tops, {p["id"]: p for p in predictors})
+
+
+def face_headline(face: dict, labels: dict[str, str]) -> str:
+    """One face's verdict in words (``verdict.headline``), naming models by ``labels``."""
+    tops = {pid: (p["top_label"], p["probability"]) for pid, p in face["predictions"].items()}
+    return headline(face["verdict"], labels, tops)
 
 
 def _face_result(i: int, face: Face, crop: np.ndarray, loaded: dict, probs: dict, cams: dict) -> dict:
@@ -184,9 +201,10 @@ def _face_result(i: int, face: Face, crop: np.ndarray, loaded: dict, probs: dict
         top = int(p.argmax())
         predictions[pid] = {"top_label": names[top], "probability": float(p[top]),
                             "probs": {c: float(v) for c, v in zip(names, p)}}
-    majority, agreement = majority_vote([(v["top_label"], v["probability"]) for v in predictions.values()])
-    out = {"index": i, "box": face.box, "score": face.score, "crop": crop, "predictions": predictions,
-           "majority_label": majority, "agreement": agreement, "n_models": len(predictions), "gradcam": {}}
+    out = {"index": i, "box": face.box, "score": face.score, "landmarks": face.landmarks, "crop": crop,
+           "predictions": predictions, "n_models": len(predictions), "gradcam": {}}
+    out["verdict"] = face_verdict(out, [entry.predictor.to_dict() for entry in loaded.values()])
+    out["headline"] = face_headline(out, {pid: entry.predictor.label for pid, entry in loaded.items()})
     for pid, maps in cams.items():
         if maps is not None:
             heat, overlay = overlay_heatmap(crop, maps[i])
@@ -208,22 +226,28 @@ def folder_files(folder: str | Path) -> list[Path]:
 
 
 def prediction_rows(name: str, result: dict, labels: dict[str, str] | None = None) -> list[dict]:
-    """One row per (face, model) of a ``predict_faces`` result: file, face number (from 1), box,
-    model, top label, its probability, then p(class) for every class the model knows."""
+    """One row per (face, model) of a ``predict_faces`` result: file, detector, face number (from 1),
+    box, the face's verdict, model, whether it votes (or why not), top label, its probability, then
+    p(class) for every class the model knows."""
     labels = labels or {p["id"]: p["label"] for p in result["predictors"]}
     rows = []
     for face in result["faces"]:
         x, y, w, h = face["box"]
+        verdict = face["verdict"]
         for pid, pred in face["predictions"].items():
-            rows.append({"file": name, "face": face["index"] + 1, "x": x, "y": y, "width": w, "height": h,
-                         "model": labels.get(pid, pid), "model id": pid, "top label": pred["top_label"],
-                         "probability": pred["probability"], **{f"p({c})": v for c, v in pred["probs"].items()}})
+            rows.append({"file": name, "detector": result["detector"], "face": face["index"] + 1, "x": x, "y": y,
+                         "width": w, "height": h, "verdict": verdict.label or "",
+                         "model": labels.get(pid, pid), "model id": pid,
+                         "votes": "yes" if pid in verdict.voters else f"no: {verdict.abstain.get(pid, '')}",
+                         "top label": pred["top_label"], "probability": pred["probability"],
+                         **{f"p({c})": v for c, v in pred["probs"].items()}})
     return rows
 
 
-def predict_folder(folder: str | Path, predictor_ids: Sequence[str], detector: str = "haar", margin: float = 0.2,
+def predict_folder(folder: str | Path, predictor_ids: Sequence[str], detector: str = DEFAULT_DETECTOR,
+                   margin: float | None = None,
                    min_size: int = 24, yunet_model: str | Path | None = None, store: RunStore | None = None,
-                   progress: Callable[[int, int, str], None] | None = None) -> dict:
+                   progress: Callable[[int, int, str], None] | None = None, align: bool = True) -> dict:
     """Score every image in a folder (see ``folder_files``) with every predictor; no Grad-CAM.
 
     Returns {rows (``prediction_rows`` of every image, file names relative to the folder),
@@ -244,7 +268,7 @@ def predict_folder(folder: str | Path, predictor_ids: Sequence[str], detector: s
             out["unreadable"].append((name, str(exc)))
         else:
             result = predict_faces(rgb, predictor_ids, detector, margin, gradcam=False, yunet_model=yunet_model,
-                                   min_size=min_size, store=store, preloaded=models)
+                                   min_size=min_size, store=store, preloaded=models, align=align)
             out["scored"] += 1
             if not result["faces"]:
                 out["no_face"].append(name)
@@ -258,7 +282,8 @@ def predict_folder(folder: str | Path, predictor_ids: Sequence[str], detector: s
 
 
 def latency_benchmark(predictor: str | LoadedPredictor, n: int = 20, image: np.ndarray | None = None,
-                      detector: str = "haar", margin: float = 0.2, store: RunStore | None = None) -> dict:
+                      detector: str = DEFAULT_DETECTOR, margin: float | None = None,
+                      store: RunStore | None = None) -> dict:
     """Per-face milliseconds for detection, preprocessing and prediction, model already loaded.
 
     ``predictor`` is a predictor id (a stored run or "ref:NAME", loaded through the cache)
@@ -276,17 +301,18 @@ def latency_benchmark(predictor: str | LoadedPredictor, n: int = 20, image: np.n
             raise ValueError("image: pass a photo (RGB uint8); the default needs scikit-image") from exc
         image = skdata.astronaut()
     loaded = load(predictor, store)[0] if isinstance(predictor, str) else predictor
+    margin = loaded.predictor.margin if margin is None else margin
     faces = detect_faces(image, detector)
     if not faces:
         raise ValueError(f"the benchmark image has no face for detector={detector!r}; {NO_FACE_MESSAGE}")
     # One untimed pass traces the forward graph for this batch.
-    probabilities(loaded, prepare(loaded.predictor, [crop_face(image, f, margin) for f in faces]))
+    probabilities(loaded, prepare(loaded.predictor, [aligned_crop(image, f, margin) for f in faces]))
     stages: dict[str, list[float]] = {"detection_ms": [], "preprocess_ms": [], "predict_ms": []}
     for _ in range(n):
         t0 = time.perf_counter()
         found = detect_faces(image, detector)
         t1 = time.perf_counter()
-        x = prepare(loaded.predictor, [crop_face(image, f, margin) for f in found])
+        x = prepare(loaded.predictor, [aligned_crop(image, f, margin) for f in found])
         t2 = time.perf_counter()
         probabilities(loaded, x)
         t3 = time.perf_counter()

@@ -32,6 +32,17 @@ from core.train.device import accelerator
 CACHE_SIZE = 8  # loaded models kept in memory; the Predict page offers at most this many at once
 DRAWN_FACES_NOTE = "trained on drawn faces: not meaningful on photos"
 
+# The border each model's training faces had around the face, as a fraction of the face box's
+# longer side on each side. FER2013's faces are tight crops; the `fer` package feeds its
+# FER2013 model the MTCNN box made square plus 10 px on each side, about 0.1 of a 100 px face.
+FER2013_MARGIN = 0.1
+# Drawn faces and unknown data: the margin Predict has always used.
+DEFAULT_MARGIN = 0.2
+
+
+def training_margin(dataset: str) -> float:
+    """The face margin of a model trained on ``dataset`` (FER2013 and its image-folder copies: tight crops)."""
+    return FER2013_MARGIN if "fer" in dataset.lower() else DEFAULT_MARGIN
 
 @dataclass(frozen=True)
 class Predictor:
@@ -53,6 +64,7 @@ class Predictor:
     trained_on: str = ""  # in words: the training dataset, or a reference's provenance
     note: str = ""  # a warning to show wherever the model is offered (e.g. DRAWN_FACES_NOTE)
 
+    margin: float = DEFAULT_MARGIN  # the border around faces it learnt from (see training_margin)
     @property
     def for_photos(self) -> bool:
         """Whether the model learnt from real faces (or is a reference model an operator trusts)."""
@@ -105,6 +117,7 @@ def _predictor_from_run(store: RunStore, run) -> Predictor | None:
         scaling=params.get("model.arch", ""), dataset=dataset, test_accuracy=report.get("accuracy"),
         trained_on=dataset, note=DRAWN_FACES_NOTE if dataset in SYNTHETIC_SIZES else "",
     )
+        margin=training_margin(dataset),
 
 
 def run_predictor(store: RunStore, run_id: str) -> Predictor:
@@ -130,6 +143,7 @@ def reference_predictor(name: str, entry: dict) -> Predictor:
         color="gray" if entry["channels"] == 1 else "rgb", source_size=int(entry["input_size"]),
         scaling=entry["scaling"], gradcam=entry.get("gradcam_layer") is not None, path=entry["path"],
     )
+        margin=training_margin(origin.get("trained_on", "")),
 
 
 def match_predictors(tokens: Sequence[str], predictors: Sequence[dict] | None = None) -> list[str]:

@@ -4,7 +4,8 @@ OpenCV reads the video (opencv-python-headless bundles FFmpeg) and writes the an
 Faces are tracked from one sampled frame to the next by box overlap (IoU, matched with the
 Hungarian algorithm); a face missed for a few samples keeps its number when it is found again.
 Per tracked face and per model the result holds the probabilities over time and a summary
-(dominant emotion, its share of the face's frames, when the top emotion changed).
+(dominant emotion, its share of the face's frames, when the top emotion changed); per tracked
+face, the verdict of ``core.inference.verdict`` over the models' dominant emotions.
 """
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from core.inference.faces import DETECTORS, Face, crop_face, detect_faces
-from core.inference.predict import majority_vote, prepare, probabilities
+from core.inference.faces import DEFAULT_DETECTOR, DETECTORS, Face, detect_faces
+from core.inference.predict import crops_for, prepare, probabilities
 from core.inference.predictors import LoadedPredictor, load
+from core.inference.verdict import decide
 from core.store import RunStore
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".avi")
@@ -29,7 +31,10 @@ MAX_DURATION_S = 300.0
 DEFAULT_SAMPLE_FPS = 4.0
 MAX_SAMPLE_FPS = 10.0
 MAX_SAMPLES = 1200  # frames analysed per video at most: 5 minutes at 4 per second
-TRACK_IOU = 0.2  # a face's boxes in consecutive samples overlap at least this much (IoU)
+TRACK_IOU = 0.2  # a face's boxes in consecutive samples overlap at least this much (IoU)...
+# ...once both are grown to this many times their size about their centres: MTCNN's tight boxes (eyebrows
+# to chin) of a face moving its own half-width between samples would otherwise barely overlap.
+TRACK_GROW = 2.0
 MAX_GAP = 3  # samples a face may be missed and keep its number
 ANNOTATED_MAX_SIDE = 960
 # Tried in order: H.264 in MP4 plays everywhere but is missing from the pip OpenCV builds;
@@ -104,9 +109,14 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
+def _grown(box: Sequence[float], factor: float = TRACK_GROW) -> tuple[float, float, float, float]:
+    x, y, w, h = box
+    return (x - (factor - 1) * w / 2, y - (factor - 1) * h / 2, factor * w, factor * h)
+
+
 class FaceTracker:
-    """Numbers faces across samples: each detection joins the live track it overlaps most (IoU at
-    least ``min_iou``, one detection per track), else starts a new one; a track missed for more
+    """Numbers faces across samples: each detection joins the live track it overlaps most (IoU of the
+    boxes grown TRACK_GROW times at least ``min_iou``, one detection per track), else starts a new one; a track missed for more
     than ``max_gap`` samples ends."""
 
     def __init__(self, min_iou: float = TRACK_IOU, max_gap: int = MAX_GAP):
@@ -120,7 +130,7 @@ class FaceTracker:
         live = [t for t in self.tracks if sample - t.last <= self.max_gap + 1]
         numbers: list[int | None] = [None] * len(boxes)
         if live and boxes:
-            overlap = np.array([[iou(t.box, b) for b in boxes] for t in live])
+            overlap = np.array([[iou(_grown(t.box), _grown(b)) for b in boxes] for t in live])
             for r, c in zip(*linear_sum_assignment(-overlap)):
                 if overlap[r, c] >= self.min_iou:
                     numbers[c] = live[r].number
@@ -173,22 +183,24 @@ def _annotate(bgr: np.ndarray, boxes: list, numbers: list[int], labels: list[str
 
 
 def analyse_video(path: str | Path, predictor_ids: Sequence[str | LoadedPredictor], sample_fps: float = DEFAULT_SAMPLE_FPS,
-                  detector: str = "haar", margin: float = 0.2, min_size: int = 24,
+                  detector: str = DEFAULT_DETECTOR, margin: float | None = None, min_size: int = 24,
                   yunet_model: str | Path | None = None, annotated: str | Path | None = None,
                   store: RunStore | None = None, name: str | None = None,
                   progress: Callable[[int, int], None] | None = None,
-                  cancelled: Callable[[], bool] | None = None) -> dict:
+                  cancelled: Callable[[], bool] | None = None, align: bool = True) -> dict:
     """Sample a video's frames, detect and track faces, and score every face with every predictor
     (ids, or models already in memory as ``predictors.wrap_model`` gives them).
 
-    ``annotated``: a file name stem; the annotated video (boxes, face numbers, the models'
-    majority label) is written there with the first codec in CODECS that works (its suffix is
+    ``margin`` None gives each model its training faces' margin; crops are eye-levelled where the
+    detector gives landmarks. ``annotated``: a file name stem; the annotated video (boxes, face
+    numbers, the frame's verdict label, ``verdict.decide``) is written there with the first codec in CODECS that works (its suffix is
     the codec's). ``progress(done, total)`` is called after each sampled frame; when
     ``cancelled()`` turns true the analysis stops and returns what it has, with cancelled=True.
 
-    Returns {name, info (probe() plus sample_fps, samples, analysed), predictors (dicts),
+    Returns {name, detector, info (probe() plus sample_fps, samples, analysed), predictors (dicts),
     times [s of each analysed sample], tracks [{number, times, boxes, models {id: {probs (T, K),
-    class_names, dominant, dominant_share, top, changes, mean}}}], rows (per-frame predictions:
+    class_names, dominant, dominant_share, top, changes, mean}}, verdict (``verdict.Verdict`` over
+    the models' dominant emotions)}], rows (per-frame predictions:
     time, frame, face, box, model, top label, probability, p(class)...), annotated (None or
     {path, codec, browser}), cancelled, seconds}.
     """
@@ -205,6 +217,8 @@ def analyse_video(path: str | Path, predictor_ids: Sequence[str | LoadedPredicto
         entry = p if isinstance(p, LoadedPredictor) else load(p, store)[0]
         loaded.setdefault(entry.predictor.id, entry)
     ids = list(loaded)
+    margins = {pid: entry.predictor.margin if margin is None else float(margin) for pid, entry in loaded.items()}
+    described = {pid: entry.predictor.to_dict() for pid, entry in loaded.items()}
     tracker = FaceTracker()
     per_track: dict[int, dict[str, Any]] = {}
     rows: list[dict] = []
@@ -237,7 +251,7 @@ def analyse_video(path: str | Path, predictor_ids: Sequence[str | LoadedPredicto
             found = detect_faces(rgb, detector, min_size=min_size, yunet_model=yunet_model)
             boxes = [f.box for f in found]
             numbers = tracker.update(sample, boxes)
-            tops = _score_frame(rgb, found, numbers, loaded, margin, per_track, rows, t, frame_no)
+            tops = _score_frame(rgb, found, numbers, loaded, margins, align, per_track, rows, t, frame_no)
             if annotated is not None:
                 frame = _annotate(bgr, boxes, numbers, tops, scale)
                 if writer is None:
@@ -260,23 +274,26 @@ def analyse_video(path: str | Path, predictor_ids: Sequence[str | LoadedPredicto
             arr = np.asarray(probs)
             names = list(loaded[pid].predictor.class_names)
             models[pid] = {"probs": arr, "class_names": names, **summarise(t["times"], arr, names)}
-        tracks.append({"number": number, "times": t["times"], "boxes": t["boxes"], "models": models})
-    return {"name": name, "info": {**info, "sample_fps": float(sample_fps), "samples": len(picked),
+        verdict = decide({pid: (m["dominant"], m["dominant_share"]) for pid, m in models.items()}, described)
+        tracks.append({"number": number, "times": t["times"], "boxes": t["boxes"], "models": models,
+                       "verdict": verdict})
+    return {"name": name, "detector": detector, "info": {**info, "sample_fps": float(sample_fps), "samples": len(picked),
                                    "analysed": len(times)},
             "predictors": [loaded[p].predictor.to_dict() for p in ids], "times": times, "tracks": tracks,
-            "rows": rows, "cancelled": stopped, "seconds": time.perf_counter() - t_start,
+            "rows": [{"detector": detector, **row} for row in rows], "cancelled": stopped, "seconds": time.perf_counter() - t_start,
             "annotated": None if out_file is None else {"path": str(out_file), "codec": codec, "browser": browser}}
 
 
-def _score_frame(rgb: np.ndarray, found: list[Face], numbers: list[int], loaded: dict, margin: float,
-                 per_track: dict, rows: list, t: float, frame_no: int) -> list[str]:
-    """Score one sample's faces with every model, append to the tracks and rows; the majority label per face."""
+def _score_frame(rgb: np.ndarray, found: list[Face], numbers: list[int], loaded: dict, margins: dict[str, float],
+                 align: bool, per_track: dict, rows: list, t: float, frame_no: int) -> list[str]:
+    """Score one sample's faces with every model, append to the tracks and rows; the verdict label per face
+    ("?" when no model votes)."""
     if not found:
         return []
-    crops = [crop_face(rgb, f, margin) for f in found]
-    tops: list[list[tuple[str, float]]] = [[] for _ in found]
+    crops = crops_for(rgb, found, list(margins.values()), align)
+    tops: list[dict[str, tuple[str, float]]] = [{} for _ in found]
     for pid, entry in loaded.items():
-        probs = probabilities(entry, prepare(entry.predictor, crops))
+        probs = probabilities(entry, prepare(entry.predictor, crops[margins[pid]]))
         names = entry.predictor.class_names
         for i, (face, n) in enumerate(zip(found, numbers)):
             track = per_track.setdefault(n, {"times": [], "boxes": [], "probs": {}})
@@ -285,9 +302,10 @@ def _score_frame(rgb: np.ndarray, found: list[Face], numbers: list[int], loaded:
                 track["boxes"].append(face.box)
             track["probs"].setdefault(pid, []).append(probs[i])
             top = int(probs[i].argmax())
-            tops[i].append((names[top], float(probs[i][top])))
+            tops[i][pid] = (names[top], float(probs[i][top]))
             rows.append({"time (s)": round(t, 3), "frame": frame_no, "face": n, "x": face.x, "y": face.y,
                          "width": face.w, "height": face.h, "model": entry.predictor.label, "model id": pid,
                          "top label": names[top], "probability": float(probs[i][top]),
                          **{f"p({c})": float(v) for c, v in zip(names, probs[i])}})
-    return [majority_vote(t)[0] for t in tops]
+    described = {pid: entry.predictor.to_dict() for pid, entry in loaded.items()}
+    return [decide(t, described).label or "?" for t in tops]

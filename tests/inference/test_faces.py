@@ -201,7 +201,7 @@ def test_default_byte_limit_message():
 # --- detection --------------------------------------------------------------------------
 
 def test_haar_finds_the_astronaut():
-    found = detect_faces(skdata.astronaut())
+    found = detect_faces(skdata.astronaut(), "haar")
     assert len(found) == 1
     face = found[0]
     assert _iou(face, ASTRONAUT_FACE) > 0.6, face
@@ -210,7 +210,7 @@ def test_haar_finds_the_astronaut():
 
 
 def test_haar_finds_no_face_in_coffee():
-    assert detect_faces(skdata.coffee()) == []
+    assert detect_faces(skdata.coffee(), "haar") == []
 
 
 def test_haar_large_photo_is_searched_downscaled_and_mapped_back():
@@ -218,7 +218,7 @@ def test_haar_large_photo_is_searched_downscaled_and_mapped_back():
 
     big = cv2.resize(skdata.astronaut(), (2048, 2048), interpolation=cv2.INTER_CUBIC)
     scaled = Face(*(4 * v for v in ASTRONAUT_FACE.box), 1.0)
-    assert any(_iou(f, scaled) > 0.6 for f in detect_faces(big))
+    assert any(_iou(f, scaled) > 0.6 for f in detect_faces(big, "haar"))
 
 
 def test_large_photo_boxes_match_the_full_resolution_search():
@@ -226,8 +226,8 @@ def test_large_photo_boxes_match_the_full_resolution_search():
 
     # 12.8 MP; the minimum face size keeps the full-resolution search affordable.
     big = cv2.resize(skdata.astronaut(), (3584, 3584), interpolation=cv2.INTER_CUBIC)
-    full = detect_faces(big, min_size=280, work_pixels=None)
-    fast = detect_faces(big, min_size=280)
+    full = detect_faces(big, "haar", min_size=280, work_pixels=None)
+    fast = detect_faces(big, "haar", min_size=280)
     assert len(full) == len(fast) == 1
     assert _iou(fast[0], full[0]) > 0.8
     assert _iou(fast[0], Face(*(7 * v for v in ASTRONAUT_FACE.box), 1.0)) > 0.6
@@ -238,7 +238,7 @@ def test_large_photo_boxes_match_the_full_resolution_search():
 def test_faces_are_sorted_left_to_right_and_duplicates_dropped():
     astro = skdata.astronaut()
     pair = np.concatenate([astro, astro[:, ::-1]], axis=1)  # mirrored twin on the right
-    found = detect_faces(pair, min_size=48)  # skip a 25 px false positive in the suit
+    found = detect_faces(pair, "haar", min_size=48)  # skip a 25 px false positive in the suit
     assert len(found) == 2
     assert found[0].x < 512 <= found[1].x
     assert faces._drop_overlaps([Face(0, 0, 100, 100, 2.0), Face(10, 10, 60, 60, 5.0)]) == [
@@ -247,7 +247,8 @@ def test_faces_are_sorted_left_to_right_and_duplicates_dropped():
 
 
 def test_min_size_filters_small_faces():
-    assert detect_faces(skdata.astronaut(), min_size=200) == []
+    assert detect_faces(skdata.astronaut(), "haar", min_size=200) == []
+    assert detect_faces(skdata.astronaut(), "mtcnn", min_size=200) == []
 
 
 def test_whole_image_detector():
@@ -255,7 +256,8 @@ def test_whole_image_detector():
     assert detect_faces(img, detector="whole") == [Face(0, 0, 40, 48, 1.0)]
 
 
-def test_yunet_needs_an_existing_model(tmp_path):
+def test_yunet_needs_an_existing_model(tmp_path, monkeypatch):
+    monkeypatch.delenv(faces.YUNET_ENV, raising=False)
     img = skdata.astronaut()
     with pytest.raises(ValueError, match="yunet_model"):
         detect_faces(img, detector="yunet")
@@ -270,7 +272,7 @@ def test_yunet_needs_an_existing_model(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "pattern"),
     [
-        ({"detector": "mtcnn"}, "Unknown detector 'mtcnn'"),
+        ({"detector": "retinaface"}, "Unknown detector 'retinaface'"),
         ({"min_size": 0}, "min_size=0"),
     ],
 )

@@ -108,9 +108,12 @@ def test_astronaut_face_is_scored_by_every_model(lab, reference):
         assert pred["top_label"] == FER[int(probs.argmax())] and pred["probability"] == pytest.approx(probs.max())
         # One batch per model, the same numbers as scoring the crop on its own.
         np.testing.assert_allclose(inference.predict_crops(pid, [face["crop"]])[0], probs, atol=1e-5)
-    tops = [face["predictions"][pid]["top_label"] for pid in ids]
-    assert face["agreement"] == tops.count(face["majority_label"]) >= max(tops.count(t) for t in tops)
-    assert face["n_models"] == 3
+    # Both runs learnt from drawn faces: shown, but the reference model alone votes and leads.
+    verdict = face["verdict"]
+    assert verdict.leader == reference.id and verdict.voters == (reference.id,)
+    assert verdict.label == face["predictions"][reference.id]["top_label"]
+    assert set(verdict.abstain) == {lab.resnet, lab.vgg} and face["n_models"] == 3
+    assert result["detector"] == "mtcnn" and len(face["landmarks"]) == 5
 
     timings = result["timings"]
     assert timings["detection_ms"] > 0 and timings["total_ms"] >= timings["detection_ms"]
@@ -258,9 +261,11 @@ def test_cli_predict_prints_a_table_per_face(lab, tmp_path, capsys):
     rc = main(["predict", str(photo), str(coffee), str(broken), "--runs", lab.resnet[:8], lab.vgg])
     out, err = capsys.readouterr()
     assert rc == 1  # one unusable image
-    assert "astronaut.png: 1 face(s)" in out and "model(s) say" in out
+    assert "astronaut.png: 1 face(s), mtcnn detector, eyes levelled" in out
+    assert "No verdict: none of these models is meaningful on photos" in out
     assert "resnet50/scratch-adam" in out and "vgg16/scratch-adam" in out
-    assert out.count(": trained on drawn faces: not meaningful on photos") == 2
+    assert out.count("note: ") == 2 and out.count(": trained on drawn faces: not meaningful on photos") == 4
+    assert out.count("no: trained on drawn faces") == 2  # each model's vote column on the face
     assert "coffee.jpg: no face found" in out and "--detector whole" in out
     assert "broken.png" in err and "Traceback" not in err
 
@@ -310,7 +315,7 @@ def test_cli_predict_folder_writes_a_csv_and_lists_unreadable_files(lab, referen
     rc = main(["predict", str(folder), "--runs", reference.id, "--out", str(out)])
     captured = capsys.readouterr()
     assert rc == 1  # one unreadable file, not fatal
-    assert "photos: 2 of 3 file(s) scored, 1 face(s), 1 without a face" in captured.out
+    assert "photos: 2 of 3 file(s) scored, 1 face(s) (mtcnn detector), 1 without a face" in captured.out
     assert "no face: sub/coffee.jpg" in captured.out
     assert "unreadable: broken.png: " in captured.err and "Traceback" not in captured.err
     rows = pd.read_csv(out)
@@ -320,9 +325,17 @@ def test_cli_predict_folder_writes_a_csv_and_lists_unreadable_files(lab, referen
     assert _iou(box, ASTRONAUT_FACE) > 0.6
 
 
-def test_a_tied_vote_goes_to_the_label_its_models_are_surer_of():
-    from core.inference.predict import majority_vote
+def test_cli_and_dashboard_read_the_same_yunet_setting(reference, tmp_path, monkeypatch, capsys):
+    from dashboard import services
 
-    # Two models each: "sad" came first but "happy"'s voters are surer (photos and videos both label faces so).
-    assert majority_vote([("sad", 0.4), ("happy", 0.9), ("sad", 0.45), ("happy", 0.8)]) == ("happy", 2)
-    assert majority_vote([("sad", 0.4), ("sad", 0.5), ("happy", 0.99)]) == ("sad", 2)
+    photo, bogus = tmp_path / "astronaut.png", tmp_path / "yunet.onnx"
+    Image.fromarray(skdata.astronaut()).save(photo)
+    bogus.write_bytes(b"not an onnx model")
+    monkeypatch.setenv("EMOTION_LAB_YUNET_MODEL", str(bogus))
+    # No --yunet-model: the CLI reads EMOTION_LAB_YUNET_MODEL in core, as the dashboard does.
+    assert main(["predict", str(photo), "--detector", "yunet", "--runs", reference.id]) == 2
+    err = capsys.readouterr().err
+    assert f"{bogus.resolve()} is not a valid YuNet ONNX model" in err
+    assert services.yunet_model() == str(bogus)
+    page = services.analyse_photo(photo.read_bytes(), "astronaut.png", [reference.id], "yunet")
+    assert f"{bogus.resolve()} is not a valid YuNet ONNX model" in page["error"]

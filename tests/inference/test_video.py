@@ -122,10 +122,10 @@ def test_cli_prints_each_tracked_face_and_writes_the_per_frame_csv(tiny, tmp_pat
     out = tmp_path / "frames.csv"
     assert main(["predict", str(tiny), "--runs", "ref:tiny", "--fps", "2", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "astronaut.mp4: 3.0 s at 8 fps, 6 frames analysed (2 per second), 1 face(s) tracked" in text
+    assert "astronaut.mp4: 3.0 s at 8 fps, 6 frames analysed (2 per second), 1 face(s) tracked (mtcnn detector)" in text
     assert "face 1: seen from 0.0 s to 2.5 s in 6 frame(s)" in text and "reference/tiny: mostly " in text
     rows = pd.read_csv(out)
-    assert len(rows) == 6 and (rows.file == "astronaut.mp4").all() and list(rows["time (s)"]) == [0, .5, 1, 1.5, 2, 2.5]
+    assert len(rows) == 6 and (rows.file == "astronaut.mp4").all() and (rows.detector == "mtcnn").all() and list(rows["time (s)"]) == [0, .5, 1, 1.5, 2, 2.5]
 
 
 PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "predict.py")
