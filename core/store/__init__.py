@@ -6,11 +6,13 @@ from core.store.tracking import (
     RUN_STATUSES,
     RunNotFound,
     RunStore,
+    RunTable,
     StoreUnreachable,
     default_uri,
     environment,
     repeat_key,
 )
 
-__all__ = ["EXPERIMENT", "HISTORY_METRICS", "RUN_COLUMNS", "RUN_STATUSES", "RunNotFound", "RunStore", "StoreUnreachable",
+__all__ = ["EXPERIMENT", "HISTORY_METRICS", "RUN_COLUMNS", "RUN_STATUSES", "RunNotFound", "RunStore", "RunTable",
+           "StoreUnreachable",
            "default_uri", "environment", "repeat_key"]

@@ -28,6 +28,7 @@ RUN_COLUMNS = ["run_id", "label", "variant", "arch", "dataset", "status", "kind"
                "params_total", "train_time_s", "images_per_sec", "error", "data_warnings", "seed", "repeat_key",
                # Costs (core.train.costs): how each is measured: core/analysis/README.md, "Accuracy against cost".
                "train_time_per_epoch_s", "train_flops", "params_trainable", "latency_ms_per_face", "device"]
+SEARCH_PAGE = 5000  # runs per MLflow search request (its limit is 50,000; smaller pages start answering sooner)
 # Params that may differ between repeats of one configuration: the training seed, and the grid
 # a repeat was queued in (more seeds of a grid can be queued later as a grid of their own).
 REPEAT_FREE_PARAMS = ("train.seed", "group")
@@ -190,44 +191,32 @@ class RunStore:
             if status not in RUN_STATUSES:
                 raise ValueError(f"status: expected one of {', '.join(RUN_STATUSES)}. Received: status={status!r}")
             clauses.append(f"attributes.status = '{status}'")
+        return self.search(" and ".join(clauses))
+
+    def search(self, where: str = "", max_results: int | None = None) -> list:
+        """MLflow runs of this experiment matching the filter ``where``, newest first, every page of them.
+
+        ``max_results`` caps the count (None: all). MLflow answers at most ``SEARCH_PAGE`` runs per
+        request, so a big store is read page by page rather than silently cut at the first page.
+        """
         runs, token = [], None
-        while True:
-            page = self.client.search_runs([self.experiment_id], " and ".join(clauses), max_results=1000,
+        while max_results is None or len(runs) < max_results:
+            want = SEARCH_PAGE if max_results is None else min(SEARCH_PAGE, max_results - len(runs))
+            page = self.client.search_runs([self.experiment_id], where, max_results=want,
                                            order_by=["attributes.start_time DESC"], page_token=token)
             runs += list(page)
             token = page.token
             if not token:
-                return runs
+                break
+        return runs
 
-    def list_runs(self, max_results: int = 1000, group: str | None = None) -> pd.DataFrame:
-        """One row per run (only ``group``'s, when given), newest first, with the columns in ``RUN_COLUMNS``."""
+    def list_runs(self, max_results: int | None = None, group: str | None = None) -> pd.DataFrame:
+        """One row per run (only ``group``'s, when given), newest first, with the columns in ``RUN_COLUMNS``.
+
+        ``max_results`` keeps the newest ones (None: every run, however many pages that takes).
+        """
         where = f"tags.group = {_quote_value(group)}" if group is not None else ""
-        runs = self.client.search_runs([self.experiment_id], where, max_results=max_results,
-                                       order_by=["attributes.start_time DESC"])
-        rows = []
-        for r in runs:
-            t, m, p = r.data.tags, r.data.metrics, r.data.params
-            rows.append({
-                "run_id": r.info.run_id, "label": t.get("label", r.info.run_name), "variant": t.get("variant", ""),
-                "arch": t.get("arch", ""), "dataset": t.get("dataset", ""), "status": r.info.status,
-                # "run" (training), "evaluation", "ga-individual" (scored on validation), "ga-best".
-                "kind": t.get("kind", "run"), "group": t.get("group", ""),
-                "start_time": pd.to_datetime(r.info.start_time, unit="ms", utc=True) if r.info.start_time else pd.NaT,
-                "end_time": pd.to_datetime(r.info.end_time, unit="ms", utc=True) if r.info.end_time else pd.NaT,
-                "epochs": int(p["train.epochs"]) if "train.epochs" in p else None,
-                "epochs_done": int(t.get("epochs_done", 0)),
-                "test_accuracy": m.get("test_accuracy"), "test_macro_f1": m.get("test_macro_f1"),
-                "test_loss": m.get("test_loss"), "best_val_accuracy": m.get("best_val_accuracy"),
-                "params_total": m.get("params_total"), "train_time_s": m.get("train_time_s"),
-                "images_per_sec": m.get("mean_images_per_sec"), "error": t.get("error", ""),
-                "data_warnings": t.get("dataset.warnings", ""),
-                "seed": int(p["train.seed"]) if "train.seed" in p else None,
-                "repeat_key": repeat_key(p, t.get("kind", "run")),
-                **{k: m.get(k) for k in ("train_time_per_epoch_s", "train_flops", "params_trainable",
-                                         "latency_ms_per_face")},
-                "device": t.get("device", ""),
-            })
-        return pd.DataFrame(rows, columns=RUN_COLUMNS)
+        return runs_frame([run_row(r) for r in self.search(where, max_results)])
 
     def history(self, run_id: str) -> pd.DataFrame:
         """Per-epoch metrics: ``epoch`` plus ``HISTORY_METRICS`` columns (last value per epoch)."""
@@ -296,6 +285,131 @@ class RunStore:
         if path is None:
             raise RunNotFound(f"Run {run_id!r} has no saved model (not finished, or failed)")
         return _load_keras(str(path), path.stat().st_mtime)
+
+
+def run_row(r) -> dict[str, Any]:
+    """One MLflow run as a row of the runs table (``RUN_COLUMNS``)."""
+    t, m, p = r.data.tags, r.data.metrics, r.data.params
+    return {
+        "run_id": r.info.run_id, "label": t.get("label", r.info.run_name), "variant": t.get("variant", ""),
+        "arch": t.get("arch", ""), "dataset": t.get("dataset", ""), "status": r.info.status,
+        # "run" (training), "evaluation", "ga-individual" (scored on validation), "ga-best".
+        "kind": t.get("kind", "run"), "group": t.get("group", ""),
+        "start_time": pd.to_datetime(r.info.start_time, unit="ms", utc=True) if r.info.start_time else pd.NaT,
+        "end_time": pd.to_datetime(r.info.end_time, unit="ms", utc=True) if r.info.end_time else pd.NaT,
+        "epochs": int(p["train.epochs"]) if "train.epochs" in p else None,
+        "epochs_done": int(t.get("epochs_done", 0)),
+        "test_accuracy": m.get("test_accuracy"), "test_macro_f1": m.get("test_macro_f1"),
+        "test_loss": m.get("test_loss"), "best_val_accuracy": m.get("best_val_accuracy"),
+        "params_total": m.get("params_total"), "train_time_s": m.get("train_time_s"),
+        "images_per_sec": m.get("mean_images_per_sec"), "error": t.get("error", ""),
+        "data_warnings": t.get("dataset.warnings", ""),
+        "seed": int(p["train.seed"]) if "train.seed" in p else None,
+        "repeat_key": repeat_key(p, t.get("kind", "run")),
+        **{k: m.get(k) for k in ("train_time_per_epoch_s", "train_flops", "params_trainable",
+                                 "latency_ms_per_face")},
+        "device": t.get("device", ""),
+    }
+
+
+def _signature(row: dict[str, Any]) -> str:
+    return json.dumps(row, default=str, sort_keys=True)
+
+
+def runs_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows of ``run_row`` as the runs table, in the order given."""
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+class RunTable:
+    """The runs table of one store, for a long-lived reader (the dashboard's server), kept current cheaply.
+
+    ``list_runs`` reads every run with all its params, tags and metrics: at 2000 runs that
+    is most of a page's time, and a dashboard polling it every few seconds per user pays it
+    over and over for runs that cannot change. Here a finished run is read once and kept
+    (FINISHED is final: a failed or cancelled run may be resumed, a finished one never is);
+    each refresh asks MLflow only for the runs that are not finished and for those started
+    in the last ``NEW_RUN_MARGIN_S`` seconds (a run created and finished between two
+    refreshes), so its cost follows the runs in flight, not the runs stored. Every
+    ``FULL_RELOAD_S`` seconds the whole table is read again, which picks up what the
+    incremental reads cannot see (a deleted run, a tag set on a finished run).
+
+    ``refresh`` returns a key that changes exactly when the table does: callers cache
+    whatever they derive from the table under that key. Thread-safe (Streamlit serves each
+    session from a thread of its own).
+    """
+
+    FULL_RELOAD_S = 60.0
+    NEW_RUN_MARGIN_S = 120.0
+
+    def __init__(self, store: RunStore, min_interval_s: float = 1.0):
+        import threading
+
+        self.store, self.min_interval_s = store, min_interval_s
+        self._lock = threading.Lock()
+        self._finished: dict[str, dict] = {}
+        self._open: dict[str, dict] = {}
+        self._newest_ms = 0
+        self._version = 0  # bumped whenever the finished rows change
+        self._full_at = self._checked_at = -float("inf")
+        self._key = ""
+        self._frame: pd.DataFrame | None = None
+
+    def refresh(self, force: bool = False) -> str:
+        """Bring the table up to date (at most once per ``min_interval_s`` unless ``force``); returns its key."""
+        import time
+
+        with self._lock:
+            now = time.monotonic()
+            if not force and now - self._checked_at < self.min_interval_s:
+                return self._key
+            if force or now - self._full_at >= self.FULL_RELOAD_S:
+                found, full = self.store.search(), True
+            else:
+                since = self._newest_ms - int(self.NEW_RUN_MARGIN_S * 1000)
+                found = self.store.search(f"attributes.start_time >= {since}")
+                found += self.store.search("attributes.status != 'FINISHED'")
+                full = False
+            rows = {r.info.run_id: (r, run_row(r)) for r in found}
+            # Rows compared by their JSON text: NaN and NaT never equal themselves, a text does.
+            finished = {rid: (row, _signature(row)) for rid, (r, row) in rows.items() if r.info.status == "FINISHED"}
+            if full:
+                if {k: v[1] for k, v in finished.items()} != {k: v[1] for k, v in self._finished.items()}:
+                    self._version += 1
+                self._finished = finished
+                self._full_at = now
+            else:
+                changed = {rid: v for rid, v in finished.items() if self._finished.get(rid, (None, ""))[1] != v[1]}
+                if changed:
+                    self._finished.update(changed)
+                    self._version += 1
+            self._open = {rid: row for rid, (r, row) in rows.items() if r.info.status != "FINISHED"}
+            self._newest_ms = max([self._newest_ms, *(r.info.start_time or 0 for r, _ in rows.values())])
+            open_state = "\n".join(_signature(self._open[rid]) for rid in sorted(self._open))
+            key = f"{self._version}:{hashlib.sha256(open_state.encode()).hexdigest()[:16]}"
+            if key != self._key:
+                self._key, self._frame = key, None
+            self._checked_at = now
+            return self._key
+
+    def invalidate(self) -> None:
+        """Make the next ``refresh`` ask the store, however recent the last one was."""
+        with self._lock:
+            self._checked_at = -float("inf")
+
+    def table(self) -> pd.DataFrame:
+        """The runs table as of the last ``refresh`` (call it first), newest first, ``RUN_COLUMNS``."""
+        with self._lock:
+            if self._frame is None:
+                rows = [*self._open.values(), *(r for rid, (r, _) in self._finished.items() if rid not in self._open)]
+                rows.sort(key=lambda r: 0 if pd.isna(r["start_time"]) else r["start_time"].value, reverse=True)
+                self._frame = runs_frame(rows)
+            return self._frame
+
+    def is_finished(self, run_id: str) -> bool:
+        """True when the run was FINISHED at the last ``refresh`` (its data can be cached for good)."""
+        with self._lock:
+            return run_id in self._finished and run_id not in self._open
 
 
 @lru_cache(maxsize=8)

@@ -12,7 +12,7 @@ import streamlit as st
 
 from core import jobs
 from core.configs import RunConfig
-from dashboard.services.runstore import runs
+from dashboard.services.runstore import forget_runs
 
 ACTIVE_STATES = ("queued", "running", "interrupted")  # a job in these states can still be cancelled
 
@@ -22,7 +22,7 @@ def submit(configs: list[RunConfig], group: str, key: str | None = None) -> list
     configs = [replace(c, group=group) for c in configs]
     ids = jobs.submit_grid(configs, group=group, key=key)
     jobs.ensure_worker()
-    runs.clear()
+    forget_runs()
     job_table.clear()
     return ids
 

@@ -1,8 +1,9 @@
 """Cached reads of the run store: the runs table, curves, reports and predictions, and what the
 Compare page derives from them (results table, significance, misclassified images).
 
-Finished runs are immutable, so their data is cached for good; anything that changes while a
-job runs is cached for ``LIVE_TTL`` seconds.
+Finished runs are immutable, so their data is cached for good; the runs table is shared by every
+session and keyed on the store's state (``core.store.RunTable``); curves of a run in progress are
+cached for ``LIVE_TTL`` seconds.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import streamlit as st
 from core.configs import RunConfig, profiles
 from core.data import datasets
 from core.data.dataset import DatasetError
-from core.store import RunNotFound, RunStore
+from core.store import RunNotFound, RunStore, RunTable
 from core.train import evaluation
 
 LIVE_TTL = 3  # seconds: curves of a running job refresh at the polling rate
@@ -28,16 +29,36 @@ def store() -> RunStore:
     return RunStore()
 
 
-@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
+@st.cache_resource
+def _run_table() -> RunTable:
+    # One per server: every session reads the same table, refreshed at most once a second by
+    # whichever session asks first, and only for what can have changed (see RunTable).
+    return RunTable(store())
+
+
 def runs() -> pd.DataFrame:
-    """All runs, newest first."""
-    return store().list_runs()
+    """All runs, newest first; shared by every session, rebuilt only when the store's runs changed."""
+    return _runs_at(_run_table().refresh())
+
+
+@st.cache_data(max_entries=2, show_spinner=False)
+def _runs_at(key: str) -> pd.DataFrame:
+    # Keyed on the table's state (RunTable.refresh), not on time: a page polling every two seconds
+    # gets the cached frame until a run starts, logs an epoch or finishes.
+    return _run_table().table()
+
+
+def forget_runs() -> None:
+    """Ask the store again at the next ``runs()``, however recent the last look (this process changed it)."""
+    _run_table().invalidate()
+
 
 
 def _finished(run_id: str) -> bool:
-    table = runs()
-    row = table[table.run_id == run_id]
-    return not row.empty and row.iloc[0].status == "FINISHED"
+    # A set lookup, not a copy of the whole runs table: pages ask this once per run shown.
+    table = _run_table()
+    table.refresh()
+    return table.is_finished(run_id)
 
 
 @st.cache_data(ttl=LIVE_TTL, show_spinner=False)

@@ -109,3 +109,56 @@ def test_a_run_records_its_datasets_skipped_files_and_warnings(store):
     row = store.list_runs().set_index("run_id").loc[run_id]
     assert "fewer than 10 training images for angry (9), happy (3)" in row.data_warnings
     assert "7 unreadable file(s) skipped" in row.data_warnings
+
+
+def test_list_runs_reads_every_page_and_keeps_the_newest_when_capped(store, monkeypatch):
+    from core.store import tracking
+
+    monkeypatch.setattr(tracking, "SEARCH_PAGE", 2)  # MLflow's page size, shrunk: 5 runs take 3 pages
+    ids = [_run(store, "FINISHED") for _ in range(5)]
+    assert store.list_runs().run_id.tolist() == ids[::-1], "a big store is not cut at its first page"
+    assert store.list_runs(max_results=3).run_id.tolist() == ids[:1:-1]
+
+
+def test_run_table_follows_the_store_reading_only_what_can_change(store, monkeypatch):
+    from core.store import RunTable
+
+    done = [_run(store, "FINISHED") for _ in range(3)]
+    table = RunTable(store, min_interval_s=0.0)
+    key = table.refresh()
+    assert table.table().run_id.tolist() == done[::-1] and all(table.is_finished(r) for r in done)
+
+    queries = []
+    search = store.search
+    monkeypatch.setattr(store, "search", lambda where="", max_results=None: queries.append(where) or
+                        search(where, max_results))
+    assert table.refresh() == key and table.table() is table.table(), "nothing changed: same key, same frame"
+    assert queries and "" not in queries, "an incremental refresh never reads the whole store"
+
+    running = _run(store, "RUNNING")
+    key2 = table.refresh()
+    assert key2 != key and table.table().run_id.iloc[0] == running and not table.is_finished(running)
+    store.set_tags(running, {"epochs_done": 1})
+    key3 = table.refresh()
+    assert key3 != key2 and table.table().epochs_done.iloc[0] == 1, "an epoch logged shows at once"
+    store.finish(running)
+    table.refresh()
+    assert table.is_finished(running) and table.table().status.iloc[0] == "FINISHED"
+
+    store.delete(done[0])  # what incremental reads cannot see, the periodic full read does
+    table.refresh(force=True)
+    assert done[0] not in set(table.table().run_id)
+
+
+def test_run_table_asks_the_store_at_most_once_per_interval(store, monkeypatch):
+    from core.store import RunTable
+
+    _run(store, "FINISHED")
+    table = RunTable(store, min_interval_s=60.0)
+    key = table.refresh()
+    with monkeypatch.context() as m:
+        m.setattr(store, "search", lambda *a, **k: pytest.fail("asked the store within the interval"))
+        assert table.refresh() == key
+    table.invalidate()  # this process changed the store: the next refresh asks at once
+    _run(store, "RUNNING")
+    assert table.refresh() != key
