@@ -72,7 +72,9 @@ def register(add: AddParser) -> None:
     p.add_argument("--dataset", required=True)
     p.set_defaults(fn=cmd_evaluate)
 
-    p = add("runs", help="list runs in the store")
+    p = add("runs", help="list runs in the store, newest first")
+    p.add_argument("--limit", type=int, default=100, help="show the newest N runs (default 100; 0 shows every run)")
+    p.add_argument("--group", default=None, help="only this grid's runs")
     p.set_defaults(fn=cmd_runs)
 
     p = add("fetch-weights", help="download ImageNet weights into the Keras cache (needs internet)")
@@ -228,12 +230,18 @@ def cmd_runs(args: argparse.Namespace) -> int:
     """The run store as a table."""
     from core.store import RunStore
 
-    runs = RunStore().list_runs()
+    limit = getattr(args, "limit", 100) or None
+    # The newest ``limit`` only: what this costs follows the runs shown, not the runs stored.
+    runs = RunStore().list_runs(max_results=None if limit is None else limit + 1, group=getattr(args, "group", None))
     if runs.empty:
         print("No runs yet. Try: python -m core compare --dataset synthetic --arch resnet50 --quick")
         return 0
+    more = limit is not None and len(runs) > limit
+    runs = runs.head(limit) if limit is not None else runs
     cols = ["run_id", "label", "dataset", "status", "epochs_done", "test_accuracy", "test_macro_f1", "group"]
     print(runs[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if more:
+        print(f"\nThe {limit} newest runs; --limit 0 lists every run, --group NAME one grid's.")
     return 0
 
 

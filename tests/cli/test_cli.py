@@ -213,3 +213,24 @@ def test_quiet_output_covers_opencvs_log_and_ffmpeg_unless_verbose(monkeypatch):
         assert os.environ["OPENCV_LOG_LEVEL"] == "DEBUG"
     with common.tensorflow_output(verbose=True):
         assert "OPENCV_FFMPEG_LOGLEVEL" not in os.environ
+
+
+def test_runs_lists_the_newest_few_and_says_how_to_see_all(fresh_artifacts, capsys):
+    import time
+
+    from conftest import tiny_config
+
+    from core.store import RunStore
+
+    store = RunStore()
+    ids = []
+    for _ in range(3):
+        ids.append(store.create_run(tiny_config(), {"name": "synthetic-tiny"}))
+        time.sleep(0.01)  # distinct start times: newest first is unambiguous
+    assert main(["runs", "--limit", "2"]) == 0
+    out = capsys.readouterr().out
+    assert ids[2] in out and ids[1] in out and ids[0] not in out
+    assert "The 2 newest runs; --limit 0 lists every run" in out
+    assert main(["runs", "--limit", "0"]) == 0
+    out = capsys.readouterr().out
+    assert all(i in out for i in ids) and "newest runs;" not in out
