@@ -141,6 +141,15 @@ def test_onnx_export_registered_back_predicts_like_its_run(lab, tmp_path):
         evaluate_reference("vgg-onnx", "synthetic-tiny")
 
 
+def test_export_command_offers_the_formats_keras_exports():
+    from core.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    actions = {a.dest: a for a in sub.choices["export"]._actions}
+    assert tuple(actions["format"].choices) == tuple(export.FORMATS) == ("savedmodel", "onnx", "litert", "keras")
+    assert all(note in actions["format"].help for note in export.FORMAT_NOTES.values())
+
+
 def test_onnx_file_that_is_not_a_model_is_refused(tmp_path):
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(b"not a protobuf")
@@ -176,12 +185,13 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_mlflow_models_serve_answers_one_request(lab):
     """`mlflow models serve` on 127.0.0.1, stopped by the test (and by `timeout` if the test dies first)."""
-    logged = log_run_model(lab.run, lab.store)
+    assert main(["export", lab.run, "--mlflow"]) == 0  # logs runs:/RUN/mlflow_model, as the README says
+    uri = f"runs:/{lab.run}/mlflow_model"
     port = _free_port()
     # The scoring server execs `uvicorn` by name: the virtualenv's bin folder goes first on PATH, as when activated.
     env = {**os.environ, "MLFLOW_TRACKING_URI": lab.store.uri,
            "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
-    mlflow_cli = [sys.executable, "-m", "mlflow", "models", "serve", "-m", logged.uri, "--env-manager", "local",
+    mlflow_cli = [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager", "local",
                   "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
     server = subprocess.Popen(["timeout", "300", *mlflow_cli], env=env, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
