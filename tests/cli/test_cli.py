@@ -41,7 +41,7 @@ def test_choices_come_from_the_registries():
     assert tuple(options("train")["arch"].choices) == ARCHITECTURES
     assert tuple(options("compare")["configs"].choices) == CONFIG_IDS
     assert tuple(options("train")["distribute"].choices) == DISTRIBUTE_MODES
-    assert tuple(options("predict")["detector"].choices) == DETECTORS
+    assert tuple(options("predict")["detector"].choices) == tuple(DETECTORS)
     evolve = options("evolve")
     assert tuple(evolve["strategy"].choices) == evolution.STRATEGIES
     assert tuple(evolve["mode"].choices) == evolution.MODES
