@@ -1,0 +1,151 @@
+"""Scale bench: how Overview, Train, Compare and the ``runs``/``summary`` commands grow with the store
+(a script, not a test: pytest does not collect it).
+
+    .venv/bin/python tests/dashboard/scale_check.py [--sizes 50 500 2000] [--repeat 2]
+
+Fills one throwaway store (a temporary artifacts folder) with realistic runs through the
+lab's own API (``core.bench.scale``: seeded grids, curves, reports, per-sample
+predictions; no training), growing it to each size in turn, and at each size times, for
+one user, in this process:
+
+- ``overview``, ``train``: the page rendered by Streamlit's AppTest through the real
+  entrypoint, first with empty caches (``cold``, a server's first visitor), then again
+  (``warm``, the next visitor, served from the caches every session shares);
+- ``compare 10``, ``compare 30``: Compare with the newest 10 or 30 finished runs selected;
+- ``runs``: ``python -m core runs`` (the newest 100), ``summary``: ``python -m core summary``
+  of the newest grid, in-process, output discarded.
+
+Each figure is the best of ``--repeat`` tries (the machine may be shared: the minimum is the
+least disturbed), and the table ends with each figure's growth from the smallest size next
+to the growth of the store. Nothing is downloaded; the store is deleted at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "dashboard" / "app.py")
+
+
+def clear_caches() -> None:
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def page(name: str, select: list[str] | None = None) -> float:
+    """Seconds to render page ``name`` (a views/ file) for one new session; ``select``: Compare's runs."""
+    from streamlit.testing.v1 import AppTest
+
+    t0 = time.perf_counter()
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.run()
+    if name != "overview.py":
+        at = at.switch_page(f"views/{name}").run()
+    if select is not None:
+        at.multiselect(key="compare_runs").set_value(select).run()
+    seconds = time.perf_counter() - t0
+    if at.exception:
+        raise RuntimeError(f"{name}: {at.exception[0].value}")
+    return seconds
+
+
+def command(*argv: str) -> float:
+    from core.cli import main
+
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = main(list(argv))
+    if status != 0:
+        raise RuntimeError(f"python -m core {' '.join(argv)} exited with {status}")
+    return time.perf_counter() - t0
+
+
+def best(fn, repeat: int) -> float:
+    return min(fn() for _ in range(repeat))
+
+
+def measure(repeat: int) -> dict[str, float]:
+    from core.store import RunStore
+
+    newest = RunStore().list_runs(max_results=200)
+    finished = newest[newest.status == "FINISHED"].run_id.tolist()
+    group = newest.group.iloc[0]
+    out = {}
+    for name in ("overview.py", "train.py"):
+        label = name.removesuffix(".py")
+
+        def cold(name=name):
+            clear_caches()
+            return page(name)
+
+        out[f"{label} cold"] = best(cold, repeat)
+        out[f"{label} warm"] = best(lambda name=name: page(name), repeat)
+    for n in (10, 30):
+        def cold(n=n):
+            clear_caches()
+            return page("compare.py", finished[:n])
+
+        out[f"compare {n} cold"] = best(cold, repeat)
+        out[f"compare {n} warm"] = best(lambda n=n: page("compare.py", finished[:n]), repeat)
+    out["runs"] = best(lambda: command("runs"), repeat)
+    out["summary"] = best(lambda: command("summary", group), repeat)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[50, 500, 2000])
+    parser.add_argument("--repeat", type=int, default=2, help="tries per figure; the best is kept")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="scale-check-"))
+    os.environ["EMOTION_LAB_ARTIFACTS"] = str(folder / "artifacts")
+    os.environ["EMOTION_LAB_DATA"] = str(folder / "data")
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from core.bench import scale
+
+    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+    results: dict[int, dict[str, float]] = {}
+    have = 0
+    try:
+        for n in sorted(args.sizes):
+            t0 = time.perf_counter()
+            scale.fill_store(n, start=have)
+            print(f"store filled to {n} runs (+{n - have} in {time.perf_counter() - t0:.0f} s); measuring...",
+                  flush=True)
+            have = n
+            results[n] = measure(args.repeat)
+            print("  " + ", ".join(f"{k} {v:.2f} s" for k, v in results[n].items()), flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    sizes = sorted(results)
+    first = sizes[0]
+    import resource
+
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\nSeconds for one user (best of {args.repeat}; each page figure includes AppTest's own start-up, "
+          f"about 0.5-1 s); load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs. This process "
+          f"(the pages, the store, AppTest) peaked at {peak_mb:.0f} MB; TensorFlow imported: "
+          f"{'yes' if 'tensorflow' in sys.modules else 'no'}.")
+    header = f"{'':<18}" + "".join(f"{f'N={n}':>10}" for n in sizes) + "".join(
+        f"{f'x{n // first} runs':>12}" for n in sizes[1:])
+    print(header)
+    for key in results[first]:
+        cells = "".join(f"{results[n][key]:>10.2f}" for n in sizes)
+        growth = "".join(f"{results[n][key] / results[first][key]:>11.1f}x" for n in sizes[1:])
+        print(f"{key:<18}{cells}{growth}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
