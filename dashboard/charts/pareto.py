@@ -1,7 +1,7 @@
 """Accuracy against a cost, with the non-dominated points highlighted (Compare's runs, Evolve's genomes)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,12 +41,14 @@ def pareto_figure(
     log_x: bool = False,
     x_format: Callable[[float], str] | None = None,
     y_percent: bool = False,
+    colors: Mapping[str, str] | None = None,
 ) -> go.Figure:
     """Accuracy (``y``, with an optional ``low``-``high`` interval) against a cost (``x``, with an optional
     ``x_low``-``x_high`` interval), every point labelled by ``label`` (abbreviated; the full name on hover);
     the non-dominated points (``front``) highlighted and joined in cost order. Front members flagged in
     ``tied`` cannot be told apart from another member and are drawn as open markers, not joined as a
-    trade-off. ``x_format`` writes x values with their unit (hover, and the ticks of a log axis)."""
+    trade-off. ``x_format`` writes x values with their unit (hover, and the ticks of a log axis). With
+    ``colors`` (label -> colour) each point keeps its configuration's colour and is named in the legend."""
     missing = {x, y, label, *(c for c in (low, high, x_low, x_high) if c)} - set(points.columns)
     if missing:
         raise ValueError(f"points needs columns {sorted(missing)}")
@@ -58,36 +60,43 @@ def pareto_figure(
     if df.empty:
         return empty_figure("No point has both values")
     fmt = x_format or (lambda v: f"{v:.4g}")
+    y_hover = "%{y:.1%}" if y_percent else "%{y:.3f}"
+    hover = "%{customdata[0]}<br>" + f"{x_title}: " + "%{customdata[1]}<br>" + f"{y_title}: " + y_hover + \
+            "<extra></extra>"
     fig = go.Figure()
-    for on_front, is_tied, name, color, size, symbol in (
-            (False, False, "dominated", "rgba(120, 120, 140, 0.6)", 9, "circle"),
-            (True, False, "Pareto front", PALETTE[0], 12, "diamond"),
-            (True, True, "tied (not resolved)", TIED, 12, "diamond-open")):
+    kinds = ((False, False, "dominated", "rgba(120, 120, 140, 0.6)", 9, "circle"),
+             (True, False, "Pareto front", PALETTE[0], 12, "diamond"),
+             (True, True, "tied (not resolved)", TIED, 12, "diamond-open"))
+    for on_front, is_tied, kind, kind_color, size, symbol in kinds:
         part = df[(df["_front"] == on_front) & (df["_tied"] == is_tied)]
         if part.empty:
             continue
-        yv, xv = part[y].to_numpy(dtype=float), part[x].to_numpy(dtype=float)
-        error_y = error_x = None
-        if low and high:
-            # A t-interval across few seeds can reach past 0 or 1; accuracy cannot, so the bar stops there.
-            # np.nan_to_num: a point without an interval draws no bar rather than breaking the trace.
-            error_y = dict(type="data", symmetric=False, color=color, thickness=1.2,
-                           array=np.nan_to_num(np.clip(part[high].to_numpy(dtype=float), 0, 1) - yv),
-                           arrayminus=np.nan_to_num(yv - np.clip(part[low].to_numpy(dtype=float), 0, 1)))
-        if x_low and x_high:
-            error_x = dict(type="data", symmetric=False, color=color, thickness=1.2,
-                           array=np.nan_to_num(part[x_high].to_numpy(dtype=float) - xv),
-                           arrayminus=np.nan_to_num(xv - part[x_low].to_numpy(dtype=float)))
-        names = part[label].astype(str)
-        y_hover = "%{y:.1%}" if y_percent else "%{y:.3f}"
-        fig.add_trace(go.Scatter(
-            x=xv, y=yv, mode="markers+text", name=name, text=[short_label(n) for n in names],
-            customdata=np.stack([names, [fmt(v) for v in xv]], axis=-1), textposition="top center",
-            textfont=dict(size=10), error_y=error_y, error_x=error_x, cliponaxis=False,
-            marker=dict(color=color, size=size, symbol=symbol, line=dict(width=2, color=color)),
-            hovertemplate="%{customdata[0]}<br>" + f"{x_title}: " + "%{customdata[1]}<br>" + f"{y_title}: "
-                          + y_hover + "<extra></extra>",
-        ))
+        # With ``colors`` every point is its own legend entry in its configuration's colour (the legend
+        # wraps long names, and points close together do not pile their labels on each other); without,
+        # one trace per kind with a short label beside each point (Evolve's many genomes).
+        groups = [(n, part[part[label] == n]) for n in part[label].astype(str)] if colors else [(kind, part)]
+        for name, rows in groups:
+            color = colors.get(name, kind_color) if colors else kind_color
+            yv, xv = rows[y].to_numpy(dtype=float), rows[x].to_numpy(dtype=float)
+            error_y = error_x = None
+            if low and high:
+                # A t-interval across few seeds can reach past 0 or 1; accuracy cannot, so the bar stops there.
+                # np.nan_to_num: a point without an interval draws no bar rather than breaking the trace.
+                error_y = dict(type="data", symmetric=False, color=color, thickness=1.2,
+                               array=np.nan_to_num(np.clip(rows[high].to_numpy(dtype=float), 0, 1) - yv),
+                               arrayminus=np.nan_to_num(yv - np.clip(rows[low].to_numpy(dtype=float), 0, 1)))
+            if x_low and x_high:  # a cost is never negative, whatever a t-interval across two seeds says
+                error_x = dict(type="data", symmetric=False, color=color, thickness=1.2,
+                               array=np.nan_to_num(rows[x_high].to_numpy(dtype=float) - xv),
+                               arrayminus=np.nan_to_num(xv - np.maximum(rows[x_low].to_numpy(dtype=float), 0)))
+            names = rows[label].astype(str)
+            fig.add_trace(go.Scatter(
+                x=xv, y=yv, mode="markers" if colors else "markers+text",
+                name=f"{name} ({kind})" if colors else kind, legendgroup=kind if not colors else None,
+                text=None if colors else [short_label(n) for n in names], textposition="top center",
+                customdata=np.stack([names, [fmt(v) for v in xv]], axis=-1), textfont=dict(size=10),
+                error_y=error_y, error_x=error_x, cliponaxis=False, hovertemplate=hover,
+                marker=dict(color=color, size=size, symbol=symbol, line=dict(width=2, color=color))))
     joined = df[df["_front"] & ~df["_tied"]].sort_values(x)
     if len(joined) > 1:
         fig.add_trace(go.Scatter(x=joined[x], y=joined[y], mode="lines", name="front (joined)", hoverinfo="skip",
@@ -101,5 +110,7 @@ def pareto_figure(
         bottom = max(0.0, float(np.nanmin(df[[y, low]].to_numpy(float))))
         pad = 0.08 * max(top - bottom, 0.05)
         yaxis["range"] = [max(0.0, bottom - pad), min(1.0, top + pad) + 0.04]  # room for the labels above
-    fig.update_layout(xaxis=xaxis, yaxis=yaxis, legend=dict(orientation="h", yanchor="bottom", y=1.02))
+    # Per-configuration entries stack in a legend at the right; the three kinds fit in one row above.
+    fig.update_layout(xaxis=xaxis, yaxis=yaxis, legend=None if colors else dict(orientation="h", yanchor="bottom",
+                                                                                y=1.02))
     return fig

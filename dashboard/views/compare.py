@@ -16,6 +16,7 @@ from dashboard.views.compare_sections import cost as cost_section
 
 ALL_RUNS = "All runs"
 LATEST = 4  # runs picked by default when no comparison grid has finished runs
+CM_PER_ROW = 2  # three 7x7 matrices in a row at 1000 px leave each ~180 px: labels and colour bar cut
 STATUS_SUFFIX = {"RUNNING": " (training)", "SCHEDULED": " (queued)", "FAILED": " (failed)", "KILLED": " (cancelled)"}
 
 
@@ -173,8 +174,8 @@ st.subheader("Confusion matrices")
 normalize = st.toggle("Row-normalised (each row shows recall fractions)", key="compare_cm_normalize")
 confusion_figs = {r: ui.tight(run_charts.confusion_figure(reports[r]["confusion_matrix"], reports[r]["class_names"],
                                                        normalize, title=labels[r])) for r in done}
-for start in range(0, len(done), 3):
-    for col, rid in zip(st.columns(3), done[start:start + 3]):
+for start in range(0, len(done), CM_PER_ROW):
+    for col, rid in zip(st.columns(CM_PER_ROW), done[start:start + CM_PER_ROW]):
         col.plotly_chart(confusion_figs[rid], key=f"compare_cm_{rid}")
 
 # ------------------------------------------------------------------ per-class metrics

@@ -89,8 +89,8 @@ def render(selected: list[str], live: bool) -> None:
         cm, classes = services.mean_confusion(rids)
         cms[name] = ui.tight(run_charts.confusion_figure(cm, classes, normalize, title=f"{name} ({len(rids)} seeds)"))
     names = list(cms)
-    for start in range(0, len(names), 3):
-        for i, (col, name) in enumerate(zip(st.columns(3), names[start:start + 3])):
+    for start in range(0, len(names), 2):  # two per row: three leave each ~180 px at 1000 px, labels cut
+        for i, (col, name) in enumerate(zip(st.columns(2), names[start:start + 2])):
             col.plotly_chart(cms[name], key=f"compare_seed_cm_{start + i}")
 
     st.subheader("Per-class F1 across seeds")
@@ -157,7 +157,8 @@ def _significance(per_seed, names: list[str], metric: str):
                                           (cols[2], "Wilcoxon p", result["wilcoxon_p"], ".3g"),
                                           (cols[3], "effect size d_z", result["d_z"], ".2f")):
                 finite = math.isfinite(value)
-                col.metric(name, format(value, fmt) if finite else "not computed",
+                # A dash fits the tile at 1000 px; the words are in its help and in the caption below.
+                col.metric(name, format(value, fmt) if finite else "—",
                            help=None if finite else f"Not computed: {reasons[name]}.")
             notes = [f"{name}: {why}" for name, why in (("t-test and d_z", result["t_note"]),
                                                         ("Wilcoxon", result["wilcoxon_note"])) if why]

@@ -26,7 +26,9 @@ if present:
     st.html("<style>.stMarkdown p, .stCaption, label p {font-size: 1.25rem !important}</style>")
 
 defaults = services.playground_defaults()
-c1, c2, c3, c4 = st.columns([2, 3, 2, 2])
+# The picker has a row of its own: in a narrower column its tags overflowed and hid Adam and AdamW.
+c2 = st.container()
+c1, c3, c4 = st.columns(3)
 # Choices show their ids, not titles: a bound widget writes what it shows into the URL.
 surface = c1.selectbox("Loss surface", list(services.SURFACES), key="surface", bind=URL)
 # Registry names, not labels: the URL keeps the names (a format_func would put labels in links).
@@ -70,12 +72,13 @@ xs, ys, z = services.surface_grid(surface)
 
 plot, side = st.columns([3, 2]) if not present else (st.container(), st.container())
 plot.plotly_chart(ui.tight(teaching_charts.optimizer_paths_figure(xs, ys, z, dict(zip(labels, paths.theta)),
-                                                                  minimum=info["minimum"], font_size=font), height=height),
+                                                                  minimum=info["minimum"], font_size=font),
+                           height=height + 80),  # the play row and slider take 80 px below the plot
                   key="optimizers_paths", theme=theme)
 side.plotly_chart(ui.tight(teaching_charts.optimizer_loss_figure(dict(zip(labels, paths.loss)), font_size=font),
                            height=height // 2), key="optimizers_loss", theme=theme)
 side.plotly_chart(ui.tight(teaching_charts.step_size_figure(dict(zip(labels, paths.step_size)), font_size=font),
-                           height=height // 2), key="optimizers_step_size", theme=theme)
+                           height=height // 2 + 120), key="optimizers_step_size", theme=theme)  # two panels
 st.caption(
     f"Each path: `keras.optimizers` applied to a two-element variable, {steps} steps from ({x:.3f}, {y:.3f}), all "
     f"optimizers together in one compiled loop ({paths.seconds:.2f} s on this machine; a first run also starts "
@@ -120,5 +123,7 @@ if result := st.session_state.get("classroom"):
     st.caption(
         f"Trained: a dense head only, on {d['feature_dim']} pooled features of {d['arch']} with "
         f"{'ImageNet' if d['weights_used'] == 'imagenet' else 'random (seed ' + str(d['seed']) + ')'} weights; "
-        f"{d['n_train']} training images, measured on {d['n_val']} validation images of {d['dataset']} "
-        f"(seed {d['seed']}). Solid lines: training (mean over the epoch, as Keras reports it); dashed: validation.")
+        f"{d['n_train']} training images, measured on {d['n_val']} validation images of {d['dataset']}"
+        + (f" ({d['n_val']} of its {val_total}: the experiment caps evaluation as the quick profile does)"
+           if (val_total := services.dataset_sizes(d["dataset"]).get("val", 0)) > d["n_val"] else "")
+        + f" (seed {d['seed']}). Solid lines: training (mean over the epoch, as Keras reports it); dashed: validation.")

@@ -32,6 +32,7 @@ with st.container(border=True):
         group = f"quick-{uuid.uuid4().hex[:6]}"
         services.submit(quick, group=group, key=st.session_state.setdefault("quick_key", uuid.uuid4().hex))
         st.session_state.pop("quick_key")
+        st.session_state.quick_queued = f"{len(quick)} run(s) of {names} in group {group}"
         st.switch_page("views/train.py")
 
 # ---------------------------------------------------------------- worker, runs, jobs

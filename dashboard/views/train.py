@@ -33,13 +33,21 @@ profile = st.selectbox("Profile", services.PROFILE_NAMES, index=services.PROFILE
                        help="  \n".join(f"**{p}**: {d}" for p, d in services.PROFILE_DESCRIPTIONS.items()))
 start = services.profile_defaults(profile)
 
+if queued := st.session_state.pop("quick_queued", None):
+    # Arriving from Overview's quick comparison: say what was queued, so the form below (a new run)
+    # is not mistaken for it.
+    st.success(f"Quick comparison queued: {queued}. Its progress is under **Jobs** below; the form starts "
+               "new runs.", icon=":material/check:")
+
 with st.form("train_form"):
     names = services.dataset_names()
     dataset = st.selectbox("Dataset", names, index=names.index("synthetic") if "synthetic" in names else 0,
                            key="dataset", bind=URL)
-    c1, c2 = st.columns(2)
-    archs = c1.multiselect("Architectures", list(services.ARCHITECTURES), default=["resnet50"], key="archs", bind=URL)
-    config_ids = c2.multiselect("Configurations", list(services.CONFIG_IDS), default=list(services.CONFIG_IDS),
+    archs = st.multiselect("Architectures", list(services.ARCHITECTURES), default=["resnet50"], key="archs", bind=URL)
+    # Full width: five configuration tags do not fit half a row at 1000 px. Preset to the configurations
+    # this machine can run (the quick comparison's choice): ImageNet ones without cached weights would fail.
+    runnable = list(dict.fromkeys(c.variant for c in services.quick_comparison_configs(1)))
+    config_ids = st.multiselect("Configurations", list(services.CONFIG_IDS), default=runnable,
                                 help="  \n".join(f"**{c}**: {d}" for c, d in services.DESCRIPTIONS.items()),
                                 key="configs", bind=URL)
     c1, c2, c3 = st.columns(3)

@@ -64,6 +64,16 @@ def test_step_size_figure_has_one_panel_per_parameter():
     assert len(fig.data) == 4
     by_axis = {(t.name, t.xaxis): list(t.y) for t in fig.data}
     assert by_axis[("RMSprop", "x")] == [1e-2] * 4 and by_axis[("RMSprop", "x2")] == [1e-4] * 4
-    assert [t.showlegend for t in fig.data] == [True, False, True, False]  # one legend entry per optimizer
+    assert [t.showlegend for t in fig.data] == [False] * 4  # the paths figure's legend names the colours
     assert fig.layout.yaxis.type == "log" and fig.layout.annotations[0].text == "parameter x"
     assert fig.layout.font.size == 20
+
+
+def test_a_diverged_loss_stops_at_a_cut_off_marker_instead_of_flattening_the_others():
+    losses = {"SGD": [1.0, 0.5, 0.25], "RMSprop": [1.0, 50.0, 6e68], "Adam": [1.0, float("inf"), float("nan")]}
+    fig = teaching_charts.optimizer_loss_figure(losses)
+    lines = {t.name: t for t in fig.data}
+    assert list(lines["SGD"].y) == [1.0, 0.5, 0.25] and list(lines["RMSprop"].y) == [1.0, 50.0]
+    assert list(lines["RMSprop diverged"].x) == [2] and lines["RMSprop diverged"].y[0] == 1e3
+    assert list(lines["Adam"].y) == [1.0] and list(lines["Adam diverged"].x) == [1]
+    assert fig.layout.yaxis.type == "log"

@@ -120,7 +120,7 @@ def test_submitting_queues_an_evolve_job_and_shows_it_queued(no_worker):
     at.selectbox(key="evolve_fix_arch").set_value("vgg16")
     at.selectbox(key="evolve_fix_input_size").set_value(32)
     at.selectbox(key="evolve_fix_optimizer").set_value("rmsprop").run()
-    assert "4 individuals × 3 generations (0 to 2) = up to 12 short trainings" in texts(at)
+    assert "4 individuals × (2 generations + the initial population) = up to 12 short trainings" in texts(at)
     at.button(key="evolve_start").click().run()
     assert not at.exception, at.exception
 

@@ -7,6 +7,7 @@ import math
 import streamlit as st
 
 from dashboard import services, ui
+from dashboard.charts.common import run_colors
 from dashboard.charts.pareto import pareto_figure
 
 PERCENT = st.column_config.NumberColumn(format="percent")
@@ -29,7 +30,8 @@ def render(run_ids: list[str], datasets: list[str], key: str = "compare") -> lis
         points, cost, "test_accuracy", points.front, x_title=cost_names[cost], y_title="test accuracy",
         low="ci_low", high="ci_high", x_low=f"{cost}_low", x_high=f"{cost}_high",
         tied=[bool(t) for t in points.tied_with], log_x=cost == "train_flops",
-        x_format=lambda v: services.format_cost(cost, v), y_percent=True))
+        x_format=lambda v: services.format_cost(cost, v), y_percent=True,
+        colors=run_colors(list(points.configuration))))
     st.plotly_chart(fig, key=f"{key}_pareto")
     if verdict:
         st.markdown(f"**{ui.md(verdict['sentence'])}**")

@@ -45,7 +45,9 @@ def new_search(options: list[str]) -> list[str]:
         c1, c2, c3 = st.columns(3)
         population = int(c1.number_input("Population", 2, 64, 8, key="evolve_population"))
         generations = int(c2.number_input("Generations" + (" (and optimizer epochs)" if head else ""), 1, 1000, 5,
-                                          key="evolve_generations"))
+                                          key="evolve_generations",
+                                          help="Generations bred after the initial random population "
+                                               "(generation 0), so 5 means populations 0 to 5."))
         seed = int(c3.number_input("Seed", 0, 2**31 - 1, 42, key="evolve_seed"))
 
         budget = budget_inputs(head)
@@ -63,8 +65,10 @@ def new_search(options: list[str]) -> list[str]:
             retrain, final_epochs = False, 10
         else:
             r1, r2 = st.columns([3, 1])
-            retrain = r1.checkbox("Retrain the best genome with the full budget and test it (variant "
-                                  "`ga-<search id>`)", True, key="evolve_retrain")
+            # A short label: a checkbox label does not wrap, and at 1000 px the longer one was cut.
+            retrain = r1.checkbox("Retrain the best genome with the full budget and test it", True,
+                                  key="evolve_retrain", help="The retrained genome appears on Compare as variant "
+                                                             "`ga-<search id>`.")
             final_epochs = int(r2.number_input("Full budget (epochs)", 1, 200, 10, key="evolve_final_epochs",
                                                disabled=not retrain, help="Epochs of the final retrain, on all "
                                                                           "training images, tested on the test split"))
@@ -139,7 +143,8 @@ def estimate_caption(est: dict, head: bool, population: int, generations: int, r
         st.caption(f"Estimated time on this machine: about **{duration(est['seconds'])}** for the backbone features "
                    "(computed once, then cached); the GA, Adam and RMSprop then run on them in seconds.")
         return
-    parts = [f"{population} individuals × {generations + 1} generations (0 to {generations}) = up to "
+    # The field counts generations bred after the random start; the trainings count that start too.
+    parts = [f"{population} individuals × ({generations} generations + the initial population) = up to "
              f"{est['trainings']} short trainings of about {duration(est['per_training'])} each"]
     if est["long_trainings"]:
         parts.append(f"up to {est['long_trainings']} longer ones")
