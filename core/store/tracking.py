@@ -331,8 +331,8 @@ class RunTable:
     each refresh asks MLflow only for the runs that are not finished and for those started
     in the last ``NEW_RUN_MARGIN_S`` seconds (a run created and finished between two
     refreshes), so its cost follows the runs in flight, not the runs stored. Every
-    ``FULL_RELOAD_S`` seconds the whole table is read again, which picks up what the
-    incremental reads cannot see (a deleted run, a tag set on a finished run).
+    ``FULL_RELOAD_S`` seconds the whole table is read again in the background, which picks
+    up what the incremental reads cannot see (a deleted run, a tag set on a finished run).
 
     ``refresh`` returns a key that changes exactly when the table does: callers cache
     whatever they derive from the table under that key. Thread-safe (Streamlit serves each
@@ -352,45 +352,69 @@ class RunTable:
         self._newest_ms = 0
         self._version = 0  # bumped whenever the finished rows change
         self._full_at = self._checked_at = -float("inf")
+        self._reloading = False
         self._key = ""
         self._frame: pd.DataFrame | None = None
 
     def refresh(self, force: bool = False) -> str:
-        """Bring the table up to date (at most once per ``min_interval_s`` unless ``force``); returns its key."""
+        """Bring the table up to date (at most once per ``min_interval_s`` unless ``force``); returns its key.
+
+        The first refresh and a forced one read the whole store; the periodic full read runs in a
+        thread of its own, so no page waits for it (the table stays served meanwhile).
+        """
+        import threading
         import time
 
         with self._lock:
             now = time.monotonic()
-            if not force and now - self._checked_at < self.min_interval_s:
-                return self._key
-            if force or now - self._full_at >= self.FULL_RELOAD_S:
-                found, full = self.store.search(), True
-            else:
+            if not force and self._full_at > -float("inf"):
+                if now - self._full_at >= self.FULL_RELOAD_S and not self._reloading:
+                    self._reloading = True
+                    threading.Thread(target=self._reload, name="run-table-reload", daemon=True).start()
+                if now - self._checked_at < self.min_interval_s:
+                    return self._key
                 since = self._newest_ms - int(self.NEW_RUN_MARGIN_S * 1000)
                 found = self.store.search(f"attributes.start_time >= {since}")
                 found += self.store.search("attributes.status != 'FINISHED'")
-                full = False
-            rows = {r.info.run_id: (r, run_row(r)) for r in found}
-            # Rows compared by their JSON text: NaN and NaT never equal themselves, a text does.
-            finished = {rid: (row, _signature(row)) for rid, (r, row) in rows.items() if r.info.status == "FINISHED"}
-            if full:
-                if {k: v[1] for k, v in finished.items()} != {k: v[1] for k, v in self._finished.items()}:
-                    self._version += 1
-                self._finished = finished
-                self._full_at = now
+                self._apply(found, full=False, now=now)
             else:
-                changed = {rid: v for rid, v in finished.items() if self._finished.get(rid, (None, ""))[1] != v[1]}
-                if changed:
-                    self._finished.update(changed)
-                    self._version += 1
-            self._open = {rid: row for rid, (r, row) in rows.items() if r.info.status != "FINISHED"}
-            self._newest_ms = max([self._newest_ms, *(r.info.start_time or 0 for r, _ in rows.values())])
-            open_state = "\n".join(_signature(self._open[rid]) for rid in sorted(self._open))
-            key = f"{self._version}:{hashlib.sha256(open_state.encode()).hexdigest()[:16]}"
-            if key != self._key:
-                self._key, self._frame = key, None
-            self._checked_at = now
+                self._apply(self.store.search(), full=True, now=now)
             return self._key
+
+    def _reload(self) -> None:
+        import time
+
+        try:
+            found = self.store.search()
+        except Exception:  # a store that does not answer now: the next period tries again
+            found = None
+        with self._lock:
+            if found is not None:
+                self._apply(found, full=True, now=time.monotonic())
+            self._reloading = False
+
+    def _apply(self, found: list, *, full: bool, now: float) -> None:
+        """Merge runs read from the store (all of them when ``full``) into the table; the lock is held."""
+        rows = {r.info.run_id: (r, run_row(r)) for r in found}
+        # Rows compared by their JSON text: NaN and NaT never equal themselves, a text does.
+        finished = {rid: (row, _signature(row)) for rid, (r, row) in rows.items() if r.info.status == "FINISHED"}
+        if full:
+            if {k: v[1] for k, v in finished.items()} != {k: v[1] for k, v in self._finished.items()}:
+                self._version += 1
+            self._finished = finished
+            self._full_at = now
+        else:
+            changed = {rid: v for rid, v in finished.items() if self._finished.get(rid, (None, ""))[1] != v[1]}
+            if changed:
+                self._finished.update(changed)
+                self._version += 1
+        self._open = {rid: row for rid, (r, row) in rows.items() if r.info.status != "FINISHED"}
+        self._newest_ms = max([self._newest_ms, *(r.info.start_time or 0 for r, _ in rows.values())])
+        open_state = "\n".join(_signature(self._open[rid]) for rid in sorted(self._open))
+        key = f"{self._version}:{hashlib.sha256(open_state.encode()).hexdigest()[:16]}"
+        if key != self._key:
+            self._key, self._frame = key, None
+        self._checked_at = now
 
     def invalidate(self) -> None:
         """Make the next ``refresh`` ask the store, however recent the last one was."""

@@ -162,3 +162,18 @@ def test_run_table_asks_the_store_at_most_once_per_interval(store, monkeypatch):
     table.invalidate()  # this process changed the store: the next refresh asks at once
     _run(store, "RUNNING")
     assert table.refresh() != key
+
+
+def test_run_table_rereads_the_whole_store_in_the_background_periodically(store):
+    from core.store import RunTable
+
+    keep, gone = _run(store, "FINISHED"), _run(store, "FINISHED")
+    table = RunTable(store, min_interval_s=0.0)
+    table.refresh()
+    store.delete(gone)
+    table.FULL_RELOAD_S = 0.0  # every refresh is due a full read: it runs in a thread, the caller does not wait
+    deadline = time.monotonic() + 30
+    while gone in set(table.table().run_id) and time.monotonic() < deadline:
+        table.refresh()
+        time.sleep(0.05)
+    assert table.table().run_id.tolist() == [keep]
