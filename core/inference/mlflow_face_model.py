@@ -3,7 +3,7 @@
 MLflow copies this file into every logged model and runs it when the model loads, so a
 model logged by the lab loads (``mlflow.pyfunc.load_model``, ``mlflow models serve``)
 wherever Keras, pandas and MLflow are installed, without the lab. The lab never imports
-it: ``core.inference.mlflow_model`` passes its path to ``mlflow.pyfunc.log_model``.
+it: ``core.inference.mlflow_model`` passes its path to ``mlflow.pyfunc.save_model``.
 """
 from __future__ import annotations
 
