@@ -13,6 +13,7 @@ package is the only place with ``st.cache_*``. Its modules, by what they wrap:
   (``core.classroom``), and links to that page preset to a run
 - ``cost``: accuracy against cost (Pareto front) of finished runs
 - ``evolve``: searches (``core.evolution``), their estimates, and comparisons of their best genomes
+- ``quiet``: OpenCV's and FFmpeg's C++ log lines kept out of the server log
 
 The choice lists pages offer come from the registries that define them (below and in ``evolve``).
 """
@@ -75,6 +76,7 @@ from dashboard.services.predict import (
     video_limits,
     yunet_model,
 )
+from dashboard.services.quiet import quiet_native_logs
 from dashboard.services.runstore import (
     KIND_NOTES,
     LIVE_TTL,
@@ -126,6 +128,9 @@ from dashboard.services.teaching import (
     surface_grid,
     surface_info,
 )
+
+# The server log (and the workers it starts) without OpenCV/FFmpeg C++ log lines.
+quiet_native_logs()
 
 __all__ = [
     "ARCHITECTURES", "CONFIG_IDS", "DESCRIPTIONS",
