@@ -81,6 +81,8 @@ def headline(verdict: Verdict, labels: Mapping[str, str], tops: Mapping[str, tup
     lead = f"{labels.get(verdict.leader, verdict.leader)}"
     said = f"{verdict.label[:1].upper()}{verdict.label[1:]} ({verdict.probability:.0%}, {lead})"
     n = len(verdict.voters)
+    if n == 1 and not verdict.abstain:  # the only model there is
+        return f"The model says {verdict.label} ({verdict.probability:.0%})."
     if n == 1:
         return f"{said}."
     if not verdict.disagree:

@@ -74,6 +74,8 @@ from dashboard.services.predict import (
     published_reference,
     timings_table,
     video_limits,
+    track_verdict,
+    verdict_label,
     yunet_model,
 )
 from dashboard.services.quiet import quiet_native_logs
@@ -143,7 +145,7 @@ __all__ = [
     "ACTIVE_STATES", "cancel", "ensure_worker", "job_action", "job_table", "submit", "worker_status",
     "PROFILE_DESCRIPTIONS", "PROFILE_NAMES", "build_configs", "estimate_seconds", "format_duration",
     "missing_weights", "profile_defaults", "protocol_caption", "quick_comparison_configs",
-    "DEFAULT_PREDICTORS", "DETECTORS", "MAX_PHOTO_MB", "MAX_PHOTOS", "YUNET_ENV", "agreement", "analyse_photo", "analyse_video", "default_predictors",
+    "DEFAULT_PREDICTORS", "DETECTORS", "MAX_PHOTO_MB", "MAX_PHOTOS", "YUNET_ENV", "agreement", "track_verdict", "verdict_label", "analyse_photo", "analyse_video", "default_predictors",
     "detector_label",
     "fetch_reference", "has_photo_model", "predictions_table", "predictors", "published_reference", "timings_table",
     "video_limits", "yunet_model",

@@ -3,7 +3,6 @@ and every face of an uploaded photo scored by every chosen model (cached per upl
 plus the plain-words and tabular views of those results."""
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -17,8 +16,8 @@ from core.inference import faces
 from dashboard.images import draw_faces, thumbnail
 from dashboard.services.runstore import runs, store
 
-DETECTORS = tuple(faces.DETECTORS)
-YUNET_ENV = "EMOTION_LAB_YUNET_MODEL"  # path to a YuNet .onnx file; the operator's choice, never the browser's
+DETECTORS = tuple(faces.DETECTORS)  # the first is core's default (MTCNN)
+YUNET_ENV = faces.YUNET_ENV  # path to a YuNet .onnx file; the operator's choice, never the browser's
 DEFAULT_PREDICTORS = 4
 # The server refuses bigger files itself (.streamlit/config.toml); core's limit is the one place it is set.
 MAX_PHOTO_MB = faces.MAX_BYTES // (1024 * 1024)
@@ -96,12 +95,13 @@ def fetch_reference(name: str = "fer") -> str | None:
 
 
 def yunet_model() -> str | None:
-    """The YuNet ONNX file the operator configured (env EMOTION_LAB_YUNET_MODEL), if it exists."""
-    path = os.environ.get(YUNET_ENV, "").strip()
-    return str(Path(path).expanduser()) if path and Path(path).expanduser().is_file() else None
+    """The YuNet ONNX file the operator configured (env EMOTION_LAB_YUNET_MODEL, read by core as the CLI
+    reads it), if it exists."""
+    path = faces.yunet_model_path()
+    return path if path and Path(path).is_file() else None
 
 
-def analyse_photo(data: bytes, name: str, predictor_ids: list[str], detector: str = "haar",
+def analyse_photo(data: bytes, name: str, predictor_ids: list[str], detector: str = faces.DEFAULT_DETECTOR,
                   gradcam: bool = True) -> dict[str, Any]:
     """Every face in an uploaded photo scored by every chosen model, or ``{"error": message}``.
 
@@ -154,31 +154,46 @@ def _analyse_photo(data: bytes, name: str, predictor_ids: tuple[str, ...], detec
 
 
 def agreement(face: dict, labels: dict[str, str]) -> tuple[str, list[str]]:
-    """("3 of 4 models say happy.", what each dissenting model says instead) for one face."""
-    n, k, top = face["n_models"], face["agreement"], face["majority_label"]
-    preds = face["predictions"]
-    say = [f"{labels.get(pid, pid)}: {p['top_label']} ({p['probability']:.0%})" for pid, p in preds.items()]
-    if n == 1:
-        return f"The model says {top} ({next(iter(preds.values()))['probability']:.0%}).", []
-    if k == n:
-        return (f"Both models say {top}." if n == 2 else f"All {n} models say {top}."), []
-    if k == 1:
-        return f"The {n} models disagree.", say
-    return f"{k} of {n} models say {top}.", [s for s, p in zip(say, preds.values()) if p["top_label"] != top]
+    """(the face's verdict in words, as ``core.inference.verdict.headline`` says it for the CLI and videos,
+    one line per model that does not vote: what it says and why it does not count) for one face."""
+    from core import inference
+
+    v = face["verdict"]
+    abstained = [f"{labels.get(pid, pid)}: {face['predictions'][pid]['top_label']} "
+                 f"({face['predictions'][pid]['probability']:.0%}), does not vote: {why}" for pid, why in v.abstain.items()]
+    return inference.face_headline(face, labels), abstained
+
+
+def track_verdict(track: dict, labels: dict[str, str]) -> str:
+    """A tracked video face's verdict in words, over each model's dominant emotion (as the CLI prints it)."""
+    from core import inference
+
+    tops = {pid: (m["dominant"], m["dominant_share"]) for pid, m in track["models"].items()}
+    return inference.headline(track["verdict"], labels, tops)
+
+
+def verdict_label(face: dict) -> str:
+    """The one-word verdict of a face for the gallery ("no verdict" when no model votes)."""
+    return face["verdict"].label or "no verdict"
 
 
 def predictions_table(results: list[dict], labels: dict[str, str]) -> pd.DataFrame:
-    """One row per (photo, face, model): the box, the top label and its probability, then every class."""
+    """One row per (photo, face, model): the detector, the box, the face's verdict, the model, whether it
+    votes, its top label and probability, then every class."""
     rows = []
     for result in results:
         for face in result.get("faces", []):
             x, y, w, h = face["box"]
+            verdict = face["verdict"]
             for pid, pred in face["predictions"].items():
-                rows.append({"photo": result["name"], "face": face["index"] + 1, "x": x, "y": y, "width": w,
-                             "height": h, "model": labels.get(pid, pid), "top label": pred["top_label"],
-                             "probability": pred["probability"], "model id": pid,
+                rows.append({"photo": result["name"], "detector": result["detector"], "face": face["index"] + 1,
+                             "x": x, "y": y, "width": w, "height": h, "verdict": verdict.label or "",
+                             "model": labels.get(pid, pid),
+                             "votes": "yes" if pid in verdict.voters else f"no: {verdict.abstain.get(pid, '')}",
+                             "top label": pred["top_label"], "probability": pred["probability"], "model id": pid,
                              **{f"p({c})": v for c, v in pred["probs"].items()}})
-    columns = ["photo", "face", "x", "y", "width", "height", "model", "top label", "probability", "model id"]
+    columns = ["photo", "detector", "face", "x", "y", "width", "height", "verdict", "model", "votes", "top label",
+               "probability", "model id"]
     return pd.DataFrame(rows, columns=None if rows else columns)
 
 
@@ -206,7 +221,8 @@ def video_limits() -> dict:
             "max_fps": video.MAX_SAMPLE_FPS, "max_samples": video.MAX_SAMPLES}
 
 
-def analyse_video(data: bytes, name: str, predictor_ids: list[str], sample_fps: float, detector: str = "haar",
+def analyse_video(data: bytes, name: str, predictor_ids: list[str], sample_fps: float,
+                  detector: str = faces.DEFAULT_DETECTOR,
                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Every tracked face of an uploaded video scored over time by every chosen model, or ``{"error": ...}``.
 

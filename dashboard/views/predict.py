@@ -2,7 +2,6 @@
 side by side, with Grad-CAM showing where each model looked."""
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from pathlib import Path
 
@@ -11,95 +10,16 @@ import streamlit as st
 from dashboard import services, ui
 from dashboard.charts import predict as predict_charts
 from dashboard.charts.common import run_colors
+from dashboard.views.predict_sections import photo
 
 TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
 MAX_MODELS = 8  # core.inference keeps 8 models in memory; more would reload models on every photo
-COARSE_CAM = 4  # Grad-CAM maps with fewer cells per side than this say little about *where*
 MAX_TRACKS = 6  # timelines shown per video
 
 
 def set_whole(file_id: str, on: bool) -> None:
     st.session_state.predict_whole = (st.session_state.predict_whole | {file_id}) if on \
         else (st.session_state.predict_whole - {file_id})
-
-
-def probability_chart(face: dict, key: str) -> None:
-    # Models trained on different datasets may know different classes: a class a model
-    # does not know gets no bar (NaN) rather than a made-up 0%.
-    classes = list(dict.fromkeys(c for p in face["predictions"].values() for c in p["probs"]))
-    probs = {labels[pid]: [p["probs"].get(c, math.nan) for c in classes] for pid, p in face["predictions"].items()}
-    fig = predict_charts.probability_figure(probs, classes, colors)
-    fig.update_layout(height=140 + len(classes) * (8 + 10 * len(probs)), margin=dict(t=10, b=10, l=10, r=10),
-                      legend=dict(orientation="h", yanchor="top", y=-0.2, x=0, title=None))
-    st.plotly_chart(fig, key=key)
-
-
-def grad_cams(face: dict) -> None:
-    cams = face["gradcam"]
-    if not cams:
-        st.caption("Grad-CAM is switched off above." if not gradcam else
-                   "None of these models has a convolutional layer for Grad-CAM to explain.")
-        return
-    st.image([c["overlay"] for c in cams.values()], width=150, caption=[
-        f"{labels[pid]}: {face['predictions'][pid]['top_label']}" for pid in cams])
-    coarse = []
-    for pid, c in cams.items():
-        h, w = c["resolution"]
-        if min(h, w) < COARSE_CAM:
-            coarse.append(f"**{ui.md(labels[pid])}**: " + ("1×1, a single cell that cannot show where the model looked"
-                                                        if h * w == 1 else f"{h}×{w}, which part of the face at most"))
-    if coarse:
-        st.warning("Coarse heatmaps: " + "; ".join(coarse) + ". Models trained at a larger input size give finer "
-                   "maps.", icon=":material/blur_on:")
-    if missing := [labels[pid] for pid in face["predictions"] if pid not in cams]:
-        st.caption(f"No Grad-CAM for {', '.join(missing)}: no convolutional layer to explain.")
-
-
-def show_photo(i: int, file_id: str, result: dict) -> None:
-    name = result["name"]
-    if "error" in result:
-        st.error(ui.md(result["error"]), icon=":material/broken_image:")
-        return
-    faces = result["faces"]
-    whole = result["detector"] == "whole"
-    with st.container(border=True):
-        st.subheader(ui.md(name), anchor=False)
-        height, width = result["image_shape"]
-        st.caption(f"{ui.plural(len(faces), 'face')} · {services.detector_label(result['detector'])} · "
-                   f"{width}×{height} px")
-        if not faces:
-            st.warning(f"No face found in **{ui.md(name)}**. If the photo is a face already cropped (like FER2013 "
-                       "images), score the whole image as one face.", icon=":material/face_retouching_off:")
-            st.button("Score the whole image as one face", key=f"predict_whole_{i}", on_click=set_whole,
-                      args=(file_id, True), icon=":material/crop_free:")
-            st.image(result["annotated"], width=360)
-            return
-        if file_id in st.session_state.predict_whole:
-            st.button("Detect faces again", key=f"predict_detect_{i}", on_click=set_whole,
-                      args=(file_id, False), icon=":material/face:")
-        verdicts = [services.agreement(face, labels) for face in faces]
-        if not whole:
-            photo_col, summary_col = st.columns([3, 2])
-            photo_col.image(result["annotated"], width=min(560, result["annotated"].shape[1]),
-                            caption="Faces are numbered left to right.")
-            with summary_col:
-                for face, (head, _) in zip(faces, verdicts):
-                    st.markdown(f"**Face {face['index'] + 1}: {ui.md(head)}**  \n" + "  \n".join(
-                        f"{ui.md(labels[pid])}: {p['top_label']} ({p['probability']:.0%})"
-                        for pid, p in face["predictions"].items()))
-        for face, (head, others) in zip(faces, verdicts):
-            n = face["index"] + 1
-            x, y, w, h = face["box"]
-            st.markdown(f"#### Face {n}: {ui.md(head)}")
-            # Next to a photo, the summary already says what each model says.
-            if note := " · ".join(ui.md(line) for line in others) if whole else f"Box x={x}, y={y}, {w}×{h} px":
-                st.caption(note)
-            crop_col, chart_col, cam_col = st.columns([1, 3, 3])
-            crop_col.image(face["crop"], width=150)
-            with chart_col:
-                probability_chart(face, key=f"predict_probs_{i}_{n}")
-            with cam_col:
-                grad_cams(face)
 
 
 def show_table(results: list[dict]) -> None:
@@ -155,7 +75,8 @@ def show_video(result: dict) -> None:
         st.error(ui.md(result["error"]), icon=":material/broken_image:")
         return
     info, tracks = result["info"], result["tracks"]
-    st.markdown(f"**{ui.md(result['name'])}: {ui.plural(len(tracks), 'face')} tracked** in {info['analysed']} frames "
+    st.markdown(f"**{ui.md(result['name'])}: {ui.plural(len(tracks), 'face')} tracked** "
+                f"({services.detector_label(result['detector'])}) in {info['analysed']} frames "
                 f"({info['sample_fps']:g} per second of a {info['duration_s']:.1f} s video at {info['fps']:.0f} fps; "
                 f"analysed in {result['seconds']:.0f} s).")
     ann = result["annotated"]
@@ -183,13 +104,15 @@ def show_video(result: dict) -> None:
         n, times = track["number"], track["times"]
         st.markdown(f"#### Face {n}: seen from {times[0]:.1f} s to {times[-1]:.1f} s in "
                     f"{ui.plural(len(times), 'frame')}")
+        st.markdown(f"**{ui.md(services.track_verdict(track, labels))}**")
         cols = st.columns(min(2, len(track["models"])))
         for i, (pid, m) in enumerate(track["models"].items()):
             with cols[i % len(cols)]:
                 changes = ", ".join(f"{a} → {b} at {t:.1f} s" for t, a, b in m["changes"][:4])
+                why = track["verdict"].abstain.get(pid)
                 st.markdown(f"**{ui.md(labels[pid])}**: mostly **{m['dominant']}** ({m['dominant_share']:.0%} of its "
                             f"frames), {ui.plural(len(m['changes']), 'change')}" + (f": {changes}" if changes else "")
-                            + ("…" if len(m["changes"]) > 4 else ""))
+                            + ("…" if len(m["changes"]) > 4 else "") + (f" *(does not vote: {ui.md(why)})*" if why else ""))
                 timeline = predict_charts.emotion_timeline_figure(times, m["probs"], m["class_names"])
                 st.plotly_chart(ui.tight(timeline, 260), key=f"predict_timeline_{n}_{i}")
 
@@ -222,7 +145,8 @@ colors = run_colors(list(labels.values()))
 st.session_state.setdefault("predict_whole", frozenset())
 
 # ------------------------------------------------------------------ settings
-model_col, detector_col, cam_col = st.columns([4, 2, 1], vertical_alignment="bottom")
+# The toggle's column is wide enough for its label at 1000 px.
+model_col, detector_col, cam_col = st.columns([3, 2, 2], vertical_alignment="bottom")
 ui.keep_valid("predict_models", list(labels))
 if "predict_models" not in st.session_state:
     st.session_state.predict_models = services.default_predictors(available)
@@ -234,13 +158,16 @@ chosen = model_col.multiselect(
          "configuration, models trained on real faces and reference models first.")
 detectors = [d for d in services.DETECTORS if d != "yunet" or services.yunet_model()]
 detector = detector_col.selectbox("Face detector", detectors, format_func=services.detector_label,
-                                  key="predict_detector", persist_state="session")
+                                  key="predict_detector", persist_state="session",
+                                  help="MTCNN (the `mtcnn` package, MIT) also finds the eyes: each face is turned so "
+                                       "they are level before scoring. Haar is the older fallback.")
 if drawn := [pid for pid in chosen if pid in notes]:
     st.warning("  \n".join(f"**{ui.md(labels[pid])}**: {notes[pid]}" for pid in drawn), icon=":material/draw:")
 ui.reference_offer("predict_fetch_reference", "Every model here was trained on drawn faces."
                    if not services.has_photo_model(available) else "")
 gradcam = cam_col.toggle("Grad-CAM", value=True, key="predict_gradcam", persist_state="session",
                          help="Heatmaps of where each model looked; takes a little longer.")
+view = photo.View(labels, colors, gradcam, set_whole)
 
 # ------------------------------------------------------------------ input
 if st.radio("Analyse", ["Photos", "Video"], horizontal=True, key="predict_mode") == "Video":
@@ -289,7 +216,7 @@ st.markdown(f"**{ui.plural(len(uploads), 'photo')}, {ui.plural(n_faces, 'face')}
 if len(uploads) > 1:
     show_table(done)
 for n, ((upload, _), result) in enumerate(zip(uploads, results)):
-    show_photo(n, upload.file_id, result)
+    photo.show_photo(n, upload.file_id, result, view, st.session_state.predict_whole)
 if len(uploads) == 1:
     show_table(done)
 if done:

@@ -148,3 +148,9 @@ def test_agreeing_voters():
     tops = {"r": ("happy", 0.9), "a": ("happy", 0.8)}
     v = decide(tops, {"r": _model("r", "reference", None), "a": _model("a")})
     assert headline(v, {"r": "ref", "a": "run"}, tops) == "Happy (90%, ref); both voting models agree."
+
+
+def test_a_single_model_is_simply_quoted():
+    tops = {"r": ("happy", 0.999)}
+    v = decide(tops, {"r": _model("r", "reference", None)})
+    assert headline(v, {"r": "reference/fer"}, tops) == "The model says happy (100%)."
