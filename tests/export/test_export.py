@@ -226,6 +226,7 @@ def _export_section(run_id: str) -> None:
     compare_export.render([run_id], {run_id: "vgg16/scratch-adam"})
 
 
+@pytest.mark.slow
 def test_compare_section_offers_the_export_as_a_zip(lab, st_clean, downloads):
     import io
     import zipfile
