@@ -66,7 +66,7 @@ def pareto_figure(
     fig = go.Figure()
     kinds = ((False, False, "dominated", "rgba(120, 120, 140, 0.6)", 9, "circle"),
              (True, False, "Pareto front", PALETTE[0], 12, "diamond"),
-             (True, True, "tied (not resolved)", TIED, 12, "diamond-open"))
+             (True, True, "tied: not resolved", TIED, 12, "diamond-open"))
     for on_front, is_tied, kind, kind_color, size, symbol in kinds:
         part = df[(df["_front"] == on_front) & (df["_tied"] == is_tied)]
         if part.empty:
@@ -92,7 +92,7 @@ def pareto_figure(
             names = rows[label].astype(str)
             fig.add_trace(go.Scatter(
                 x=xv, y=yv, mode="markers" if colors else "markers+text",
-                name=f"{name} ({kind})" if colors else kind, legendgroup=kind if not colors else None,
+                name=f"{name} · {kind}" if colors else kind, legendgroup=kind if not colors else None,
                 text=None if colors else [short_label(n) for n in names], textposition="top center",
                 customdata=np.stack([names, [fmt(v) for v in xv]], axis=-1), textfont=dict(size=10),
                 error_y=error_y, error_x=error_x, cliponaxis=False, hovertemplate=hover,
@@ -110,7 +110,7 @@ def pareto_figure(
         bottom = max(0.0, float(np.nanmin(df[[y, low]].to_numpy(float))))
         pad = 0.08 * max(top - bottom, 0.05)
         yaxis["range"] = [max(0.0, bottom - pad), min(1.0, top + pad) + 0.04]  # room for the labels above
-    # Per-configuration entries stack in a legend at the right; the three kinds fit in one row above.
-    fig.update_layout(xaxis=xaxis, yaxis=yaxis, legend=None if colors else dict(orientation="h", yanchor="bottom",
-                                                                                y=1.02))
+    # The legend above the plot, in rows: at the right, long configuration names squeezed the plot to half
+    # the width at 1000 px.
+    fig.update_layout(xaxis=xaxis, yaxis=yaxis, legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     return fig

@@ -166,8 +166,9 @@ st.download_button("Download table (CSV)", results.to_csv(index=False), file_nam
 accuracy_fig = ui.tight(run_charts.metric_bars_figure(results, "test accuracy", "CI low", "CI high", label="run",
                                                    colors=colors))
 st.plotly_chart(accuracy_fig, key="compare_accuracy_bars")
-st.caption("Error bars: bootstrap 95% confidence interval of test accuracy (test images resampled). "
-           "Overlapping intervals mean the test set cannot tell the runs apart with confidence.")
+st.caption(f"Measured on {ui.md(services.measured_on(done))}; one seed per run. Error bars: bootstrap 95% "
+           "confidence interval of test accuracy (test images resampled). Overlapping intervals mean the test set "
+           "cannot tell the runs apart with confidence.")
 
 # ------------------------------------------------------------------ confusion matrices
 st.subheader("Confusion matrices")

@@ -65,15 +65,15 @@ def render(selected: list[str], live: bool) -> None:
                 "appear here once runs finish.")
         return
     datasets = sorted(services.runs().set_index("run_id").loc[per_seed.run_id].dataset.unique())
-    dataset = ", ".join(datasets)
 
     st.subheader("Results across seeds")
     summary = st.radio("Validation accuracy at", services.SEED_SUMMARIES, horizontal=True, key="compare_summary")
     per_seed = services.with_summary(per_seed, summary)
     table = services.aggregate_table(per_seed)
     st.dataframe(_styled(table), hide_index=True, key="compare_seed_table")
-    st.caption(f"Mean across seeds with its 95% t-interval; test metrics on the test split of {ui.md(dataset)} "
-               "(the model at the end of training), validation accuracy at the "
+    st.caption(f"Mean across seeds with its 95% t-interval; test metrics on "
+               f"{ui.md(services.measured_on(per_seed.run_id.tolist()))} (the model at the end of training), "
+               "validation accuracy at the "
                f"{summary}. A configuration with one seed has no interval.")
     metric = st.radio("Metric", list(services.SEED_METRICS), horizontal=True, key="compare_seed_metric")
     strip = ui.tight(seed_charts.seed_strip_figure(per_seed, table, metric, colors))

@@ -52,7 +52,9 @@ with left:
 with right:
     st.subheader("ImageNet weights")
     weights = services.weights_status()
-    st.dataframe(weights, hide_index=True, key="weights_table")
+    # A list, not a table: a table's path column was cut at half the page's width; these lines wrap.
+    st.markdown("\n".join(f"- **{w.architecture}**: {'cached' if w.cached else 'not cached'} at `{w.path}`"
+                           for w in weights.itertuples()))
     if not weights.cached.all():
         st.caption("Offline? Run `python -m core fetch-weights` on a machine with internet access and copy the "
                    "files to the paths above. The `scratch-*` configurations need no weights.")

@@ -7,7 +7,20 @@ from conftest import array, figure
 from streamlit.testing.v1 import AppTest
 from test_page_compare import PAGE, _add_run, _config
 
+from dashboard.charts.common import run_colors
+
 pytestmark = pytest.mark.usefixtures("st_clean")
+
+
+def kinds(fig: dict) -> dict[str, list[str]]:
+    """The Pareto chart's configurations by kind ("Pareto front", "dominated", "tied: not resolved"), from
+    its legend entries (one per configuration, "name · kind")."""
+    out: dict[str, list[str]] = {}
+    for t in fig["data"]:
+        if " · " in t["name"]:
+            name, kind = t["name"].rsplit(" · ", 1)
+            out.setdefault(kind, []).append(name)
+    return {k: sorted(v) for k, v in out.items()}
 GRID = "cost-grid"
 N = 21  # synthetic-tiny: 3 test images per class
 
@@ -38,11 +51,15 @@ def test_pareto_chart_table_sentence_and_report(cost_lab, downloads):
 
     # One run each: wall time has no interval, so 40 s against 100 s is not resolved and the two most
     # accurate are drawn (and named) as a tie; the clearly less accurate vgg16 is dominated.
-    traces = {t["name"]: t for t in figure(at, "compare_pareto")["data"]}
-    assert sorted(traces["tied (not resolved)"]["text"]) == ["resnet50/scratch-adam", "resnet50/scratch-rmsprop"]
-    assert list(traces["dominated"]["text"]) == ["vgg16/scratch-adam"]
-    assert "Pareto front" not in traces and "front (joined)" not in traces
-    assert sorted(array(traces["tied (not resolved)"]["y"]).tolist()) == pytest.approx([17 / N, 18 / N])
+    fig = figure(at, "compare_pareto")
+    assert kinds(fig) == {"tied: not resolved": ["resnet50/scratch-adam", "resnet50/scratch-rmsprop"],
+                          "dominated": ["vgg16/scratch-adam"]}
+    assert "front (joined)" not in [t["name"] for t in fig["data"]]
+    tied = [t for t in fig["data"] if t["name"].endswith("tied: not resolved")]
+    assert sorted(float(array(t["y"])[0]) for t in tied) == pytest.approx([17 / N, 18 / N])
+    # Each configuration in its own colour, the one it has on every page.
+    assert {t["marker"]["color"] for t in fig["data"]} == {run_colors([c])[c] for c in (
+        "resnet50/scratch-adam", "resnet50/scratch-rmsprop", "vgg16/scratch-adam")}
     assert any("resnet50/scratch-rmsprop and resnet50/scratch-adam are tied" in m.value for m in at.markdown)
     assert any("Tied on the front" in m.value for m in at.markdown)
     front = at.dataframe[-1].value
@@ -54,10 +71,9 @@ def test_pareto_chart_table_sentence_and_report(cost_lab, downloads):
     # so the cheaper configuration dominates the nominally more accurate one.
     at.selectbox(key="compare_cost").set_value("train_flops").run()
     fig = figure(at, "compare_pareto")
-    traces = {t["name"]: t for t in fig["data"]}
     assert fig["layout"]["xaxis"]["type"] == "log" and "2 TFLOP" in fig["layout"]["xaxis"]["ticktext"]
-    assert list(traces["Pareto front"]["text"]) == ["resnet50/scratch-rmsprop"]
-    assert sorted(traces["dominated"]["text"]) == ["resnet50/scratch-adam", "vgg16/scratch-adam"]
+    assert kinds(fig) == {"Pareto front": ["resnet50/scratch-rmsprop"],
+                          "dominated": ["resnet50/scratch-adam", "vgg16/scratch-adam"]}
     assert any("at 40% of its training FLOPs" in m.value for m in at.markdown)
 
     html = downloads["compare_report"]()

@@ -41,7 +41,8 @@ def render(run_ids: list[str], datasets: list[str], key: str = "compare") -> lis
     unmeasured = int(points[cost].isna().sum())
     deterministic = cost in services.DETERMINISTIC_COSTS
     st.caption(
-        f"Test split of {ui.md(dataset)}; {ui.plural(len(points), 'configuration')} with "
+        f"Measured on {ui.md(services.measured_on([r for ids in points.run_ids for r in ids]))}; "
+        f"{ui.plural(len(points), 'configuration')} with "
         f"{' or '.join(map(str, seeds))} seed(s) each. Vertical bars: 95% interval of test accuracy, a t-interval "
         "across seeds where a configuration was repeated, else a bootstrap over test images. "
         + ("This cost is the same for every seed of a configuration, so any difference in it is real. "
