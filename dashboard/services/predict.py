@@ -165,7 +165,8 @@ def agreement(face: dict, labels: dict[str, str]) -> tuple[str, list[str]]:
 
 
 def track_verdict(track: dict, labels: dict[str, str]) -> str:
-    """A tracked video face's verdict in words, over each model's dominant emotion (as the CLI prints it)."""
+    """A tracked video face's verdict in words, over each model's dominant emotion (as the CLI prints it);
+    the percentage is the dominant emotion's share of the face's frames."""
     from core import inference
 
     tops = {pid: (m["dominant"], m["dominant_share"]) for pid, m in track["models"].items()}

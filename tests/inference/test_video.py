@@ -147,8 +147,10 @@ def test_video_panel_charts_each_face_and_offers_both_downloads(tiny, downloads,
     at.slider(key="predict_video_fps").set_value(2.0).run()
     at.button(key="predict_video_start").click().run()
     assert not at.exception, at.exception
-    assert any(m.value.startswith("**astronaut.mp4: 1 face tracked** in 6 frames (2 per second of a 3.0 s video")
-               for m in at.markdown)
+    assert any(m.value.startswith("**astronaut.mp4: 1 face tracked** (MTCNN (finds faces and eyes; MIT)) in 6 frames "
+                                  "(2 per second of a 3.0 s video") for m in at.markdown)
+    # The face's verdict over the model's dominant emotion (its share of the frames), as the CLI prints it.
+    assert any(m.value.startswith("**The model says ") for m in at.markdown)
     assert any(m.value.startswith("#### Face 1: seen from 0.0 s to 2.5 s in 6 frames") for m in at.markdown)
     (chart,) = at.get("plotly_chart")
     traces = json.loads(chart.proto.spec)["data"]
