@@ -25,7 +25,7 @@ from core.train.device import accelerator
 
 REFERENCE_PREFIX = "ref:"
 REGISTRY_FILE = "reference_models.json"
-SCALINGS = ("0-1", "-1-1", "caffe", "none")
+SCALINGS = ("0-1", "-1-1", "caffe", "torch", "none")
 # Names that read well on a command line ("-1-1" parses as an option there); entries store SCALINGS.
 SCALING_NAMES: dict[str, str] = {"unit": "0-1", "symmetric": "-1-1"}
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")  # .hdf5 is the legacy HDF5 format under its other common name
@@ -76,8 +76,11 @@ def register_reference(name: str, path: str | Path, labels: Sequence[str] | str,
     names are mapped onto the FER2013 vocabulary where they match ("Happiness" -> happy),
     so the model can be compared and evaluated by class name. ``scaling``: 'unit' or '0-1'
     (x/255), 'symmetric' or '-1-1' (x/127.5-1), 'caffe' (RGB->BGR minus ImageNet means,
-    3 channels only), 'none'. ``provenance`` (package, version, licence, trained_on, ...)
-    is stored with the entry and shown wherever the model is offered.
+    3 channels only), 'torch' (x/255 minus ImageNet means, over ImageNet standard deviations:
+    PyTorch exports such as HSEmotion's ONNX models; 3 channels only), 'none'. ``provenance``
+    (package, version, licence, trained_on, ...) is stored with the entry and shown wherever
+    the model is offered. ``.onnx`` files run on ONNX Runtime; channels-first graphs are fed
+    channels last like the rest (``core.inference.onnx_model``).
     """
     scaling = SCALING_NAMES.get(scaling, scaling)
     labels = _check_arguments(name, labels, input_size, channels, scaling)
@@ -132,9 +135,9 @@ def _check_arguments(name: str, labels: Sequence[str] | str, input_size: int, ch
     if scaling not in SCALINGS:
         names = ", ".join([*(f"{k} ({v})" for k, v in SCALING_NAMES.items()), *SCALINGS])
         raise ReferenceModelError(f"scaling: expected one of {names}. Received: scaling={scaling!r}")
-    if scaling == "caffe" and channels != 3:
-        raise ReferenceModelError(f"scaling: 'caffe' subtracts per-colour ImageNet means and needs channels=3. "
-                                  f"Received: scaling={scaling!r}, channels={channels!r}")
+    if scaling in ("caffe", "torch") and channels != 3:
+        raise ReferenceModelError(f"scaling: {scaling!r} normalises each colour by ImageNet statistics and needs "
+                                  f"channels=3. Received: scaling={scaling!r}, channels={channels!r}")
     return labels
 
 
@@ -246,10 +249,10 @@ def scale(x: np.ndarray, scaling: str) -> np.ndarray:
         return x / np.float32(255.0)
     if scaling == "-1-1":
         return x / np.float32(127.5) - np.float32(1.0)
-    if scaling == "caffe":
+    if scaling in ("caffe", "torch"):
         from keras.applications import imagenet_utils
 
-        return imagenet_utils.preprocess_input(np.array(x, dtype=np.float32), mode="caffe")
+        return imagenet_utils.preprocess_input(np.array(x, dtype=np.float32), mode=scaling)
     return x
 
 

@@ -246,3 +246,39 @@ def test_compare_section_offers_the_export_as_a_zip(lab, st_clean, downloads):
         assert sorted(zf.namelist()) == ["MODEL_CARD.md", "model.keras", "model_card.json"]
         assert json.loads(zf.read("model_card.json"))["run_id"] == lab.run
     assert any("Largest absolute probability difference" in c.value for c in at.caption)
+
+
+def _channels_first_onnx(path, size: int, weights: np.ndarray, bias: np.ndarray) -> None:
+    """A PyTorch-style ONNX classifier (the HSEmotion kind): NCHW input, mean colour -> dense -> softmax."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+         helper.make_node("Flatten", ["pooled"], ["flat"]),
+         helper.make_node("MatMul", ["flat", "W"], ["scores"]),
+         helper.make_node("Add", ["scores", "b"], ["logits"]),
+         helper.make_node("Softmax", ["logits"], ["probs"], axis=1)],
+        "hse_mini",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", len(bias)])],
+        [numpy_helper.from_array(weights.astype(np.float32), "W"), numpy_helper.from_array(bias.astype(np.float32), "b")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), path)
+
+
+def test_published_style_onnx_model_channels_first_with_torch_scaling_predicts(tmp_path, lab):
+    labels = ["Anger", "Contempt", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise"]
+    rng = np.random.default_rng(5)
+    weights, bias = rng.normal(size=(3, 8)), rng.normal(size=8)
+    path = tmp_path / "hse_mini.onnx"
+    _channels_first_onnx(path, 16, weights, bias)
+    with pytest.raises(ReferenceModelError, match="'torch' normalises each colour by ImageNet statistics"):
+        register_reference("hse-mini", path, labels, 16, channels=1, scaling="torch")
+    entry = register_reference("hse-mini", path, labels, 16, channels=3, scaling="torch")
+    assert entry["labels"][:2] == ["angry", "Contempt"] and entry["outputs"] == "probabilities"
+    crop = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    got = predict.predict_crops("ref:hse-mini", [crop], lab.store)
+    x = (crop / 255.0 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]  # torchvision's ImageNet normalisation
+    logits = x.mean(axis=(0, 1)) @ weights + bias
+    expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    np.testing.assert_allclose(got[0], expected, atol=1e-5)
