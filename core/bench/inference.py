@@ -167,7 +167,7 @@ def benchmark_photos(folder: Path | None = None) -> list[dict]:
     return out
 
 
-def _matches(found: list, truth: list, ignore: list, min_iou: float) -> tuple[int, int]:
+def match_boxes(found: list, truth: list, ignore: list, min_iou: float) -> tuple[int, int]:
     """(hits, false faces): detections matched one-to-one to true boxes by IoU (Hungarian), and the
     unmatched detections outside every ignored region."""
     from scipy.optimize import linear_sum_assignment
@@ -204,7 +204,7 @@ def bench_detection_photos(detectors: tuple[str, ...] = BENCH_DETECTORS, repeats
                 t0 = time.perf_counter()
                 found = faces.detect_faces(photo["image"], detector)
                 spent.append((time.perf_counter() - t0) * 1000)
-            h, f = _matches(found, photo["faces"], photo["ignore"], spec["match_iou"])
+            h, f = match_boxes(found, photo["faces"], photo["ignore"], spec["match_iou"])
             hits, false = hits + h, false + f
             times.append(float(np.median(spent)))
             rows.append({"detector": detector, "photo": photo["name"], "size": photo["size"],

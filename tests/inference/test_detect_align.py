@@ -154,3 +154,18 @@ def test_a_single_model_is_simply_quoted():
     tops = {"r": ("happy", 0.999)}
     v = decide(tops, {"r": _model("r", "reference", None)})
     assert headline(v, {"r": "reference/fer"}, tops) == "The model says happy (100%)."
+
+
+def test_detection_benchmark_boxes_and_matching():
+    import json
+
+    from core.bench import inference as bench
+
+    spec = json.loads(bench.DETECTION_BOXES.read_text())
+    assert sum(len(p["faces"]) for p in spec["photos"]) == 23 and len(spec["photos"]) == 18
+    for p in spec["photos"]:
+        assert p["source"] in spec["sources"] and len(p["sha256"]) == 64
+        assert all(len(b) == 4 and min(b[2:]) > 0 for b in p["faces"] + p["ignore"])
+    # One-to-one by IoU: a hit, a miss, a false face, and a detection in an ignored region that is neither.
+    found = [Face(0, 0, 10, 10, 1.0), Face(100, 100, 10, 10, 1.0), Face(200, 200, 10, 10, 1.0)]
+    assert bench.match_boxes(found, [[1, 1, 10, 10], [50, 50, 10, 10]], [[195, 195, 20, 20]], 0.3) == (1, 1)
