@@ -11,7 +11,7 @@ from core.cli.common import AddParser
 def register(add: AddParser) -> None:
     """Add this group's commands to the top-level parser."""
     from core.inference.faces import DEFAULT_DETECTOR, DETECTORS, YUNET_ENV
-    from core.inference.references import MODEL_SUFFIXES, SCALING_NAMES, SCALINGS
+    from core.inference.references import MODEL_SUFFIXES, ONNX_SUFFIX, SCALING_NAMES, SCALINGS
     from core.inference.video import DEFAULT_SAMPLE_FPS, MAX_SAMPLE_FPS, VIDEO_SUFFIXES
 
     p = add("predict", help="detect faces in photos, folders of photos or videos; print every model's emotion")
@@ -43,9 +43,9 @@ def register(add: AddParser) -> None:
     p.add_argument("--repeats", type=int, default=3, help="timed runs per photo (the median is reported)")
     p.set_defaults(fn=cmd_bench_detection)
 
-    p = add("register-model", help="register a trusted local Keras model as a reference predictor")
+    p = add("register-model", help="register a trusted local Keras or ONNX model as a reference predictor")
     p.add_argument("name")
-    p.add_argument("path", help=" or ".join(MODEL_SUFFIXES) + " file")
+    p.add_argument("path", help=", ".join(MODEL_SUFFIXES) + f" or {ONNX_SUFFIX} (run on ONNX Runtime) file")
     p.add_argument("--labels", required=True, help="output classes in order, comma-separated")
     p.add_argument("--input-size", type=int, required=True)
     p.add_argument("--channels", type=int, default=1, help="1 (grayscale) or 3 (RGB)")
