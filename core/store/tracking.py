@@ -328,9 +328,9 @@ class RunTable:
     is most of a page's time, and a dashboard polling it every few seconds per user pays it
     over and over for runs that cannot change. Here a finished run is read once and kept
     (FINISHED is final: a failed or cancelled run may be resumed, a finished one never is);
-    each refresh asks MLflow only for the runs that are not finished and for those started
-    in the last ``NEW_RUN_MARGIN_S`` seconds (a run created and finished between two
-    refreshes), so its cost follows the runs in flight, not the runs stored. Every
+    each refresh asks MLflow only for the runs that are not finished, those that were open at
+    the last look, and those started since the newest one seen (less ``NEW_RUN_MARGIN_S``),
+    so its cost follows the runs in flight, not the runs stored. Every
     ``FULL_RELOAD_S`` seconds the whole table is read again in the background, which picks
     up what the incremental reads cannot see (a deleted run, a tag set on a finished run).
 
@@ -340,7 +340,10 @@ class RunTable:
     """
 
     FULL_RELOAD_S = 60.0
-    NEW_RUN_MARGIN_S = 120.0
+    # Every run starts RUNNING, so the query for unfinished runs finds new ones; this margin catches
+    # one created and finished between two looks, whose start a clock or a slow commit put a little
+    # before the newest start already seen.
+    NEW_RUN_MARGIN_S = 5.0
 
     def __init__(self, store: RunStore, min_interval_s: float = 1.0):
         import threading
@@ -376,6 +379,11 @@ class RunTable:
                 since = self._newest_ms - int(self.NEW_RUN_MARGIN_S * 1000)
                 found = self.store.search(f"attributes.start_time >= {since}")
                 found += self.store.search("attributes.status != 'FINISHED'")
+                # Runs open at the last look that have finished since: neither query above names them.
+                gone = sorted(set(self._open) - {r.info.run_id for r in found})
+                for i in range(0, len(gone), 100):
+                    ids = ", ".join(f"'{rid}'" for rid in gone[i:i + 100])
+                    found += self.store.search(f"attributes.run_id IN ({ids})")
                 self._apply(found, full=False, now=now)
             else:
                 self._apply(self.store.search(), full=True, now=now)

@@ -177,3 +177,17 @@ def test_run_table_rereads_the_whole_store_in_the_background_periodically(store)
         table.refresh()
         time.sleep(0.05)
     assert table.table().run_id.tolist() == [keep]
+
+
+def test_run_table_sees_an_older_open_run_finish(store):
+    from core.store import RunTable
+
+    older = _run(store, "RUNNING")
+    newer = _run(store, "RUNNING")
+    table = RunTable(store, min_interval_s=0.0)
+    table.NEW_RUN_MARGIN_S = 0.0  # only runs from the newest start on count as recent: `older` is not one
+    table.refresh()
+    store.finish(older)
+    table.refresh()
+    assert table.is_finished(older) and not table.is_finished(newer)
+    assert table.table().set_index("run_id").status.to_dict() == {older: "FINISHED", newer: "RUNNING"}
