@@ -2,7 +2,9 @@
 queue two more seeds of it -> Compare groups the three seeds with a band.
 
 Starts `streamlit run` on a free loopback port (the app starts its own worker), drives
-Debian's chromium with Playwright, and saves screenshots under the session's artifacts.
+Debian's chromium with Playwright, and saves screenshots under the session's artifacts. The layout
+check (``layout_check.py``) loads every page at 1400 and 1000 px and fails on clipped or overlapping
+text and on "nan", "None" or an exception.
 """
 from __future__ import annotations
 
@@ -189,3 +191,51 @@ def test_optimizers_page_plays_its_animation_and_keeps_its_state_in_the_link(das
         expect(page).to_have_url(re.compile(r"present=true"))
         assert "surface=rosenbrock" in page.url and "steps=100" in page.url
         browser.close()
+
+
+# Pages of the layout check, with what each must show before it is judged (the page has drawn).
+LAYOUT_PAGES = {
+    "": "Quick comparison",
+    "train": "Start training",
+    "compare": "Is the difference real, across seeds?",
+    "evolve": "Evolve",
+    "optimizers": "Classroom experiment",
+    "optimizers?present=true": "Classroom experiment",
+}
+
+
+def test_every_page_fits_at_1400_and_1000_px_without_nan_none_or_errors(dashboard, monkeypatch):
+    """Issue 27's layout check: every page with runs repeated over seeds, at two widths, in presentation mode
+    too, fails on text that is clipped or overlapped (bounding boxes in the browser), and on "nan", "None"
+    or an exception anywhere on a page. Two seeds with the same difference both times is the case that used
+    to print "nan" in the paired-test tiles."""
+    from layout_check import problems, settle
+    from playwright.sync_api import sync_playwright
+    from test_page_compare_seeds import add_run
+
+    url, env, tmp_path = dashboard
+    monkeypatch.setenv("EMOTION_LAB_ARTIFACTS", env["EMOTION_LAB_ARTIFACTS"])
+    monkeypatch.setenv("EMOTION_LAB_DATA", env["EMOTION_LAB_DATA"])
+    from core.store import RunStore
+
+    store = RunStore()
+    for seed, (adam, rmsprop) in ((1, (18, 12)), (2, (17, 11))):  # the same 6-image gap with both seeds
+        add_run(store, "scratch-adam", seed, adam, "layout-grid")
+        add_run(store, "scratch-rmsprop", seed, rmsprop, "layout-grid")
+    shots = ROOT / "artifacts" / "e2e-screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    found = []
+    with sync_playwright() as p:
+        browser, page = open_browser(p)
+        for width in (1400, 1000):
+            # Tall: Streamlit scrolls inside its own container, so the whole page is laid out at once.
+            page.set_viewport_size({"width": width, "height": 6000})
+            for path, marker in LAYOUT_PAGES.items():
+                page.goto(f"{url}/{path}")
+                settle(page)
+                page.get_by_text(marker).first.wait_for(timeout=120_000)
+                name = (path or "overview").replace("?", "-").replace("=", "-")
+                page.screenshot(path=str(shots / f"layout-{name}-{width}.png"), full_page=True)
+                found += [f"{name} at {width} px: {problem}" for problem in problems(page)]
+        browser.close()
+    assert not found, "\n".join(found)

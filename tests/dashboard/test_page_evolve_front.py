@@ -35,7 +35,7 @@ def test_front_per_generation_and_retraining_a_member(no_worker):
     assert array(traces["front (joined)"]["x"]).tolist() == [10.0, 30.0]
 
     table = next(df.value for df in at.dataframe if "member" in df.value.columns)
-    assert list(table.member) == [0, 1, 2, 3] and list(table.train_time_s) == [10.0, 20.0, 30.0, 45.0]
+    assert list(table.member) == [0, 1, 2, 3] and list(table.train_time_s) == ["10.0 s", "20.0 s", "30.0 s", "45.0 s"]
 
     at.selectbox(key="evolve_front_member").set_value(3).run()
     at.button(key="evolve_front_retrain").click().run()

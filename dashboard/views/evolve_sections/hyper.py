@@ -74,7 +74,9 @@ def front_panel(state: dict, job, free: list[str]) -> None:
         if len(generations) > 1 else generations[0]
     shown = pop[pop.generation == g].assign(genome=lambda d: "slot " + d.slot.astype(str))
     st.plotly_chart(ui.tight(pareto_figure(shown, cost, "fitness", shown.on_front, x_title=label, y_title=accuracy,
-                                           label="genome", log_x=cost == "train_flops")), key="evolve_front_chart")
+                                           label="genome", log_x=cost == "train_flops", y_percent=True,
+                                           x_format=lambda v: services.format_cost(cost, v))),
+                    key="evolve_front_chart")
     st.caption(f"Generation {g}: each individual's validation accuracy after the short budget against its "
                f"{label} (measured on this machine in that short run). Diamonds joined by the dotted line: the "
                "generation's non-dominated individuals, which NSGA-II prefers as parents.")
@@ -84,9 +86,11 @@ def front_panel(state: dict, job, free: list[str]) -> None:
         st.info("The front appears once individuals have finished training.", icon=":material/hourglass_top:")
         return
     table = gene_table(front, free)[["member", *free, "fitness", cost, "retrain_status", "test_accuracy"]]
+    # The cost with its unit (SI prefixes, "10.2 TFLOP"); both accuracies in %, one unit per table.
+    table[cost] = [services.format_cost(cost, v) for v in table[cost]]
     st.dataframe(table, hide_index=True, key="evolve_front_table", column_config={
-        "fitness": st.column_config.NumberColumn("val accuracy", format="%.3f"),
-        cost: st.column_config.NumberColumn(label, format="%.4g"),
+        "fitness": st.column_config.NumberColumn("val accuracy", format="percent"),
+        cost: st.column_config.TextColumn(label),
         "retrain_status": st.column_config.TextColumn("full-budget retrain"),
         "test_accuracy": st.column_config.NumberColumn("test accuracy", format="percent")})
     st.caption("Non-dominated genomes of everything the search scored, cheapest first: none is beaten by another "

@@ -1,0 +1,124 @@
+"""Layout checks run inside a real browser page (Playwright): text that is clipped or overlapped,
+and words that mean a value or a page broke ("nan", "None", an exception).
+
+``problems(page)`` returns one line per problem. Two kinds of text are looked at:
+
+- HTML text (headings, paragraphs, captions, labels, metric tiles, buttons): a text node's box
+  must lie inside every ancestor that clips its overflow (e.g. "ace 1: The model says" when a
+  picture pushes it out of its column), and must not cross another text node's box.
+- Plotly's SVG text (titles, axis titles, tick labels, legend entries, point labels, slider
+  labels): each must lie inside its figure, and must not cross another text of the same figure
+  (subplot titles running together, an axis title on the slider row).
+
+Streamlit's tables are drawn on a canvas: their cells are not text to the DOM and are checked
+through the page's words only where Streamlit mirrors them for accessibility.
+"""
+from __future__ import annotations
+
+# Runs in the page. Boxes are compared with a 2 px tolerance: anti-aliasing and sub-pixel layout
+# make touching boxes overlap by a fraction of a pixel.
+_SCRIPT = r"""
+() => {
+  const TOL = 2;
+  const out = [];
+  const visible = r => r.width > 0.5 && r.height > 0.5;
+  const inter = (a, b) => Math.min(a.right, b.right) - Math.max(a.left, b.left) > TOL &&
+                          Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > TOL;
+  const outside = (r, c) => r.left < c.left - TOL || r.right > c.right + TOL ||
+                            r.top < c.top - TOL || r.bottom > c.bottom + TOL;
+  const shown = el => {
+    for (let e = el; e && e.nodeType === 1; e = e.parentElement) {
+      const s = getComputedStyle(e);
+      if (s.display === 'none' || s.visibility === 'hidden' || Number(s.opacity) === 0) return false;
+      if (e.getAttribute('aria-hidden') === 'true' && !e.closest('svg')) return false;
+      if (e.matches('[data-testid=stTooltipContent], [role=tooltip], details:not([open]) > :not(summary)')) return false;
+    }
+    return true;
+  };
+  const label = t => JSON.stringify(t.trim().slice(0, 60));
+  // ---- HTML text
+  const main = document.querySelector('[data-testid=stMain]') || document.body;
+  const walker = document.createTreeWalker(main, NodeFilter.SHOW_TEXT);
+  const boxes = [];
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const text = n.textContent;
+    if (!text.trim() || !n.parentElement || n.parentElement.closest('svg, .js-plotly-plot, canvas, [data-testid=stDataFrameResizable], textarea, input, [data-testid=stCode], pre, [data-baseweb=popover], iframe')) continue;
+    if (!shown(n.parentElement)) continue;
+    const range = document.createRange();
+    range.selectNodeContents(n);
+    const rects = [...range.getClientRects()].filter(visible);
+    if (!rects.length) continue;
+    for (let e = n.parentElement; e && e !== document.body; e = e.parentElement) {
+      // the page's own scrolling containers: what lies below the window is reached by scrolling
+      if (/^st(App|AppViewContainer|Main|MainBlockContainer)$/.test(e.dataset.testid || '')) break;
+      const s = getComputedStyle(e);
+      if (s.overflowX === 'visible' && s.overflowY === 'visible') continue;
+      const c = e.getBoundingClientRect();
+      // a scrolling container (the page itself, a scrollable box) shows everything by scrolling
+      if ((s.overflowY === 'auto' || s.overflowY === 'scroll') && e.scrollHeight > e.clientHeight + 1 &&
+          !(s.overflowX === 'hidden' && rects.some(r => r.left < c.left - TOL || r.right > c.right + TOL))) continue;
+      if (rects.some(r => outside(r, c))) {
+        out.push(`clipped text ${label(text)} (its box leaves a ${e.tagName.toLowerCase()}` +
+                 `${e.dataset.testid ? '[' + e.dataset.testid + ']' : ''} that hides its overflow)`);
+        break;
+      }
+    }
+    rects.forEach(r => boxes.push({r, n, text}));
+  }
+  for (let i = 0; i < boxes.length; i++)
+    for (let j = i + 1; j < boxes.length; j++)
+      if (boxes[i].n !== boxes[j].n && inter(boxes[i].r, boxes[j].r))
+        out.push(`overlapping text ${label(boxes[i].text)} and ${label(boxes[j].text)}`);
+  // ---- plotly text, per figure
+  document.querySelectorAll('.js-plotly-plot').forEach((plot, k) => {
+    const svg = plot.querySelector('svg.main-svg');
+    if (!svg || !shown(plot)) return;
+    const frame = plot.getBoundingClientRect();
+    const texts = [...plot.querySelectorAll('svg text')].filter(t => t.textContent.trim() && shown(t) &&
+      !t.closest('.hoverlayer, .menulayer .dropdown, .updatemenu-dropdown-button-group'))
+      .map(t => ({t, r: t.getBoundingClientRect()})).filter(x => visible(x.r));
+    const title = plot.querySelector('.gtitle, .g-gtitle text');
+    const name = title ? title.textContent.trim().slice(0, 40) : `figure ${k + 1}`;
+    for (const {t, r} of texts)
+      if (outside(r, frame)) out.push(`text ${label(t.textContent)} cut at the edge of ${name}`);
+    for (let i = 0; i < texts.length; i++)
+      for (let j = i + 1; j < texts.length; j++) {
+        const a = texts[i].t, b = texts[j].t;
+        if (a.contains(b) || b.contains(a)) continue;
+        // plotly turns tick labels that would collide; their straight boxes overlap, their glyphs do not
+        const turned = t => /rotate\((?!0[,)])/.test(t.getAttribute('transform') || '');
+        if (turned(a) && turned(b)) continue;
+        // one legend entry's pieces, or a multi-line label's lines, are one text
+        if (a.closest('.legend') && b.closest('.legend') && a.closest('.traces') === b.closest('.traces')) continue;
+        if (inter(texts[i].r, texts[j].r))
+          out.push(`in ${name}: ${label(a.textContent)} overlaps ${label(b.textContent)}`);
+      }
+  });
+  // ---- words that mean something broke
+  const words = main.innerText;
+  for (const m of words.matchAll(/(^|[^\w.])(nan|NaN|None|Traceback|Exception)(?![\w])/g)) {
+    const at = m.index;
+    out.push(`the page shows ${JSON.stringify(m[2])}: …${words.slice(Math.max(0, at - 50), at + 50).replace(/\s+/g, ' ')}…`);
+  }
+  if (document.querySelector('[data-testid=stException]')) out.push('the page shows an exception');
+  return [...new Set(out)];
+}
+"""
+
+
+def problems(page) -> list[str]:
+    """Every clipped or overlapping text and every "nan", "None" or exception on ``page`` as it is now."""
+    return page.evaluate(_SCRIPT)
+
+
+def settle(page, timeout_ms: int = 120_000) -> None:
+    """Wait until the page's script has drawn its title and finished running (no running icon, no
+    skeleton), twice a second apart because a widget's first value can trigger one more run, then
+    give plotly a moment to draw."""
+    page.wait_for_selector("[data-testid=stMain] h1", timeout=timeout_ms)
+    idle = ("() => !document.querySelector('[data-testid=stStatusWidgetRunningIcon], "
+            "[data-testid=stStatusWidgetRunningManIcon], [data-testid=stSkeleton]')")
+    for _ in range(2):
+        page.wait_for_function(idle, timeout=timeout_ms)
+        page.wait_for_timeout(1000)
+    page.wait_for_timeout(1000)
