@@ -237,5 +237,11 @@ def test_every_page_fits_at_1400_and_1000_px_without_nan_none_or_errors(dashboar
                 name = (path or "overview").replace("?", "-").replace("=", "-")
                 page.screenshot(path=str(shots / f"layout-{name}-{width}.png"), full_page=True)
                 found += [f"{name} at {width} px: {problem}" for problem in problems(page)]
+                if path == "compare":  # and every run on its own, the view without grouping
+                    page.get_by_text("Group repeated seeds by configuration").click()
+                    settle(page)
+                    page.get_by_text("Misclassified test images").first.wait_for(timeout=120_000)
+                    page.screenshot(path=str(shots / f"layout-compare-runs-{width}.png"), full_page=True)
+                    found += [f"compare (runs) at {width} px: {problem}" for problem in problems(page)]
         browser.close()
     assert not found, "\n".join(found)
