@@ -142,22 +142,26 @@ def _split_of(run_id: str) -> str:
 
 def measured_on(run_ids: list[str]) -> str:
     """What the test numbers of these runs were measured on, in words: test images per dataset and, where
-    a run capped evaluation (``max_eval``, e.g. the quick profile), how many of the split's images that is."""
+    a run capped evaluation (``max_eval``, e.g. the quick profile), how many of the split's images that is;
+    and the profile, epochs and input size they were trained with."""
     from dashboard.services.data import dataset_sizes  # here: data's cached loaders are only needed for this
 
     seen: dict[tuple[str, int, int | None], None] = {}
+    protocols: dict[tuple[str, int, int], None] = {}
     for rid in run_ids:
         rep = report(rid) or {}
         if not rep.get("confusion_matrix"):
             continue
         cfg = RunConfig.from_dict(run_config(rid))
         seen[(cfg.data.dataset, int(np.sum(rep["confusion_matrix"])), cfg.data.max_eval)] = None
+        protocols[(cfg.train.profile, cfg.train.epochs, cfg.model.input_size)] = None
     parts = []
     for dataset, n, cap in seen:
         total = dataset_sizes(dataset).get("test", 0)
         parts.append(f"{n} test images of {dataset}" + (
             f" ({n} of its {total}: evaluation capped at {cap} images per split)" if cap and total > n else ""))
-    return "; ".join(parts)
+    trained = " or ".join(f"the {p} profile ({e} epochs at {px} px)" for p, e, px in protocols)
+    return "; ".join(parts) + (f", trained with {trained}" if trained else "")
 
 
 def split_warning(run_ids: list[str]) -> str | None:

@@ -62,6 +62,9 @@ def test_pareto_chart_table_sentence_and_report(cost_lab, downloads):
         "resnet50/scratch-adam", "resnet50/scratch-rmsprop", "vgg16/scratch-adam")}
     assert any("resnet50/scratch-rmsprop and resnet50/scratch-adam are tied" in m.value for m in at.markdown)
     assert any("Tied on the front" in m.value for m in at.markdown)
+    # Every number says what it was measured on: the test images, and the profile the runs were trained with.
+    caption = next(c.value for c in at.caption if "configuration(s)" in c.value or "configurations with" in c.value)
+    assert f"Measured on {N} test images of synthetic" in caption.replace("\\", "") and "profile" in caption
     front = at.dataframe[-1].value
     assert list(front.configuration) == ["resnet50/scratch-rmsprop", "resnet50/scratch-adam"]
     assert set(front.interval) == {"bootstrap over test images"}
