@@ -58,7 +58,9 @@ def report_html(
         elif isinstance(content, pd.DataFrame):
             # A RangeIndex carries no information; a named index (e.g. run label) does.
             show_index = not isinstance(content.index, pd.RangeIndex)
-            parts.append(content.to_html(index=show_index, border=0, classes="report-table", escape=True))
+            # A value that cannot exist (one seed has no interval) is a dash, as on the page, never "NaN".
+            parts.append(content.to_html(index=show_index, border=0, classes="report-table", escape=True,
+                                         na_rep="—"))
         elif isinstance(content, str):
             for paragraph in content.split("\n\n"):
                 if paragraph.strip():

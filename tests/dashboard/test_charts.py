@@ -310,6 +310,9 @@ def test_report_html_without_figures_has_no_plotlyjs_and_rejects_unknown_content
     assert plotly.offline.get_plotlyjs()[:200] not in html and "<p>hello</p>" in html
     with pytest.raises(TypeError, match="int"):
         report_html("T", [("Bad", 3)])  # type: ignore[list-item]
+    # A value that cannot exist is a dash in the report's tables, as on the page, never "NaN".
+    html = report_html("T", [("Table", pd.DataFrame({"configuration": ["a"], "CI low": [np.nan]}))])
+    assert "—" in html and "NaN" not in html and "nan" not in html
 
 
 def test_epoch_and_generation_axes_tick_on_whole_numbers():
