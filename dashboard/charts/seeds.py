@@ -98,13 +98,14 @@ def seed_strip_figure(
             error_x=dict(type="data", symmetric=False, color=palette[name], thickness=2,
                          array=np.nan_to_num(clip([row[f"{metric} CI high"]], metric) - mean),
                          arrayminus=np.nan_to_num(mean - clip([row[f"{metric} CI low"]], metric))),
-            hovertemplate=f"<b>%{{meta}}</b><br>mean {metric} %{{x:.4f}}<extra></extra>"))
+            hovertemplate=f"<b>%{{meta}}</b><br>mean {metric} %{{x:.1%}}<extra></extra>"))
         fig.add_trace(go.Scatter(
             x=g[metric].to_numpy(float), y=[name] * len(g), mode="markers", name=f"{name} seeds", showlegend=False,
             meta=name, customdata=g["seed"].to_numpy(), marker=dict(size=10, color=palette[name], opacity=0.7,
                                                                     line=dict(width=1, color="white")),
-            hovertemplate=f"<b>%{{meta}}</b><br>seed %{{customdata}}: {metric} %{{x:.4f}}<extra></extra>"))
-    fig.update_layout(xaxis=dict(title=f"{metric} (dots: seeds; bar: mean with 95% CI)"),
+            hovertemplate=f"<b>%{{meta}}</b><br>seed %{{customdata}}: {metric} %{{x:.1%}}<extra></extra>"))
+    # In %, like the table above it (every metric here is a fraction of test or validation images).
+    fig.update_layout(xaxis=dict(title=f"{metric} (dots: seeds; bar: mean with 95% CI)", tickformat=".0%"),
                       yaxis=dict(type="category", autorange="reversed"), height=max(250, 60 * len(names) + 120))
     return fig
 

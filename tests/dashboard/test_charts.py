@@ -366,3 +366,18 @@ def test_strategy_band_figure_draws_a_mean_and_a_band_per_strategy():
     assert list(by_name["GA"].y) == [0.2, 0.4] and list(by_name["random"].y) == [0.2, 0.3]
     assert list(by_name["GA 95% interval"].y) == [0.3, 0.5, 0.3, 0.1]  # high out, low back
     assert "random 95% interval" not in by_name  # one search: no interval to draw
+
+
+def test_configurations_keep_their_colour_in_any_subset_and_palette_is_colour_blind_safe():
+    from dashboard.charts.common import PALETTE, run_colors, short_label
+
+    alone = run_colors(["vgg16/scratch-rmsprop · fer · 1a2b3c"])
+    crowd = run_colors(["vgg16/scratch-adam · fer · 9f9f9f", "vgg16/scratch-adam · fer · 000000",
+                        "vgg16/scratch-rmsprop · fer · 1a2b3c", "resnet50/imagenet-adam · fer"])
+    grouped = run_colors(["vgg16/scratch-rmsprop · fer"])
+    assert alone["vgg16/scratch-rmsprop · fer · 1a2b3c"] == crowd["vgg16/scratch-rmsprop · fer · 1a2b3c"] \
+        == grouped["vgg16/scratch-rmsprop · fer"]
+    assert len(set(crowd.values())) == 4  # a second seed shown apart probes to a free colour
+    assert "#0072B2" in PALETTE and len(set(PALETTE)) == 10  # Okabe-Ito first
+    assert short_label("resnet50/scratch-rmsprop · synthetic-small · 1a2b3c") == "resnet50/scratch-rmsprop"
+    assert short_label("short") == "short"

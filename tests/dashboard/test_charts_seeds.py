@@ -55,3 +55,18 @@ def test_seed_strip_and_per_class_bars():
     bars = seed_charts.per_class_band_figure({"a": {"class_names": ["happy", "sad"], "mean": [0.5, 0.7],
                                                "low": [0.4, np.nan], "high": [0.6, np.nan]}})
     assert list(bars.data[0].y) == [0.5, 0.7] and list(bars.data[0].error_y.array) == pytest.approx([0.1, 0.0])
+
+
+def test_bands_and_error_bars_stay_inside_the_metrics_range():
+    # Two seeds give a t-interval 12.7 standard errors wide: it reaches past 0 and 1, accuracy cannot.
+    band = pd.DataFrame({"x": [1, 2], "mean": [0.1, 0.9], "low": [-0.3, 0.5], "high": [0.5, 1.4], "n": [2, 2]})
+    fig = seed_charts.band_figure({"a": {"train": band}}, "accuracy")
+    bounds = [t for t in fig.data if t.meta == "a band"]
+    assert list(bounds[0].y) == [0.5, 1.0] and list(bounds[1].y) == [0.0, 0.5]
+    loss = seed_charts.band_figure({"a": {"train": band.assign(high=[3.0, 4.0])}}, "loss")
+    assert list([t for t in loss.data if t.meta == "a band"][0].y) == [3.0, 4.0]  # loss has no upper bound
+    per_class = seed_charts.per_class_band_figure(
+        {"a": {"class_names": ["happy", "sad"], "mean": [0.9, 0.1], "low": [0.5, -0.4], "high": [1.3, 0.6]}})
+    bar = per_class.data[0]
+    assert np.array(bar.error_y.array) == pytest.approx([0.1, 0.5])
+    assert np.array(bar.error_y.arrayminus) == pytest.approx([0.4, 0.1])
