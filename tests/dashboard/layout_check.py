@@ -65,6 +65,13 @@ _SCRIPT = r"""
     }
     rects.forEach(r => boxes.push({r, n, text}));
   }
+  // Text cut with an ellipsis ("Best fitn…"): the box is inside its element, the text is not.
+  main.querySelectorAll('*').forEach(e => {
+    if (e.closest('svg, .js-plotly-plot, canvas, [data-testid=stDataFrameResizable], [data-baseweb=popover], input, textarea') || !shown(e)) return;
+    const s = getComputedStyle(e);
+    if (s.textOverflow === 'ellipsis' && e.scrollWidth > e.clientWidth + 1 && e.textContent.trim())
+      out.push(`text cut with an ellipsis ${label(e.textContent)}`);
+  });
   for (let i = 0; i < boxes.length; i++)
     for (let j = i + 1; j < boxes.length; j++)
       if (boxes[i].n !== boxes[j].n && inter(boxes[i].r, boxes[j].r))
@@ -120,5 +127,5 @@ def settle(page, timeout_ms: int = 120_000) -> None:
             "[data-testid=stStatusWidgetRunningManIcon], [data-testid=stSkeleton]')")
     for _ in range(2):
         page.wait_for_function(idle, timeout=timeout_ms)
-        page.wait_for_timeout(1000)
-    page.wait_for_timeout(1000)
+        page.wait_for_timeout(700)
+    page.wait_for_timeout(700)

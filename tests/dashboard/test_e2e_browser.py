@@ -199,6 +199,7 @@ LAYOUT_PAGES = {
     "train": "Start training",
     "compare": "Is the difference real, across seeds?",
     "evolve": "Evolve",
+    "evolve?search=layout-search": "layout-search",
     "optimizers": "Classroom experiment",
     "optimizers?present=true": "Classroom experiment",
 }
@@ -212,6 +213,7 @@ def test_every_page_fits_at_1400_and_1000_px_without_nan_none_or_errors(dashboar
     from layout_check import problems, settle
     from playwright.sync_api import sync_playwright
     from test_page_compare_seeds import add_run
+    from test_page_evolve import write_search
 
     url, env, tmp_path = dashboard
     monkeypatch.setenv("EMOTION_LAB_ARTIFACTS", env["EMOTION_LAB_ARTIFACTS"])
@@ -222,6 +224,7 @@ def test_every_page_fits_at_1400_and_1000_px_without_nan_none_or_errors(dashboar
     for seed, (adam, rmsprop) in ((1, (18, 12)), (2, (17, 11))):  # the same 6-image gap with both seeds
         add_run(store, "scratch-adam", seed, adam, "layout-grid")
         add_run(store, "scratch-rmsprop", seed, rmsprop, "layout-grid")
+    write_search("layout-search")  # a finished GA search: fitness, population and its best genome
     shots = ROOT / "artifacts" / "e2e-screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     found = []
@@ -235,6 +238,7 @@ def test_every_page_fits_at_1400_and_1000_px_without_nan_none_or_errors(dashboar
                 settle(page)
                 page.get_by_text(marker).first.wait_for(timeout=120_000)
                 name = (path or "overview").replace("?", "-").replace("=", "-")
+                assert "Traceback" not in page.inner_text("body"), f"{name} at {width} px raised"
                 page.screenshot(path=str(shots / f"layout-{name}-{width}.png"), full_page=True)
                 found += [f"{name} at {width} px: {problem}" for problem in problems(page)]
                 if path == "compare":  # and every run on its own, the view without grouping

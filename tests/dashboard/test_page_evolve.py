@@ -151,7 +151,7 @@ def test_a_saved_search_shows_fitness_population_genes_and_offers_a_retrain(no_w
     at = open_evolve(search="evo-saved")
     assert at.selectbox(key="evolve_search").value == "evo-saved"
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Generations scored"] == "2 / 2" and metrics["Best fitness"] == "0.550"
+    assert metrics["Populations scored"] == "2 / 2" and metrics["Best fitness"] == "0.550"
     assert metrics["Trainings"] == "5" and metrics["Cache hits"] == "1"
 
     lines = traces(figure(at, "evolve_fitness"))

@@ -15,13 +15,17 @@ def show(state: dict, job) -> None:
     """A settings search (mode hyper) as far as it got, then its best genome."""
     s, cost, gens = state["settings"], state["cost"], state["generations"]
     best = state["best"]
-    c = st.columns(5)
-    c[0].metric("Generations scored", f"{len(gens)} / {s['generations'] + 1}")
+    # Two rows of three: five tiles in one row cut their labels ("Best fitn…") at 1000 px.
+    c = [*st.columns(3), *st.columns(3)[:2]]
+    # Populations, not generations: "Generations 1" in the form breeds one generation after the random
+    # initial population, so two populations get scored (the caption's "generations 0–1").
+    c[0].metric("Populations scored", f"{len(gens)} / {s['generations'] + 1}",
+                help="The initial random population (generation 0) and each generation bred after it.")
     c[1].metric("Best fitness", f"{best['fitness']:.3f}" if best else "–", help="Validation accuracy after the "
                                                                                "short budget")
-    c[2].metric("Trainings", cost["evaluations"])
-    c[3].metric("Cache hits", cost["cache_hits"], help="Slots whose genome was trained before: scored for free")
-    c[4].metric("Time spent", services.format_duration(cost["seconds"]))
+    c[2].metric("Time spent", services.format_duration(cost["seconds"]))
+    c[3].metric("Trainings", cost["evaluations"])
+    c[4].metric("Cache hits", cost["cache_hits"], help="Slots whose genome was trained before: scored for free")
     free = [g for g in state["genes"] if g not in s["fixed"]]
     evals = state["evaluations"]
     if gens.empty:
