@@ -11,7 +11,7 @@ from dashboard import services, ui
 from dashboard.charts import runs as run_charts
 from dashboard.charts.common import metric_label, run_colors
 from dashboard.charts.report import report_html
-from dashboard.views import compare_seeds
+from dashboard.views import compare_export, compare_seeds
 from dashboard.views.compare_sections import cost as cost_section
 
 ALL_RUNS = "All runs"
@@ -252,3 +252,5 @@ st.download_button("Download comparison report (HTML)", lambda: report_html(f"Ru
                    file_name=f"comparison-{stamp}.html", mime="text/html", icon=":material/description:",
                    key="compare_report")
 st.caption("One self-contained file (charts included) that opens offline in any browser.")
+
+compare_export.render(done, labels)
