@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
+from core.configs.output import stderr_to_devnull
+
 # ``sub.add_parser`` of the top-level parser: each group module registers its commands through it.
 AddParser = Callable[..., argparse.ArgumentParser]
 
@@ -192,21 +194,6 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
         if spec is not None and spec.loader is not None:
             spec.loader = _LoaderWithoutStderr(spec.loader)
         return spec
-
-
-@contextmanager
-def stderr_to_devnull() -> Iterator[None]:
-    """Point file descriptor 2 at /dev/null: C++ libraries write there, past ``sys.stderr``."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 @contextmanager

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +16,7 @@ import pandas as pd
 
 from core.configs import artifacts_dir, atomic_write
 from core.configs.choices import FER_LABELS
+from core.configs.output import stderr_to_devnull
 from core.data.dataset import SPLITS, Dataset, DatasetError, check_splits, split_validation
 
 log = logging.getLogger(__name__)
@@ -164,15 +164,8 @@ def _codec_messages_hidden() -> Iterator[None]:
     if os.environ.get("OPENCV_LOG_LEVEL", "").upper() not in ("OFF", "SILENT", "0"):
         yield
         return
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
+    with stderr_to_devnull():
         yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def _read_folder_split(root: Path, classes: tuple[str, ...], size: int | None) -> tuple[np.ndarray, np.ndarray, list]:

@@ -1,4 +1,5 @@
 """The run store: runs, their metrics and artifacts, over MLflow (``core.store.tracking``)."""
+from core.store.table import RunTable
 from core.store.tracking import (
     EXPERIMENT,
     HISTORY_METRICS,
@@ -6,7 +7,6 @@ from core.store.tracking import (
     RUN_STATUSES,
     RunNotFound,
     RunStore,
-    RunTable,
     StoreUnreachable,
     default_uri,
     environment,

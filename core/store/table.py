@@ -1,0 +1,141 @@
+"""One runs table per dashboard server, kept current by reading only what can have changed.
+
+Pages of every session share it (``dashboard.services.runstore``): a store of thousands of runs is read
+in full once, then only its unfinished and newly started runs are read again, at most once a second.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pandas as pd
+
+from core.store.tracking import RunStore, run_row, runs_frame
+
+
+def _signature(row: dict[str, Any]) -> str:
+    return json.dumps(row, default=str, sort_keys=True)
+
+
+class RunTable:
+    """The runs table of one store, for a long-lived reader (the dashboard's server), kept current cheaply.
+
+    ``list_runs`` reads every run with all its params, tags and metrics: at 2000 runs that
+    is most of a page's time, and a dashboard polling it every few seconds per user pays it
+    over and over for runs that cannot change. Here a finished run is read once and kept
+    (FINISHED is final: a failed or cancelled run may be resumed, a finished one never is);
+    each refresh asks MLflow only for the runs that are not finished, those that were open at
+    the last look, and those started since the newest one seen (less ``NEW_RUN_MARGIN_S``),
+    so its cost follows the runs in flight, not the runs stored. Every
+    ``FULL_RELOAD_S`` seconds the whole table is read again in the background, which picks
+    up what the incremental reads cannot see (a deleted run, a tag set on a finished run).
+
+    ``refresh`` returns a key that changes exactly when the table does: callers cache
+    whatever they derive from the table under that key. Thread-safe (Streamlit serves each
+    session from a thread of its own).
+    """
+
+    FULL_RELOAD_S = 60.0
+    # Every run starts RUNNING, so the query for unfinished runs finds new ones; this margin catches
+    # one created and finished between two looks, whose start a clock or a slow commit put a little
+    # before the newest start already seen.
+    NEW_RUN_MARGIN_S = 5.0
+
+    def __init__(self, store: RunStore, min_interval_s: float = 1.0):
+        import threading
+
+        self.store, self.min_interval_s = store, min_interval_s
+        self._lock = threading.Lock()
+        self._finished: dict[str, dict] = {}
+        self._open: dict[str, dict] = {}
+        self._newest_ms = 0
+        self._version = 0  # bumped whenever the finished rows change
+        self._full_at = self._checked_at = -float("inf")
+        self._reloading = False
+        self._key = ""
+        self._frame: pd.DataFrame | None = None
+
+    def refresh(self, force: bool = False) -> str:
+        """Bring the table up to date (at most once per ``min_interval_s`` unless ``force``); returns its key.
+
+        The first refresh and a forced one read the whole store; the periodic full read runs in a
+        thread of its own, so no page waits for it (the table stays served meanwhile).
+        """
+        import threading
+        import time
+
+        with self._lock:
+            now = time.monotonic()
+            if not force and self._full_at > -float("inf"):
+                if now - self._full_at >= self.FULL_RELOAD_S and not self._reloading:
+                    self._reloading = True
+                    threading.Thread(target=self._reload, name="run-table-reload", daemon=True).start()
+                if now - self._checked_at < self.min_interval_s:
+                    return self._key
+                since = self._newest_ms - int(self.NEW_RUN_MARGIN_S * 1000)
+                found = self.store.search(f"attributes.start_time >= {since}")
+                found += self.store.search("attributes.status != 'FINISHED'")
+                # Runs open at the last look that have finished since: neither query above names them.
+                gone = sorted(set(self._open) - {r.info.run_id for r in found})
+                for i in range(0, len(gone), 100):
+                    ids = ", ".join(f"'{rid}'" for rid in gone[i:i + 100])
+                    found += self.store.search(f"attributes.run_id IN ({ids})")
+                self._apply(found, full=False, now=now)
+            else:
+                self._apply(self.store.search(), full=True, now=now)
+            return self._key
+
+    def _reload(self) -> None:
+        import time
+
+        try:
+            found = self.store.search()
+        except Exception:  # a store that does not answer now: the next period tries again
+            found = None
+        with self._lock:
+            if found is not None:
+                self._apply(found, full=True, now=time.monotonic())
+            self._reloading = False
+
+    def _apply(self, found: list, *, full: bool, now: float) -> None:
+        """Merge runs read from the store (all of them when ``full``) into the table; the lock is held."""
+        rows = {r.info.run_id: (r, run_row(r)) for r in found}
+        # Rows compared by their JSON text: NaN and NaT never equal themselves, a text does.
+        finished = {rid: (row, _signature(row)) for rid, (r, row) in rows.items() if r.info.status == "FINISHED"}
+        if full:
+            if {k: v[1] for k, v in finished.items()} != {k: v[1] for k, v in self._finished.items()}:
+                self._version += 1
+            self._finished = finished
+            self._full_at = now
+        else:
+            changed = {rid: v for rid, v in finished.items() if self._finished.get(rid, (None, ""))[1] != v[1]}
+            if changed:
+                self._finished.update(changed)
+                self._version += 1
+        self._open = {rid: row for rid, (r, row) in rows.items() if r.info.status != "FINISHED"}
+        self._newest_ms = max([self._newest_ms, *(r.info.start_time or 0 for r, _ in rows.values())])
+        open_state = "\n".join(_signature(self._open[rid]) for rid in sorted(self._open))
+        key = f"{self._version}:{hashlib.sha256(open_state.encode()).hexdigest()[:16]}"
+        if key != self._key:
+            self._key, self._frame = key, None
+        self._checked_at = now
+
+    def invalidate(self) -> None:
+        """Make the next ``refresh`` ask the store, however recent the last one was."""
+        with self._lock:
+            self._checked_at = -float("inf")
+
+    def table(self) -> pd.DataFrame:
+        """The runs table as of the last ``refresh`` (call it first), newest first, ``RUN_COLUMNS``."""
+        with self._lock:
+            if self._frame is None:
+                rows = [*self._open.values(), *(r for rid, (r, _) in self._finished.items() if rid not in self._open)]
+                rows.sort(key=lambda r: 0 if pd.isna(r["start_time"]) else r["start_time"].value, reverse=True)
+                self._frame = runs_frame(rows)
+            return self._frame
+
+    def is_finished(self, run_id: str) -> bool:
+        """True when the run was FINISHED at the last ``refresh`` (its data can be cached for good)."""
+        with self._lock:
+            return run_id in self._finished and run_id not in self._open
