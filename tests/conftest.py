@@ -135,3 +135,24 @@ def write_imagenet_file(arch: str) -> Path:
         legacy_h5_format.save_weights_to_hdf5_group(f, backbone)
     keras.backend.clear_session()
     return path
+
+
+def stored_run(store, arch: str, input_size: int, summary: dict | None = None) -> str:
+    """A finished run whose model is stored exactly the way training stores one (open_run,
+    evaluate_and_log, ``summary`` as run-level metrics, finish); the training epochs themselves
+    are left out to save a shared 2-core CPU a minute, and tests/train/test_training.py covers them."""
+    from dataclasses import replace
+
+    from core.data import datasets
+    from core.train import models, runs
+
+    cfg = tiny_config(arch, "scratch-adam")
+    cfg = replace(cfg, model=replace(cfg.model, input_size=input_size))
+    ds = datasets.load_for_run(cfg.data)
+    run_id = runs.open_run(cfg, ds, store=store)
+    model = models.build_model(cfg.model, len(ds.class_names), seed=cfg.train.seed)
+    runs.evaluate_and_log(model, cfg, ds, run_id, store)
+    if summary is not None:
+        store.log_summary(run_id, {**summary, "params_total": float(models.count_params(model)["params_total"])})
+    store.finish(run_id, "FINISHED")
+    return run_id

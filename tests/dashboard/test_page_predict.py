@@ -1,6 +1,6 @@
 """The Predict page, run headless with AppTest against a store holding two real saved models.
 
-The models are stored the way training stores them (see ``test_inference._stored_run``),
+The models are stored the way training stores them (see ``conftest.stored_run``),
 without the training epochs; the photos are scikit-image's real ones.
 """
 from __future__ import annotations
@@ -34,14 +34,14 @@ def png(image: np.ndarray) -> bytes:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """ResNet50 at 32 px (a 1x1 Grad-CAM map) and VGG16 at 48 px (3x3), both finished runs."""
-    from test_inference import _stored_run
+    from conftest import stored_run
 
     from core.store import RunStore
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EMOTION_LAB_ARTIFACTS", str(tmp_path_factory.mktemp("predict") / "artifacts"))
         store = RunStore()
-        resnet, vgg = _stored_run(store, "resnet50", 32), _stored_run(store, "vgg16", 48)
+        resnet, vgg = stored_run(store, "resnet50", 32), stored_run(store, "vgg16", 48)
         yield {resnet: f"resnet50/scratch-adam · {resnet[:6]}", vgg: f"vgg16/scratch-adam · {vgg[:6]}"}
 
 

@@ -11,13 +11,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import tiny_config
+from conftest import stored_run
 from PIL import Image
 
 from core.cli import main
@@ -27,20 +26,6 @@ from core.inference import ReferenceModelError, evaluate_reference, export, pred
 from core.inference import card as model_card
 from core.inference.mlflow_model import log_run_model
 from core.store import RunStore
-from core.train import models, runs
-
-
-def _stored_run(store: RunStore, arch: str, input_size: int) -> str:
-    """A finished run stored the way training stores one (see tests/inference/test_inference.py)."""
-    cfg = tiny_config(arch, "scratch-adam")
-    cfg = replace(cfg, model=replace(cfg.model, input_size=input_size))
-    ds = datasets.load_for_run(cfg.data)
-    run_id = runs.open_run(cfg, ds, store=store)
-    model = models.build_model(cfg.model, len(ds.class_names), seed=cfg.train.seed)
-    runs.evaluate_and_log(model, cfg, ds, run_id, store)
-    store.log_summary(run_id, {"train_time_s": 12.5, "params_total": float(models.count_params(model)["params_total"])})
-    store.finish(run_id, "FINISHED")
-    return run_id
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +35,7 @@ def lab(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EMOTION_LAB_ARTIFACTS", str(root / "artifacts"))
         store = RunStore()
-        run = _stored_run(store, "vgg16", 32)
+        run = stored_run(store, "vgg16", 32, summary={"train_time_s": 12.5})
         yield SimpleNamespace(store=store, run=run, root=root, faces=export.test_faces(store, run))
 
 

@@ -2,13 +2,12 @@
 Grad-CAM for both backbones, reference registration and evaluation, and the CLI."""
 from __future__ import annotations
 
-from dataclasses import replace
 from types import SimpleNamespace
 
 import keras
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import stored_run, tiny_config
 from PIL import Image
 from skimage import data as skdata
 
@@ -20,25 +19,11 @@ from core.data.pipeline import make_pipeline
 from core.inference import ReferenceModelError, gradcam, predict, predictors
 from core.inference.faces import to_gray
 from core.store import RunStore
-from core.train import models, runs
+from core.train import models
 
 FER = list(FER_LABELS)
 # Her face, checked by eye (see test_faces.py).
 ASTRONAUT_FACE = (177, 65, 95, 95)
-
-
-def _stored_run(store: RunStore, arch: str, input_size: int) -> str:
-    """A finished run whose model is stored exactly the way training stores one
-    (open_run, evaluate_and_log, finish); the training epochs themselves are left out
-    to save a shared 2-core CPU a minute, and test_training.py covers them."""
-    cfg = tiny_config(arch, "scratch-adam")
-    cfg = replace(cfg, model=replace(cfg.model, input_size=input_size))
-    ds = datasets.load_for_run(cfg.data)
-    run_id = runs.open_run(cfg, ds, store=store)
-    model = models.build_model(cfg.model, len(ds.class_names), seed=cfg.train.seed)
-    runs.evaluate_and_log(model, cfg, ds, run_id, store)
-    store.finish(run_id, "FINISHED")
-    return run_id
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +34,7 @@ def lab(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EMOTION_LAB_ARTIFACTS", str(root / "artifacts"))
         store = RunStore()
-        resnet, vgg = _stored_run(store, "resnet50", 32), _stored_run(store, "vgg16", 48)
+        resnet, vgg = stored_run(store, "resnet50", 32), stored_run(store, "vgg16", 48)
         ds = datasets.load_for_run(tiny_config().data)
         yield SimpleNamespace(store=store, resnet=resnet, vgg=vgg, ds=ds, root=root)
 
