@@ -50,11 +50,6 @@ def non_dominated(maximise: np.ndarray) -> np.ndarray:
     return mask
 
 
-def accuracy_cost_front(accuracy, cost) -> np.ndarray:
-    """Mask of the points no other point beats on accuracy (higher) and cost (lower) at once."""
-    return non_dominated(np.column_stack([np.asarray(accuracy, float), -np.asarray(cost, float)]))
-
-
 def _interval(values: np.ndarray, cost: str, confidence: float) -> tuple[float, float]:
     """A cost's interval across a configuration's runs: exact for a deterministic cost, a t-interval
     for a measured one with two or more runs, NaN (unknown spread) for a measured one run once."""

@@ -14,10 +14,12 @@ def test_front_of_a_hand_made_set_with_ties():
     # E same accuracy as F but dearer (dominated); F cheapest; G has no cost (never on the front).
     accuracy = [0.80, 0.60, 0.70, 0.70, 0.50, 0.50, 0.90]
     cost = [100, 60, 50, 50, 30, 10, np.nan]
-    mask = pareto.accuracy_cost_front(accuracy, cost)
-    assert list(mask) == [True, False, True, True, False, True, False]
+    def front(accuracy, cost):  # maximise accuracy, minimise cost
+        return list(pareto.non_dominated(np.column_stack([np.asarray(accuracy, float), -np.asarray(cost, float)])))
+
+    assert front(accuracy, cost) == [True, False, True, True, False, True, False]
     # Same cost, different accuracy: only the more accurate one.
-    assert list(pareto.accuracy_cost_front([0.7, 0.6], [5, 5])) == [True, False]
+    assert front([0.7, 0.6], [5, 5]) == [True, False]
     # Three objectives: a point better in one is kept even if worse in the others.
     assert list(pareto.non_dominated([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0]])) == [True, True, True, False]
     with pytest.raises(ValueError, match="2-D"):
@@ -97,7 +99,8 @@ def test_one_percent_apart_in_wall_time_with_overlapping_intervals_is_not_a_trad
     assert "Tied on the front" in ties and "vgg16/scratch-adam and vgg16/scratch-rmsprop" in ties
     assert "trade-off" not in got["sentence"] + ties
     # The plain (unresolved) front would have called it a trade-off: each point is better on one axis.
-    assert list(pareto.accuracy_cost_front(summary.test_accuracy, summary.train_time_s)) == [True, True]
+    plain = np.column_stack([summary.test_accuracy, -summary.train_time_s])
+    assert list(pareto.non_dominated(plain)) == [True, True]
 
 
 def test_resolved_accuracy_with_tied_time_dominates_and_deterministic_costs_count_with_one_run():
