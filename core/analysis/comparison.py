@@ -64,14 +64,19 @@ def with_summary(per_seed: pd.DataFrame, summary: str) -> pd.DataFrame:
 
 
 def aggregate(per_seed: pd.DataFrame) -> pd.DataFrame:
-    """Per configuration: its seeds, and each of ``METRICS``' mean with its 95% t-interval across seeds."""
+    """Per configuration: its seeds, and each of ``METRICS``' mean with its 95% t-interval across seeds.
+
+    Every metric here is a fraction, so its interval is clipped to [0, 1]: a t-interval over a few
+    seeds can reach past the range (113% accuracy) where the metric itself cannot.
+    """
     rows = []
     for name, g in per_seed.groupby("configuration", sort=False):
         row = {"configuration": name, "seeds": len(g), "seed list": ", ".join(map(str, sorted(g.seed)))}
         for metric in METRICS:
             if metric in g:
                 ci = stats.mean_ci(g[metric].to_numpy())
-                row.update({metric: ci["mean"], f"{metric} CI low": ci["low"], f"{metric} CI high": ci["high"]})
+                low, high = np.clip([ci["low"], ci["high"]], 0.0, 1.0)
+                row.update({metric: ci["mean"], f"{metric} CI low": low, f"{metric} CI high": high})
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -110,3 +110,17 @@ def test_a_statistic_that_cannot_be_computed_says_why():
     assert "no spread" in table.note[0] and list(table.columns)[-1] == "note"
     assert stats.paired({1: 0.5}, {1: 0.4})["t_note"] == "needs at least two seeds"
     assert stats.paired({1: 0.5, 2: 0.6}, {1: 0.4, 2: 0.4})["t_note"] == ""
+
+
+def test_a_configurations_interval_never_leaves_the_metrics_range():
+    # Two seeds at 54% and 100% accuracy: the t-interval runs far past 100%, accuracy cannot.
+    import pandas as pd
+
+    from core.analysis import comparison
+
+    per_seed = pd.DataFrame({"configuration": ["a", "a"], "seed": [1, 2], "test accuracy": [0.54, 1.0],
+                             "macro-F1": [0.02, 0.04]})
+    row = comparison.aggregate(per_seed).iloc[0]
+    assert row["test accuracy"] == pytest.approx(0.77)
+    assert row["test accuracy CI high"] == 1.0 and 0.0 <= row["test accuracy CI low"] < 0.77
+    assert row["macro-F1 CI low"] == 0.0 and row["macro-F1 CI high"] > 0.04
