@@ -26,6 +26,23 @@ from core.jobs import queue
 from core.jobs.queue import HEARTBEAT_S, HOST, IDLE_EXIT_S, LOG_TAIL_LINES, STALE_AFTER_S
 from core.train import runs
 
+# Jobs yield the CPU to the dashboard: on a shared machine a training job's threads would otherwise
+# take every core from the pages people are waiting on. Niceness only matters while something
+# else wants the CPU, so an unattended job trains as fast as before. EMOTION_LAB_JOB_NICE=0 turns it off.
+JOB_NICE = 10
+
+
+def job_nice() -> int:
+    """How much lower than the worker's the job processes' CPU priority is (``EMOTION_LAB_JOB_NICE``)."""
+    raw = os.environ.get("EMOTION_LAB_JOB_NICE", str(JOB_NICE))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"EMOTION_LAB_JOB_NICE={raw!r}: expected a whole number from 0 to 19") from None
+    if not 0 <= value <= 19:
+        raise ValueError(f"EMOTION_LAB_JOB_NICE={value}: expected a whole number from 0 to 19")
+    return value
+
 
 def child_env() -> dict[str, str]:
     env = dict(os.environ)
@@ -79,6 +96,11 @@ def run_worker(*, max_jobs: int | None = None, exit_when_idle: float | None = No
     start each with its own CUDA_VISIBLE_DEVICES). A worker finding them all taken exits.
     """
     echo = echo or echo_line
+    try:
+        nice = job_nice()
+    except ValueError as exc:  # before any job is claimed: a bad setting fails no job
+        echo(f"error: {exc}")
+        return 2
     wid = queue.register_worker(slots, stale_after_s)
     if wid is None:
         others = queue.worker_status(stale_after_s)["workers"]
@@ -86,7 +108,8 @@ def run_worker(*, max_jobs: int | None = None, exit_when_idle: float | None = No
              "not starting another.")
         return 0
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C
-    echo(f"worker {os.getpid()} on {HOST}: waiting for jobs in {queue.db_path()}")
+    echo(f"worker {os.getpid()} on {HOST}: waiting for jobs in {queue.db_path()}"
+         + (f" (jobs run at nice {nice}: pages and commands get the CPU first)" if nice else ""))
     done, idle_since = 0, time.monotonic()
     try:
         while max_jobs is None or done < max_jobs:
@@ -115,7 +138,9 @@ def echo_line(line: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
 
 
-_JOB_PROCESS = "import sys; from core.jobs.context import main; sys.exit(main(*sys.argv[1:]))"
+# The job lowers its own priority first (see JOB_NICE): its last argument is the niceness.
+_JOB_PROCESS = ("import os, sys; os.nice(int(sys.argv.pop())); "
+                "from core.jobs.context import main; sys.exit(main(*sys.argv[1:]))")
 
 
 def supervise(job: dict, wid: str, echo: Callable[[str], None]) -> None:
@@ -129,9 +154,9 @@ def supervise(job: dict, wid: str, echo: Callable[[str], None]) -> None:
                   f"on {HOST} at {time.strftime('%Y-%m-%d %H:%M:%S')} =====\n".encode())
         out.flush()
         # Own session: a forced cancel kills the job's process group and nothing else.
-        proc = subprocess.Popen([sys.executable, "-c", _JOB_PROCESS, str(jid), str(attempt), str(os.getpid())],
-                                cwd=PROJECT_ROOT, env=child_env(), stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen([sys.executable, "-c", _JOB_PROCESS, str(jid), str(attempt), str(os.getpid()),
+                                 str(job_nice())], cwd=PROJECT_ROOT, env=child_env(), stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     echo(f"job {jid} ({job['kind']}: {job['label']}): started, attempt {attempt}, process {proc.pid}")
     forced: float | None = None
     beat, tail_size, shown = 0.0, -1, None

@@ -142,6 +142,15 @@ def _submit_together(n: int, body: str, env: dict, folder: Path) -> list[str]:
     return lines
 
 
+def test_a_bad_job_priority_setting_stops_the_worker_before_it_claims_a_job(fresh_artifacts, monkeypatch):
+    job_id = jobs.submit_train(tiny_config("vgg16"))
+    monkeypatch.setenv("EMOTION_LAB_JOB_NICE", "low")
+    said = []
+    assert jobs.run_worker(max_jobs=1, echo=said.append) == 2
+    assert said == ["error: EMOTION_LAB_JOB_NICE='low': expected a whole number from 0 to 19"]
+    assert jobs.get_job(job_id)["state"] == "queued"
+
+
 def test_job_list_reads_a_starting_job_beside_one_with_progress(fresh_artifacts):
     """The quick comparison's second run starting while the first reports epochs: no NaN anywhere."""
     from core.jobs import queue
@@ -367,6 +376,8 @@ def test_failed_job_then_cancel_cooperative_and_forced(fresh_artifacts, workers)
     assert running["progress"].total == 50 and running["progress"].part_total == 6
     assert running["heartbeat_age_s"] < 5
     assert running["progress"].describe().startswith("epoch 1/50, batch ")
+    # Training yields the CPU to the pages and commands people wait on.
+    assert os.getpriority(os.PRIO_PROCESS, running["pid"]) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)
 
     assert jobs.cancel(slow) == "running"
     cancelled = _wait(lambda: (j := jobs.get_job(slow))["state"] != "running" and j, 30, "the cancel")
