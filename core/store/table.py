@@ -2,16 +2,31 @@
 
 Pages of every session share it (``dashboard.services.runstore``): a store of thousands of runs is read
 in full once, then only its unfinished and newly started runs are read again, at most once a second.
+What was read is kept on disk (``snapshot_path``), so a restarted server starts from it instead of
+reading every run again before its first page.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import pickle
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from core.configs import artifacts_dir, atomic_write
 from core.store.tracking import RunStore, run_row, runs_frame
+
+log = logging.getLogger(__name__)
+SNAPSHOT_VERSION = 1
+
+
+def snapshot_path(store: RunStore) -> Path:
+    """Where the runs table of ``store`` is kept between servers (one file per store URI)."""
+    digest = hashlib.sha256(store.uri.encode()).hexdigest()[:16]
+    return artifacts_dir() / "cache" / "run-table" / f"{digest}.pkl"
 
 
 def _signature(row: dict[str, Any]) -> str:
@@ -29,7 +44,13 @@ class RunTable:
     the last look, and those started since the newest one seen (less ``NEW_RUN_MARGIN_S``),
     so its cost follows the runs in flight, not the runs stored. Every
     ``FULL_RELOAD_S`` seconds the whole table is read again in the background, which picks
-    up what the incremental reads cannot see (a deleted run, a tag set on a finished run).
+    up what the incremental reads cannot see (a deleted run, a tag set on a finished run); the
+    period grows to ten times what the last full read took, so a big store costs the server at
+    most a tenth of a core in the background.
+
+    With ``persist``, every full read is saved (``snapshot_path``) and the first refresh starts from
+    the saved table: it reads only what can have changed since (as any refresh does), and the full
+    read that catches deletions and edits of finished runs follows at once in the background.
 
     ``refresh`` returns a key that changes exactly when the table does: callers cache
     whatever they derive from the table under that key. Thread-safe (Streamlit serves each
@@ -42,10 +63,11 @@ class RunTable:
     # before the newest start already seen.
     NEW_RUN_MARGIN_S = 5.0
 
-    def __init__(self, store: RunStore, min_interval_s: float = 1.0):
+    def __init__(self, store: RunStore, min_interval_s: float = 1.0, persist: bool = False):
         import threading
 
-        self.store, self.min_interval_s = store, min_interval_s
+        self.store, self.min_interval_s, self.persist = store, min_interval_s, persist
+        self._full_read_s = 0.0  # how long the last full read took
         self._lock = threading.Lock()
         self._finished: dict[str, dict] = {}
         self._open: dict[str, dict] = {}
@@ -67,8 +89,10 @@ class RunTable:
 
         with self._lock:
             now = time.monotonic()
+            if self.persist and self._full_at == -float("inf") and not force:
+                self._restore(now)
             if not force and self._full_at > -float("inf"):
-                if now - self._full_at >= self.FULL_RELOAD_S and not self._reloading:
+                if now - self._full_at >= self._full_period_s() and not self._reloading:
                     self._reloading = True
                     threading.Thread(target=self._reload, name="run-table-reload", daemon=True).start()
                 if now - self._checked_at < self.min_interval_s:
@@ -83,20 +107,62 @@ class RunTable:
                     found += self.store.search(f"attributes.run_id IN ({ids})")
                 self._apply(found, full=False, now=now)
             else:
-                self._apply(self.store.search(), full=True, now=now)
+                self._apply(self._read_all(), full=True, now=now)
             return self._key
+
+    def _read_all(self) -> list:
+        import time
+
+        t0 = time.monotonic()
+        found = self.store.search()
+        self._full_read_s = time.monotonic() - t0
+        return found
+
+    def _full_period_s(self) -> float:
+        return max(self.FULL_RELOAD_S, 10 * self._full_read_s)
 
     def _reload(self) -> None:
         import time
 
         try:
-            found = self.store.search()
+            found = self._read_all()
         except Exception:  # a store that does not answer now: the next period tries again
             found = None
         with self._lock:
             if found is not None:
                 self._apply(found, full=True, now=time.monotonic())
             self._reloading = False
+
+    def _restore(self, now: float) -> None:
+        """Start from the saved table, if there is one for this store; the lock is held."""
+        path = snapshot_path(self.store)
+        try:
+            saved = pickle.loads(path.read_bytes())
+            if saved["version"] != SNAPSHOT_VERSION or saved["uri"] != self.store.uri:
+                return
+        except FileNotFoundError:
+            return
+        except Exception as exc:  # written by another version, or cut short: read the store instead
+            log.warning("ignoring the saved runs table %s (%s); reading the store", path, exc)
+            return
+        self._finished = {rid: (row, _signature(row)) for rid, row in saved["finished"].items()}
+        self._open = saved["open"]
+        self._newest_ms = saved["newest_ms"]
+        self._version += 1
+        self._key, self._frame = "", None
+        # Due at once: the next refresh starts the background full read, and reads what changed meanwhile.
+        self._full_at = now - self._full_period_s()
+
+    def _save(self) -> None:
+        """Keep the table for the next server; the lock is held. A cache: failing to write loses nothing."""
+        saved = {"version": SNAPSHOT_VERSION, "uri": self.store.uri, "newest_ms": self._newest_ms,
+                 "finished": {rid: row for rid, (row, _) in self._finished.items()}, "open": self._open}
+        path = snapshot_path(self.store)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, pickle.dumps(saved, protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError as exc:
+            log.warning("could not save the runs table to %s: %s", path, exc)
 
     def _apply(self, found: list, *, full: bool, now: float) -> None:
         """Merge runs read from the store (all of them when ``full``) into the table; the lock is held."""
@@ -120,6 +186,8 @@ class RunTable:
         if key != self._key:
             self._key, self._frame = key, None
         self._checked_at = now
+        if full and self.persist:
+            self._save()
 
     def invalidate(self) -> None:
         """Make the next ``refresh`` ask the store, however recent the last one was."""

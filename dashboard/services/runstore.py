@@ -33,7 +33,7 @@ def store() -> RunStore:
 def _run_table() -> RunTable:
     # One per server: every session reads the same table, refreshed at most once a second by
     # whichever session asks first, and only for what can have changed (see RunTable).
-    return RunTable(store())
+    return RunTable(store(), persist=True)
 
 
 def runs() -> pd.DataFrame:

@@ -9,8 +9,10 @@ predictions; no training), growing it to each size in turn, and at each size tim
 one user, in this process:
 
 - ``overview``, ``train``: the page rendered by Streamlit's AppTest through the real
-  entrypoint, first with empty caches (``cold``, a server's first visitor), then again
-  (``warm``, the next visitor, served from the caches every session shares);
+  entrypoint: ``first``, the first visitor of a server that has never read this store (empty
+  caches, no saved runs table); ``restart``, the first visitor after a server restart (empty
+  caches, the runs table saved by the server before); ``warm``, the next visitor, served from the
+  caches every session shares;
 - ``compare 10``, ``compare 30``: Compare with the newest 10 or 30 finished runs selected;
 - ``runs``: ``python -m core runs`` (the newest 100), ``summary``: ``python -m core summary``
   of the newest grid, in-process, output discarded.
@@ -76,27 +78,27 @@ def best(fn, repeat: int) -> float:
 
 def measure(repeat: int) -> dict[str, float]:
     from core.store import RunStore
+    from core.store.table import snapshot_path
 
     newest = RunStore().list_runs(max_results=200)
     finished = newest[newest.status == "FINISHED"].run_id.tolist()
     group = newest.group.iloc[0]
     out = {}
-    for name in ("overview.py", "train.py"):
-        label = name.removesuffix(".py")
-
-        def cold(name=name):
+    pages = [("overview", "overview.py", None), ("train", "train.py", None),
+             ("compare 10", "compare.py", finished[:10]), ("compare 30", "compare.py", finished[:30])]
+    for label, name, select in pages:
+        def first(name=name, select=select):
             clear_caches()
-            return page(name)
+            shutil.rmtree(snapshot_path(RunStore()).parent, ignore_errors=True)
+            return page(name, select)
 
-        out[f"{label} cold"] = best(cold, repeat)
-        out[f"{label} warm"] = best(lambda name=name: page(name), repeat)
-    for n in (10, 30):
-        def cold(n=n):
+        def restart(name=name, select=select):
             clear_caches()
-            return page("compare.py", finished[:n])
+            return page(name, select)
 
-        out[f"compare {n} cold"] = best(cold, repeat)
-        out[f"compare {n} warm"] = best(lambda n=n: page("compare.py", finished[:n]), repeat)
+        out[f"{label} first"] = best(first, repeat)
+        out[f"{label} restart"] = best(restart, repeat)
+        out[f"{label} warm"] = best(lambda name=name, select=select: page(name, select), repeat)
     out["runs"] = best(lambda: command("runs"), repeat)
     out["summary"] = best(lambda: command("summary", group), repeat)
     return out

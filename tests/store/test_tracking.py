@@ -191,3 +191,53 @@ def test_run_table_sees_an_older_open_run_finish(store):
     table.refresh()
     assert table.is_finished(older) and not table.is_finished(newer)
     assert table.table().set_index("run_id").status.to_dict() == {older: "FINISHED", newer: "RUNNING"}
+
+
+def test_a_restarted_server_starts_from_the_saved_table_and_catches_up(store, monkeypatch):
+    from core.store import RunTable
+
+    kept, deleted = _run(store, "FINISHED"), _run(store, "FINISHED")
+    open_then = _run(store, "RUNNING")
+    RunTable(store, min_interval_s=0.0, persist=True).refresh()  # the first server reads everything and saves it
+
+    # While no server runs: a run is deleted, the open one finishes, a new one starts.
+    store.delete(deleted)
+    store.finish(open_then)
+    new = _run(store, "RUNNING")
+
+    import threading
+
+    release = threading.Event()
+    search = store.search
+
+    def slow_full_read(where="", max_results=None):
+        if not where:  # the full read: held until the first page has been served
+            assert release.wait(30)
+        return search(where, max_results)
+
+    monkeypatch.setattr(store, "search", slow_full_read)
+    table = RunTable(store, min_interval_s=0.0, persist=True)
+    table.refresh()  # returns while the full read waits: the first page does not wait for every run
+    shown = table.table().set_index("run_id").status.to_dict()
+    assert shown == {new: "RUNNING", open_then: "FINISHED", deleted: "FINISHED", kept: "FINISHED"}
+    # The deletion, which only a full read can see, arrives from the background read the restart started.
+    release.set()
+    deadline = time.monotonic() + 30
+    while deleted in set(table.table().run_id) and time.monotonic() < deadline:
+        table.refresh()
+        time.sleep(0.05)
+    assert set(table.table().run_id) == {kept, open_then, new}
+
+
+def test_a_damaged_saved_table_is_ignored_and_the_store_read(store):
+    from core.store import RunTable
+    from core.store.table import snapshot_path
+
+    run = _run(store, "FINISHED")
+    path = snapshot_path(store)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"cut short")
+    table = RunTable(store, persist=True)
+    table.refresh()
+    assert table.table().run_id.tolist() == [run]
+    assert RunTable(store, persist=True).refresh() and path.read_bytes() != b"cut short", "saved afresh"
