@@ -48,6 +48,12 @@ def _runs_at(key: str) -> pd.DataFrame:
     return _run_table().table()
 
 
+def runs_key() -> str:
+    """A key that changes exactly when the runs table does (a run starts, logs an epoch or finishes):
+    what is derived from several runs is cached under it, for every session at once."""
+    return _run_table().refresh()
+
+
 def forget_runs() -> None:
     """Ask the store again at the next ``runs()``, however recent the last look (this process changed it)."""
     _run_table().invalidate()

@@ -8,19 +8,24 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import streamlit as st
 
 from core.analysis import comparison, stats
 from core.configs import RunConfig, presets
 from core.train import evaluation
 from dashboard.services.jobs import submit
-from dashboard.services.runstore import history, predictions, report, run_config, runs
+from dashboard.services.runstore import history, predictions, report, run_config, runs, runs_key
+
+# What the grouped view derives from many runs (bands, tests) is computed once per state of the store and
+# shared by every session: eight people opening the same comparison pay for it once, not eight times.
+# ``state`` (the runs table's key) is an argument only so that the cache misses when a run changes.
+_shared = st.cache_data(max_entries=64, show_spinner=False)
 
 SEED_SUMMARIES = comparison.SUMMARIES
 SEED_METRICS = comparison.METRICS
 with_summary = comparison.with_summary
 aggregate_table = comparison.aggregate
 paired_test = comparison.paired_test
-pair_verdicts = comparison.verdicts
 
 
 def repeat_groups(run_ids: list[str]) -> dict[str, list[str]]:
@@ -36,6 +41,11 @@ def has_repeats(run_ids: list[str]) -> bool:
 
 def per_seed_table(groups: dict[str, list[str]]) -> pd.DataFrame:
     """One row per finished run with a test report (``core.analysis.comparison.PER_SEED_COLUMNS``)."""
+    return _per_seed_table(groups, runs_key())
+
+
+@_shared
+def _per_seed_table(groups: dict[str, list[str]], state: str) -> pd.DataFrame:
     table = runs().set_index("run_id")
     finished = set(table.index[table.status == "FINISHED"])
     return comparison.per_seed_table(groups, table.seed.to_dict(), lambda r: report(r) if r in finished else None,
@@ -45,6 +55,11 @@ def per_seed_table(groups: dict[str, list[str]]) -> pd.DataFrame:
 def seed_bands(groups: dict[str, list[str]], metric: str, x: str = "epoch", smoothing: float = 0.0) -> dict[str, dict]:
     """Per configuration: training and validation ``metric`` as a mean with a 95% band across seeds
     (``core.analysis.stats.curve_band``), smoothed and raw, plus each seed's smoothed curve."""
+    return _seed_bands(groups, metric, x, smoothing, runs_key())
+
+
+@_shared
+def _seed_bands(groups: dict[str, list[str]], metric: str, x: str, smoothing: float, state: str) -> dict[str, dict]:
     out = {}
     for name, rids in groups.items():
         hists = [history(r) for r in rids]
@@ -78,9 +93,16 @@ def per_class_f1(run_ids: list[str]) -> dict:
 
 
 
+@_shared
 def pairs_table(per_seed: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Every pair of configurations with the paired t-test p-value Holm-corrected over all pairs."""
     return stats.all_pairs(comparison.seed_values(per_seed, metric))
+
+
+@_shared
+def pair_verdicts(per_seed: pd.DataFrame, metric: str) -> list[str]:
+    """For every pair of configurations, the paired tests' verdict in words (``comparison.verdicts``)."""
+    return comparison.verdicts(per_seed, metric)
 
 
 def seed_mcnemar(per_seed: pd.DataFrame, name_a: str, name_b: str) -> pd.DataFrame:
