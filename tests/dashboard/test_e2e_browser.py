@@ -3,8 +3,8 @@ queue two more seeds of it -> Compare groups the three seeds with a band.
 
 Starts `streamlit run` on a free loopback port (the app starts its own worker), drives
 Debian's chromium with Playwright, and saves screenshots under the session's artifacts. The layout
-check (``layout_check.py``) loads every page at 1400 and 1000 px and fails on clipped or overlapping
-text and on "nan", "None" or an exception.
+check (``layout_check.py``; Predict's part in ``predict_layout.py``) loads every page at 1400 and
+1000 px and fails on clipped or overlapping text and on "nan", "None" or an exception.
 """
 from __future__ import annotations
 
@@ -209,9 +209,12 @@ def test_every_page_fits_at_1400_and_1000_px_without_nan_none_or_errors(dashboar
     """Issue 27's layout check: every page with runs repeated over seeds, at two widths, in presentation mode
     too, fails on text that is clipped or overlapped (bounding boxes in the browser), and on "nan", "None"
     or an exception anywhere on a page. Two seeds with the same difference both times is the case that used
-    to print "nan" in the paired-test tiles."""
+    to print "nan" in the paired-test tiles. Predict scores a group photo (four faces in a 1600 px wide
+    landscape, the photo that used to overflow its column at 1000 px) and a short video with a saved model."""
+    from conftest import stored_run
     from layout_check import problems, settle
     from playwright.sync_api import sync_playwright
+    from predict_layout import check_predict
     from test_page_compare_seeds import add_run
     from test_page_evolve import write_search
 
@@ -222,8 +225,10 @@ def test_every_page_fits_at_1400_and_1000_px_without_nan_none_or_errors(dashboar
 
     store = RunStore()
     for seed, (adam, rmsprop) in ((1, (18, 12)), (2, (17, 11))):  # the same 6-image gap with both seeds
-        add_run(store, "scratch-adam", seed, adam, "layout-grid")
-        add_run(store, "scratch-rmsprop", seed, rmsprop, "layout-grid")
+        for config_id, n_right in (("scratch-adam", adam), ("scratch-rmsprop", rmsprop)):
+            run_id = add_run(store, config_id, seed, n_right, "layout-grid")
+            store.set_tags(run_id, {"has_model": False})  # logged without a model, as training says when none is kept
+    stored_run(store, "vgg16", 48)  # a saved model: Predict's only choice
     write_search("layout-search")  # a finished GA search: fitness, population and its best genome
     shots = ROOT / "artifacts" / "e2e-screenshots"
     shots.mkdir(parents=True, exist_ok=True)
@@ -247,5 +252,6 @@ def test_every_page_fits_at_1400_and_1000_px_without_nan_none_or_errors(dashboar
                     page.get_by_text("Misclassified test images").first.wait_for(timeout=120_000)
                     page.screenshot(path=str(shots / f"layout-compare-runs-{width}.png"), full_page=True)
                     found += [f"compare (runs) at {width} px: {problem}" for problem in problems(page)]
+        found += check_predict(page, url, tmp_path, shots, (1400, 1000))
         browser.close()
     assert not found, "\n".join(found)
