@@ -88,9 +88,12 @@ def show_video(result: dict) -> None:
                      "(this OpenCV build writes neither H.264 nor VP8).")
     with right:
         if ann:
-            st.download_button(f"Download annotated video ({ann['codec']})", ann["data"], file_name=ann["file_name"],
-                               icon=":material/download:", key="predict_video_download", on_click="ignore")
-        st.download_button("Download per-frame predictions (CSV)", result["table"].to_csv(index=False),
+            # Short labels: the column is about 330 px at 1000 px wide; the icon says "download".
+            st.download_button(f"Annotated video ({ann['codec']})", ann["data"], file_name=ann["file_name"],
+                               icon=":material/download:", key="predict_video_download", on_click="ignore",
+                               help="Download the video with each face's box and verdict drawn in")
+        st.download_button("Per-frame predictions (CSV)", result["table"].to_csv(index=False),
+                           help="Download every model's probabilities for every face in every analysed frame",
                            file_name=f"{Path(result['name']).stem}-frames.csv", mime="text/csv",
                            icon=":material/download:", key="predict_video_csv", on_click="ignore")
     if not tracks:

@@ -8,8 +8,11 @@ Predict has something to answer with, queues a second training job that runs thr
 then drives N concurrent headless Chromium sessions, each cycling Overview, Train, Compare
 and Predict (uploading scikit-image's astronaut) for a fixed number of rounds. It reports
 page times (p50/p95 per page), errors (timeouts, failed loads) and exceptions shown in pages,
-and the server's memory before and after. Every request goes to 127.0.0.1 and the loop is
-bounded in rounds and time: it stops by itself.
+the server's memory (idle, after the pages that need no model, after Predict, after the load) and
+where the machine's CPU went during the load (the server, the training job, the browsers). With
+``--profile`` (needs py-spy), the server is sampled during the load and the lab's functions that
+took most of its time are listed. Every request goes to 127.0.0.1 and the loop is bounded in rounds
+and time: it stops by itself.
 """
 from __future__ import annotations
 
@@ -21,7 +24,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -43,17 +48,98 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+class CpuMeter:
+    """CPU seconds used by every process on the machine while it runs, summed by role (sampled each second,
+    so a process that exits between two samples loses at most its last second)."""
+
+    ROLES = ("server", "training job", "browsers", "other")
+
+    def __init__(self, server_pid: int):
+        self.server_pid = server_pid
+        self.role: dict[tuple, str] = {}
+        self.base: dict[tuple, float] = {}
+        self.used: dict[tuple, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _role(self, proc) -> str:
+        import psutil
+
+        try:
+            if proc.pid == self.server_pid:
+                return "server"
+            cmd = " ".join(proc.cmdline())
+        except psutil.Error:
+            return "other"
+        if "core.jobs.context" in cmd or " worker" in cmd and "-m core" in cmd:
+            return "training job"
+        if "chrom" in cmd or "playwright" in cmd or "node" in cmd.split(" ")[0]:
+            return "browsers"
+        return "other"
+
+    def _sample(self, first: bool = False) -> None:
+        import psutil
+
+        for proc in psutil.process_iter():
+            try:
+                key = (proc.pid, proc.create_time())
+                times = proc.cpu_times()
+                if key not in self.role:
+                    self.role[key] = self._role(proc)
+                    # Processes started during the load count from zero; those already running, from now.
+                    self.base[key] = times.user + times.system if first else 0.0
+                self.used[key] = times.user + times.system
+            except psutil.Error:
+                continue
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self._sample()
+
+    def __enter__(self):
+        self._sample(first=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def by_role(self) -> dict[str, float]:
+        out = dict.fromkeys(self.ROLES, 0.0)
+        for key, used in self.used.items():
+            out[self.role[key]] += used - self.base[key]
+        return out
+
+
+def profile_summary(raw: Path, top: int = 15) -> list[str]:
+    """The lab's functions (dashboard/, core/) by the share of the server's busy samples (a thread holding the GIL,
+    so working, not waiting) they were on the stack for."""
+    inclusive, total = Counter(), 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        total += int(count)
+        for frame in dict.fromkeys(f for f in stack.split(";") if "dashboard/" in f or "core/" in f):
+            inclusive[frame] += int(count)
+    return [f"{n / total:6.1%}  {frame}" for frame, n in inclusive.most_common(top)] if total else []
+
+
 def core_cli(env: dict, *args: str) -> None:
     subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=env, check=True,
                    stdout=subprocess.DEVNULL)
 
 
-async def session(browser, url: str, rounds: int, photo: Path, times: dict, problems: list, who: int) -> None:
+async def session(browser, url: str, rounds: int, photo: Path, times: dict, problems: list, who: int,
+                  pages: tuple[str, ...] = tuple(PAGES)) -> None:
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
     page.set_default_timeout(PAGE_TIMEOUT_S * 1000)
     for r in range(rounds):
-        for name, marker in PAGES.items():
+        for name in pages:
+            marker = PAGES[name]
             start = time.perf_counter()
             try:
                 await page.goto(f"{url}/{'' if name == 'overview' else name}")
@@ -71,7 +157,8 @@ async def session(browser, url: str, rounds: int, photo: Path, times: dict, prob
     await context.close()
 
 
-async def drive(url: str, sessions: int, rounds: int, photo: Path) -> tuple[dict, list]:
+async def drive(url: str, sessions: int, rounds: int, photo: Path,
+                pages: tuple[str, ...] = tuple(PAGES)) -> tuple[dict, list]:
     from playwright.async_api import async_playwright
 
     times: dict[str, list[float]] = {}
@@ -80,7 +167,8 @@ async def drive(url: str, sessions: int, rounds: int, photo: Path) -> tuple[dict
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run"])
-        await asyncio.gather(*[session(browser, url, rounds, photo, times, problems, i) for i in range(sessions)])
+        await asyncio.gather(*[session(browser, url, rounds, photo, times, problems, i, pages)
+                               for i in range(sessions)])
         await browser.close()
     return times, problems
 
@@ -89,7 +177,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="sample the server with py-spy during the load")
     args = parser.parse_args()
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if args.profile and not Path(spy).exists():
+        print("error: --profile needs py-spy (pip install py-spy)", file=sys.stderr)
+        return 2
     # Stopped from outside (kill, timeout): still stop the server, its worker and the job.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not Path(CHROMIUM).exists():
@@ -123,14 +216,25 @@ def main() -> int:
                  "--epochs", "2", "--input-size", "48", "--max-train", "700")
         idle = rss_mb(server.pid)
         # One session visits every page once first: models and TensorFlow load once per server, and
-        # growth under load is what this check looks for.
-        asyncio.run(drive(url, 1, 1, photo))
+        # growth under load is what this check looks for. Predict comes last: it is the page that loads them.
+        asyncio.run(drive(url, 1, 1, photo, ("overview", "train", "compare")))
+        no_model = rss_mb(server.pid)
+        asyncio.run(drive(url, 1, 1, photo, ("predict",)))
         before = rss_mb(server.pid)
         load_before = os.getloadavg()[0]
+        raw = work / "server-profile.txt"
+        sampler = subprocess.Popen([spy, "record", "--pid", str(server.pid), "--format", "raw", "--rate", "20", "--gil",
+                                    "--output", str(raw)], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL) if args.profile else None
         start = time.perf_counter()
-        times, problems = asyncio.run(drive(url, args.sessions, args.rounds, photo))
+        with CpuMeter(server.pid) as cpu:
+            times, problems = asyncio.run(drive(url, args.sessions, args.rounds, photo))
         wall = time.perf_counter() - start
         after = rss_mb(server.pid)
+        if sampler is not None:
+            sampler.send_signal(signal.SIGINT)  # py-spy writes its samples when interrupted
+            sampler.wait(timeout=60)
+            hot = profile_summary(raw) if raw.exists() else ["(py-spy wrote no samples)"]
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -146,8 +250,15 @@ def main() -> int:
             print(f"{name:<10} {len(t):>5} {np.percentile(t, 50):>7.1f} {np.percentile(t, 95):>7.1f} {t.max():>7.1f}")
         else:
             print(f"{name:<10} {0:>5} {'-':>7} {'-':>7} {'-':>7}")
-    print(f"server memory (RSS): {idle:.0f} MB idle, {before:.0f} MB after one warm-up visit of each page, "
-          f"{after:.0f} MB after the load")
+    print(f"server memory (RSS): {idle:.0f} MB idle, {no_model:.0f} MB after Overview, Train and Compare (no model "
+          f"loaded yet), {before:.0f} MB after Predict, {after:.0f} MB after the load")
+    used = cpu.by_role()
+    print(f"CPU during the load: {sum(used.values()):.0f} s on {os.cpu_count()} cores in {wall:.0f} s: "
+          + ", ".join(f"{role} {sec:.0f} s ({sec / max(sum(used.values()), 1e-9):.0%})" for role, sec in used.items()))
+    if args.profile:
+        print("where the server's busy time went (share of samples holding the GIL with the function on the stack):")
+        for line in hot:
+            print("  " + line)
     print(f"errors and page exceptions: {len(problems)}")
     for line in problems[:20]:
         print("  " + line)
