@@ -168,8 +168,11 @@ if drawn := [pid for pid in chosen if pid in notes]:
     st.warning("  \n".join(f"**{ui.md(labels[pid])}**: {notes[pid]}" for pid in drawn), icon=":material/draw:")
 ui.reference_offer("predict_fetch_reference", "Every model here was trained on drawn faces."
                    if not services.has_photo_model(available) else "")
-gradcam = cam_col.toggle("Grad-CAM", value=True, key="predict_gradcam", persist_state="session",
-                         help="Heatmaps of where each model looked; takes a little longer.")
+# The mode radio is below; its last value (session state) says whether this run shows videos.
+video_mode = st.session_state.get("predict_mode") == "Video"
+gradcam = cam_col.toggle("Grad-CAM", value=True, key="predict_gradcam", persist_state="session", disabled=video_mode,
+                         help="Photos only (not computed for videos): heatmaps of where each model looked; takes a "
+                              "little longer.")
 view = photo.View(labels, colors, gradcam, set_whole)
 
 # ------------------------------------------------------------------ input

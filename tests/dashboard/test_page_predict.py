@@ -86,6 +86,11 @@ def test_astronaut_is_scored_by_both_models_and_a_broken_file_is_named(lab, down
     assert at.selectbox(key="predict_detector").options == ["MTCNN (finds faces and eyes; MIT)",
                                                             "Haar cascade (older, misses tilted faces)",
                                                             "Whole image is one face (pre-cropped faces)"]
+    # Grad-CAM is for photos: in video mode its toggle cannot be switched, and says why.
+    at.radio(key="predict_mode").set_value("Video").run()
+    assert at.toggle(key="predict_gradcam").disabled and "not computed for videos" in at.toggle(key="predict_gradcam").help
+    at.radio(key="predict_mode").set_value("Photos").run()
+    assert not at.toggle(key="predict_gradcam").disabled
 
     upload(at, ("x.png", b"just some text, not a picture"), ("astronaut.png", png(skdata.astronaut())))
     # The broken file is named, and the good photo next to it is still analysed.
