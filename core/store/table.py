@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from core.configs import artifacts_dir, atomic_write
-from core.store.tracking import RunStore, run_row, runs_frame
+from core.store.tracking import RUN_COLUMNS, RunStore, run_row, runs_frame
 
 log = logging.getLogger(__name__)
 SNAPSHOT_VERSION = 1
@@ -138,7 +138,9 @@ class RunTable:
         path = snapshot_path(self.store)
         try:
             saved = pickle.loads(path.read_bytes())
-            if saved["version"] != SNAPSHOT_VERSION or saved["uri"] != self.store.uri:
+            # Rows of another version of the lab may lack columns that pages read: not worth the risk.
+            if (saved["version"], saved["uri"], saved["columns"]) != (SNAPSHOT_VERSION, self.store.uri,
+                                                                     list(RUN_COLUMNS)):
                 return
         except FileNotFoundError:
             return
@@ -155,7 +157,8 @@ class RunTable:
 
     def _save(self) -> None:
         """Keep the table for the next server; the lock is held. A cache: failing to write loses nothing."""
-        saved = {"version": SNAPSHOT_VERSION, "uri": self.store.uri, "newest_ms": self._newest_ms,
+        saved = {"version": SNAPSHOT_VERSION, "uri": self.store.uri, "columns": list(RUN_COLUMNS),
+                 "newest_ms": self._newest_ms,
                  "finished": {rid: row for rid, (row, _) in self._finished.items()}, "open": self._open}
         path = snapshot_path(self.store)
         try:
