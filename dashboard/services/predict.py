@@ -74,6 +74,20 @@ def default_predictors(available: list[dict], limit: int = DEFAULT_PREDICTORS) -
     return [p["id"] for p in real + [p for p in available if p["kind"] == "reference"] + drawn][:limit]
 
 
+def photo_model_on_offer() -> bool:
+    """Whether a finished run trained on real faces, or a reference model, is there: from the shared runs
+    table and the registry, without listing every model (Overview asks this on every visit)."""
+    from core.data.loaders import SYNTHETIC_SIZES
+    from core.inference.references import ReferenceModelError, list_references
+
+    table = runs()
+    real = (table.status == "FINISHED") & (table.kind == "run") & ~table.dataset.isin(list(SYNTHETIC_SIZES))
+    try:
+        return bool(real.any()) or bool(list_references())
+    except ReferenceModelError:  # an unreadable registry: Predict names the problem; here, offer the model
+        return False
+
+
 def has_photo_model(available: list[dict]) -> bool:
     """Whether any model on offer learnt from real faces (a run on real data or a reference model)."""
     return any(p.get("for_photos", True) for p in available)

@@ -59,7 +59,7 @@ with right:
         st.caption("Offline? Run `python -m core fetch-weights` on a machine with internet access and copy the "
                    "files to the paths above. The `scratch-*` configurations need no weights.")
 
-if not services.has_photo_model(services.predictors()[0]):
+if not services.photo_model_on_offer():
     ui.reference_offer("overview_fetch_reference", "No model here has learnt from real photos yet (the quick "
                        "comparison trains on drawn faces).")
 

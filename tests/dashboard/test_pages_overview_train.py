@@ -5,6 +5,7 @@ queue and show; tests/jobs/test_jobs.py and the browser test run real workers.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,25 @@ def run_page(name: str, **query) -> AppTest:
     return at if name == "overview.py" else at.switch_page(f"views/{name}").run()
 
 
+
+
+def test_overview_offers_the_reference_model_only_until_a_model_learnt_from_photos(fresh_artifacts):
+    from dataclasses import replace
+
+    from conftest import tiny_config
+
+    from core.store import RunStore
+
+    store = RunStore()
+    drawn = store.create_run(tiny_config(), {"name": "synthetic-tiny", "fingerprint": "a"})
+    store.finish(drawn)
+    assert "No model here has learnt from real photos yet" in texts(run_page("overview.py"))
+    photos = tiny_config()
+    photos = replace(photos, data=replace(photos.data, dataset="my-photos"))
+    real = store.create_run(photos, {"name": "my-photos", "fingerprint": "b"})
+    store.finish(real)
+    time.sleep(1.1)  # the server's runs table asks the store at most once a second
+    assert "No model here has learnt from real photos yet" not in texts(run_page("overview.py"))
 
 
 def test_overview_on_an_empty_store(monkeypatch):
