@@ -14,6 +14,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
+@pytest.fixture(autouse=True)
+def main_module_restored():
+    """Streamlit's AppTest runs a page as ``__main__`` and leaves it there; a later test's spawned process
+    (the bench's workers) would then re-run that page on start-up and die. Each test gets the real one back."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_lab(tmp_path_factory):
     """Point the run store, datasets and Keras cache at session-private folders."""
