@@ -74,7 +74,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from core.inference.video import VIDEO_SUFFIXES, VideoError
     from core.store import RunNotFound
 
-    predictors = inference.list_predictors()
+    refs_only = bool(args.runs) and all(token.startswith(inference.REFERENCE_PREFIX) for token in args.runs)
+    predictors = inference.list_predictors(runs=not refs_only)
     try:
         ids = inference.match_predictors(args.runs, predictors) if args.runs else [p["id"] for p in predictors]
     except RunNotFound as exc:

@@ -78,16 +78,18 @@ class Predictor:
         return d
 
 
-def list_predictors(store: RunStore | None = None) -> list[dict]:
+def list_predictors(store: RunStore | None = None, runs: bool = True) -> list[dict]:
     """Finished training runs in the store (newest first), then registered references.
+
+    ``runs=False`` lists the references only, without opening the run store: a command that asks
+    for references alone starts about a second sooner (no MLflow import, no store query).
 
     Each dict: id, label, kind ('run'|'reference'), arch, class_names, input_size, color,
     source_size, scaling, dataset, test_accuracy, gradcam, path, trained_on, note (e.g.
     DRAWN_FACES_NOTE for runs trained on a synthetic set), for_photos. Evaluation runs are left
     out: their model is the one of the run (or reference) they evaluated.
     """
-    store = store or RunStore()
-    out = [p.to_dict() for p in _run_predictors(store)]
+    out = [p.to_dict() for p in _run_predictors(store or RunStore())] if runs else []
     out += [reference_predictor(name, entry).to_dict() for name, entry in list_references().items()]
     return out
 

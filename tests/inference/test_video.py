@@ -161,3 +161,15 @@ def test_video_panel_charts_each_face_and_offers_both_downloads(tiny, downloads,
     # The result is kept: another rerun shows it without analysing again.
     at.run()
     assert len(at.get("plotly_chart")) == 1 and not [b for b in at.button if b.key == "predict_video_start"]
+
+
+def test_cli_scores_photos_with_references_alone_while_the_run_store_is_damaged(tiny, tmp_path, monkeypatch, capsys):
+    """References live outside the run store: asking for them alone neither opens nor touches the store."""
+    damaged = tmp_path / "mlflow.db"
+    damaged.write_bytes(b"not a database" * 100)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{damaged}")
+    photo = tmp_path / "astronaut.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR))
+    assert main(["predict", str(photo), "--runs", "ref:tiny"]) == 0
+    assert "astronaut.png: 1 face(s), mtcnn detector" in capsys.readouterr().out
+    assert damaged.read_bytes() == b"not a database" * 100
