@@ -81,6 +81,7 @@ from dashboard.services.predict import (
     yunet_model,
 )
 from dashboard.services.quiet import quiet_native_logs
+from dashboard.services.runner import keep_keras_between_runs
 from dashboard.services.runstore import (
     KIND_NOTES,
     LIVE_TTL,
@@ -136,6 +137,7 @@ from dashboard.services.teaching import (
 
 # The server log (and the workers it starts) without OpenCV/FFmpeg C++ log lines.
 quiet_native_logs()
+keep_keras_between_runs()
 
 __all__ = [
     "ARCHITECTURES", "CONFIG_IDS", "DESCRIPTIONS",

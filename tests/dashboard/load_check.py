@@ -1,12 +1,15 @@
 """Bounded load check of the dashboard on loopback (a script, not a test: pytest does not collect it).
 
-    .venv/bin/python tests/dashboard/load_check.py [--sessions 8] [--rounds 3]
+    .venv/bin/python tests/dashboard/load_check.py [--sessions 8] [--rounds 3] [--driver protocol|browser]
 
 Serves the dashboard as the README does (from the project root, so .streamlit/config.toml
 applies) on a free loopback port with a throwaway artifacts folder, trains one tiny model so
 Predict has something to answer with, queues a second training job that runs throughout,
-then drives N concurrent headless Chromium sessions, each cycling Overview, Train, Compare
-and Predict (uploading scikit-image's astronaut) for a fixed number of rounds. It reports
+then drives N concurrent sessions, each cycling Overview, Train, Compare and Predict (uploading
+scikit-image's astronaut) for a fixed number of rounds. The sessions speak Streamlit's own protocol
+(tests/dashboard/ws_session.py) by default, so the times are the server's, as users on their own
+machines would see them; ``--driver browser`` runs them in headless Chromium instead, on this machine,
+where the browsers take most of the CPU. It reports
 page times (p50/p95 per page), errors (timeouts, failed loads) and exceptions shown in pages,
 the server's memory (idle, after the pages that need no model, after Predict, after the load) and
 where the machine's CPU went during the load (the server, the training job, the browsers). With
@@ -113,18 +116,24 @@ class CpuMeter:
         return out
 
 
-def profile_summary(raw: Path, top: int = 15) -> list[str]:
-    """The lab's functions (dashboard/, core/) by the share of the server's busy samples (a thread holding the GIL,
-    so working, not waiting) they were on the stack for."""
-    inclusive, total = Counter(), 0
+def profile_summary(raw: Path, top: int = 12) -> list[str]:
+    """Where the server's busy samples (a thread holding the GIL, so working, not waiting) went: the lab's
+    functions (dashboard/, core/) by the share of samples they were on the stack for, then any code's
+    functions by the share they were the innermost frame for (a library's cost the lab's frames hide)."""
+    inclusive, leaf, total = Counter(), Counter(), 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack:
             continue
         total += int(count)
-        for frame in dict.fromkeys(f for f in stack.split(";") if "dashboard/" in f or "core/" in f):
+        frames = stack.split(";")
+        leaf[frames[-1]] += int(count)
+        for frame in dict.fromkeys(f for f in frames if "dashboard/" in f or "core/" in f):
             inclusive[frame] += int(count)
-    return [f"{n / total:6.1%}  {frame}" for frame, n in inclusive.most_common(top)] if total else []
+    if not total:
+        return []
+    return ([f"{n / total:6.1%}  {frame}" for frame, n in inclusive.most_common(top)] + ["innermost frames:"]
+            + [f"{n / total:6.1%}  {frame}" for frame, n in leaf.most_common(top)])
 
 
 def core_cli(env: dict, *args: str) -> None:
@@ -157,12 +166,49 @@ async def session(browser, url: str, rounds: int, photo: Path, times: dict, prob
     await context.close()
 
 
-async def drive(url: str, sessions: int, rounds: int, photo: Path,
-                pages: tuple[str, ...] = tuple(PAGES)) -> tuple[dict, list]:
-    from playwright.async_api import async_playwright
+async def protocol_session(url: str, rounds: int, photo: Path, times: dict, problems: list, who: int,
+                           pages: tuple[str, ...] = tuple(PAGES), server_cpu: dict | None = None) -> None:
+    """One user over Streamlit's protocol; with ``server_cpu`` (alone on the server), the server's CPU
+    seconds per page are recorded too."""
+    import psutil
+    from ws_session import ProtocolSession
 
+    server = next((p for p in psutil.process_iter(["cmdline"]) if "streamlit" in " ".join(p.info["cmdline"] or [])
+                   and url.rsplit(":", 1)[1] in " ".join(p.info["cmdline"] or [])), None)
+
+    def cpu() -> float:
+        t = server.cpu_times() if server else None
+        return t.user + t.system if t else 0.0
+
+    async with ProtocolSession(url, PAGE_TIMEOUT_S) as s:
+        for r in range(rounds):
+            for name in pages:
+                path = "" if name == "overview" else name
+                start, used = time.perf_counter(), cpu()
+                try:
+                    got = await s.visit(path)
+                    if name == "predict":
+                        got = await s.upload(path, got.uploaders["Photos"], photo.name, photo.read_bytes(), "image/png")
+                    if not got.shows(PAGES[name]):
+                        problems.append(f"session {who} round {r} {name}: {PAGES[name]!r} not shown")
+                    problems.extend(f"session {who} round {r} {name}: exception: {e}" for e in got.exceptions)
+                    times.setdefault(name, []).append(time.perf_counter() - start)
+                    if server_cpu is not None:
+                        server_cpu.setdefault(name, []).append(cpu() - used)
+                except Exception as exc:  # a timeout or a refused upload is what this check is looking for
+                    problems.append(f"session {who} round {r} {name}: {type(exc).__name__}: {exc}")
+
+
+async def drive(url: str, sessions: int, rounds: int, photo: Path, pages: tuple[str, ...] = tuple(PAGES),
+                driver: str = "protocol", server_cpu: dict | None = None) -> tuple[dict, list]:
     times: dict[str, list[float]] = {}
     problems: list[str] = []
+    if driver == "protocol":
+        await asyncio.gather(*[protocol_session(url, rounds, photo, times, problems, i, pages, server_cpu)
+                               for i in range(sessions)])
+        return times, problems
+    from playwright.async_api import async_playwright
+
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -178,6 +224,9 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="sample the server with py-spy during the load")
+    parser.add_argument("--driver", choices=("protocol", "browser"), default="protocol",
+                        help="protocol: sessions speak Streamlit's websocket protocol (the server's time); "
+                             "browser: headless Chromium on this machine (adds the browsers' rendering)")
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if args.profile and not Path(spy).exists():
@@ -185,7 +234,7 @@ def main() -> int:
         return 2
     # Stopped from outside (kill, timeout): still stop the server, its worker and the job.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if not Path(CHROMIUM).exists():
+    if args.driver == "browser" and not Path(CHROMIUM).exists():
         print("error: needs Debian's chromium (apt-get install chromium)", file=sys.stderr)
         return 2
 
@@ -217,10 +266,14 @@ def main() -> int:
         idle = rss_mb(server.pid)
         # One session visits every page once first: models and TensorFlow load once per server, and
         # growth under load is what this check looks for. Predict comes last: it is the page that loads them.
-        asyncio.run(drive(url, 1, 1, photo, ("overview", "train", "compare")))
+        alone: dict[str, list[float]] = {}
+        asyncio.run(drive(url, 1, 1, photo, ("overview", "train", "compare"), args.driver, alone))
         no_model = rss_mb(server.pid)
-        asyncio.run(drive(url, 1, 1, photo, ("predict",)))
+        asyncio.run(drive(url, 1, 1, photo, ("predict",), args.driver, alone))
         before = rss_mb(server.pid)
+        # Once more, warm: what one user's page costs the server once models and caches are loaded.
+        alone.clear()
+        asyncio.run(drive(url, 1, 1, photo, tuple(PAGES), args.driver, alone))
         load_before = os.getloadavg()[0]
         raw = work / "server-profile.txt"
         sampler = subprocess.Popen([spy, "record", "--pid", str(server.pid), "--format", "raw", "--rate", "20", "--gil",
@@ -228,7 +281,7 @@ def main() -> int:
                                    stderr=subprocess.DEVNULL) if args.profile else None
         start = time.perf_counter()
         with CpuMeter(server.pid) as cpu:
-            times, problems = asyncio.run(drive(url, args.sessions, args.rounds, photo))
+            times, problems = asyncio.run(drive(url, args.sessions, args.rounds, photo, driver=args.driver))
         wall = time.perf_counter() - start
         after = rss_mb(server.pid)
         if sampler is not None:
@@ -241,8 +294,10 @@ def main() -> int:
         stop_worker(env)
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\n{args.sessions} sessions x {args.rounds} rounds of Overview, Train, Compare, Predict (upload) on "
-          f"{url}, one job training; {wall:.0f} s, load average {load_before:.1f} at the start")
+    print(f"\n{args.sessions} sessions ({args.driver}) x {args.rounds} rounds of Overview, Train, Compare, Predict "
+          f"(upload) on {url}, one job training; {wall:.0f} s, load average {load_before:.1f} at the start")
+    if alone:
+        print("one user alone, warm: server CPU per page " + ", ".join(f"{k} {v[0]:.2f} s" for k, v in alone.items()))
     print(f"{'page':<10} {'loads':>5} {'p50 s':>7} {'p95 s':>7} {'max s':>7}")
     for name in PAGES:
         t = np.array(times.get(name, []))

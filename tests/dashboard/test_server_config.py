@@ -39,3 +39,16 @@ def test_without_sign_in_the_local_lab_opens_directly(no_worker):
     assert not at.exception
     assert "Sign in" not in [b.label for b in at.button]
     assert "No runs yet" in texts(at)  # the Overview page ran
+
+
+def test_page_runs_leave_keras_and_full_garbage_collections_alone(no_worker):
+    """Streamlit's defaults reset Keras and collect all garbage after every page run of every session:
+    with TensorFlow loaded that was most of the server's busy time under load (load_check.py --profile)."""
+    from keras.src.backend.common import global_state
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["runner"]["postScriptGC"] is False
+    global_state.set_global_attribute("lab_probe", "kept")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert global_state.get_global_attribute("lab_probe") == "kept"  # clear_session() would have dropped it
