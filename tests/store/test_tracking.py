@@ -150,6 +150,26 @@ def test_run_table_follows_the_store_reading_only_what_can_change(store, monkeyp
     assert done[0] not in set(table.table().run_id)
 
 
+def test_run_table_reads_failed_runs_once_and_sees_one_resumed(store, monkeypatch):
+    from core.store import RunTable
+
+    failed, cancelled = _run(store, "FAILED"), _run(store, "KILLED")
+    table = RunTable(store, min_interval_s=0.0)
+    table.NEW_RUN_MARGIN_S = 0.0
+    _run(store, "FINISHED")  # the newest run: the failed ones are not recent
+    key = table.refresh()
+    read = []
+    search = store.search
+    monkeypatch.setattr(store, "search", lambda where="", max_results=None: read.extend(
+        r.info.run_id for r in search(where, max_results)) or search(where, max_results))
+    assert table.refresh() == key
+    assert failed not in read and cancelled not in read, "settled runs are not read again at every refresh"
+    assert not table.is_finished(failed), "a failed run's data may still grow: it is not cached for good"
+    store.reopen(failed)  # the job is retried
+    assert table.refresh() != key
+    assert table.table().set_index("run_id").status[failed] == "RUNNING" and not table.is_finished(failed)
+
+
 def test_run_table_asks_the_store_at_most_once_per_interval(store, monkeypatch):
     from core.store import RunTable
 
@@ -217,10 +237,14 @@ def test_a_restarted_server_starts_from_the_saved_table_and_catches_up(store, mo
 
     monkeypatch.setattr(store, "search", slow_full_read)
     table = RunTable(store, min_interval_s=0.0, persist=True)
+    table.refresh()
+    assert not table._reloading, "the first visitors' pages do not share the machine with a full read"
+    table = RunTable(store, min_interval_s=0.0, persist=True)
+    table.RESTORE_GRACE_S = 0.0
     table.refresh()  # returns while the full read waits: the first page does not wait for every run
     shown = table.table().set_index("run_id").status.to_dict()
     assert shown == {new: "RUNNING", open_then: "FINISHED", deleted: "FINISHED", kept: "FINISHED"}
-    # The deletion, which only a full read can see, arrives from the background read the restart started.
+    # The deletion, which only a full read can see, arrives from the background read after the grace period.
     release.set()
     deadline = time.monotonic() + 30
     while deleted in set(table.table().run_id) and time.monotonic() < deadline:
