@@ -162,7 +162,10 @@ def test_detection_benchmark_boxes_and_matching():
     from core.bench import inference as bench
 
     spec = json.loads(bench.DETECTION_BOXES.read_text())
-    assert sum(len(p["faces"]) for p in spec["photos"]) == 39 and len(spec["photos"]) == 29
+    # The floor for a benchmark that can tell detectors apart: 40 faces, 8 photos of several people.
+    assert sum(len(p["faces"]) for p in spec["photos"]) >= 40
+    assert sum(len(p["faces"]) >= 2 for p in spec["photos"]) >= 8
+    assert len({p["name"] for p in spec["photos"]}) == len(spec["photos"]), "one entry per photo"
     for p in spec["photos"]:
         assert p["source"] in spec["sources"] and len(p["sha256"]) == 64
         assert all(len(b) == 4 and min(b[2:]) > 0 for b in p["faces"] + p["ignore"])
