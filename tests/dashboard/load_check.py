@@ -136,6 +136,19 @@ def profile_summary(raw: Path, top: int = 12) -> list[str]:
             + [f"{n / total:6.1%}  {frame}" for frame, n in leaf.most_common(top)])
 
 
+def photo_for(photo: Path, who: int, r: int) -> Path:
+    """The portrait as session ``who`` uploads it in round ``r``: cropped a few pixels differently each time,
+    so every upload is a new photo to detect and score (Predict caches what it has already analysed)."""
+    from PIL import Image
+
+    out = photo.with_name(f"{photo.stem}-{who}-{r}.png")
+    if not out.exists():
+        k = 1 + 16 * who + r  # distinct for up to 16 rounds; the crop takes the right and bottom edges, not the face
+        with Image.open(photo) as img:
+            img.crop((0, 0, img.width - k, img.height - k)).save(out)
+    return out
+
+
 def core_cli(env: dict, *args: str) -> None:
     subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=env, check=True,
                    stdout=subprocess.DEVNULL)
@@ -154,7 +167,7 @@ async def session(browser, url: str, rounds: int, photo: Path, times: dict, prob
                 await page.goto(f"{url}/{'' if name == 'overview' else name}")
                 if name == "predict":
                     await page.get_by_text("Photos", exact=True).first.wait_for()
-                    await page.locator("input[type=file]").first.set_input_files(str(photo))
+                    await page.locator("input[type=file]").first.set_input_files(str(photo_for(photo, who, r)))
                 await page.get_by_text(marker, exact=False).first.wait_for()
                 # Streamlit shows "Running..." while the script runs: the page is done when it goes.
                 await page.locator("[data-testid=stStatusWidget]").wait_for(state="hidden")
@@ -188,7 +201,8 @@ async def protocol_session(url: str, rounds: int, photo: Path, times: dict, prob
                 try:
                     got = await s.visit(path)
                     if name == "predict":
-                        got = await s.upload(path, got.uploaders["Photos"], photo.name, photo.read_bytes(), "image/png")
+                        mine = photo_for(photo, who, r)
+                        got = await s.upload(path, got.uploaders["Photos"], mine.name, mine.read_bytes(), "image/png")
                     if not got.shows(PAGES[name]):
                         problems.append(f"session {who} round {r} {name}: {PAGES[name]!r} not shown")
                     problems.extend(f"session {who} round {r} {name}: exception: {e}" for e in got.exceptions)
