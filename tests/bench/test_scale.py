@@ -25,3 +25,7 @@ def test_fixture_runs_carry_curves_reports_predictions_seeds_and_groups(fresh_ar
     assert np.asarray(report["confusion_matrix"]).sum() == len(preds["y_true"]) == 21
     assert np.array_equal(preds["y_pred"], preds["probs"].argmax(axis=1))
     assert store.config(rid).data.dataset == "synthetic-tiny"
+    # No model file is written, so Predict must not offer the runs (it would fail to load them).
+    from core import inference
+
+    assert not [p for p in inference.list_predictors() if p["id"] in ids]
