@@ -137,15 +137,17 @@ def profile_summary(raw: Path, top: int = 12) -> list[str]:
 
 
 def photo_for(photo: Path, who: int, r: int) -> Path:
-    """The portrait as session ``who`` uploads it in round ``r``: cropped a few pixels differently each time,
-    so every upload is a new photo to detect and score (Predict caches what it has already analysed)."""
+    """The portrait as session ``who`` uploads it in round ``r`` (both 0-255): two corner pixels differ, so every
+    upload is a new photo to detect and score (Predict caches what it has already analysed), with the same faces."""
     from PIL import Image
 
     out = photo.with_name(f"{photo.stem}-{who}-{r}.png")
     if not out.exists():
-        k = 1 + 16 * who + r  # distinct for up to 16 rounds; the crop takes the right and bottom edges, not the face
         with Image.open(photo) as img:
-            img.crop((0, 0, img.width - k, img.height - k)).save(out)
+            img = img.convert("RGB")
+            img.putpixel((0, 0), (who, r, 0))
+            img.putpixel((1, 0), (r, who, 255))
+            img.save(out)
     return out
 
 
@@ -214,11 +216,12 @@ async def protocol_session(url: str, rounds: int, photo: Path, times: dict, prob
 
 
 async def drive(url: str, sessions: int, rounds: int, photo: Path, pages: tuple[str, ...] = tuple(PAGES),
-                driver: str = "protocol", server_cpu: dict | None = None) -> tuple[dict, list]:
+                driver: str = "protocol", server_cpu: dict | None = None, first: int = 0) -> tuple[dict, list]:
+    """``sessions`` concurrent users, numbered from ``first`` (each number uploads photos of its own)."""
     times: dict[str, list[float]] = {}
     problems: list[str] = []
     if driver == "protocol":
-        await asyncio.gather(*[protocol_session(url, rounds, photo, times, problems, i, pages, server_cpu)
+        await asyncio.gather(*[protocol_session(url, rounds, photo, times, problems, first + i, pages, server_cpu)
                                for i in range(sessions)])
         return times, problems
     from playwright.async_api import async_playwright
@@ -227,7 +230,7 @@ async def drive(url: str, sessions: int, rounds: int, photo: Path, pages: tuple[
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run"])
-        await asyncio.gather(*[session(browser, url, rounds, photo, times, problems, i, pages)
+        await asyncio.gather(*[session(browser, url, rounds, photo, times, problems, first + i, pages)
                                for i in range(sessions)])
         await browser.close()
     return times, problems
@@ -283,11 +286,12 @@ def main() -> int:
         alone: dict[str, list[float]] = {}
         asyncio.run(drive(url, 1, 1, photo, ("overview", "train", "compare"), args.driver, alone))
         no_model = rss_mb(server.pid)
-        asyncio.run(drive(url, 1, 1, photo, ("predict",), args.driver, alone))
+        asyncio.run(drive(url, 1, 1, photo, ("predict",), args.driver, alone, first=255))
         before = rss_mb(server.pid)
-        # Once more, warm: what one user's page costs the server once models and caches are loaded.
+        # Once more, warm (with a photo not analysed yet): what one user's page costs the server once models
+        # and caches are loaded.
         alone.clear()
-        asyncio.run(drive(url, 1, 1, photo, tuple(PAGES), args.driver, alone))
+        asyncio.run(drive(url, 1, 1, photo, tuple(PAGES), args.driver, alone, first=254))
         load_before = os.getloadavg()[0]
         raw = work / "server-profile.txt"
         sampler = subprocess.Popen([spy, "record", "--pid", str(server.pid), "--format", "raw", "--rate", "20", "--gil",
