@@ -60,6 +60,18 @@ def test_the_default_detector_finds_every_face_of_a_composed_group_photo():
     assert len(detect_faces(photo, "haar")) < len(placed)
 
 
+def test_the_compiled_detector_finds_the_same_faces_as_the_first_eager_search(monkeypatch):
+    """From its second photo on MTCNN runs compiled (the dashboard's speed); the boxes must not change."""
+    photo, _ = _group_photo()
+    fresh = faces._mtcnn.__wrapped__()  # a new detector: its first search runs eagerly
+    monkeypatch.setattr(faces, "_mtcnn", lambda: fresh)
+    eager = detect_faces(photo)
+    assert fresh.lab_compiled
+    compiled = detect_faces(photo)
+    assert [f.box for f in compiled] == [f.box for f in eager]
+    assert np.allclose([f.landmarks for f in compiled], [f.landmarks for f in eager], atol=0.5)
+
+
 def test_a_2_megapixel_photo_is_searched_on_a_working_copy():
     photo, placed = _group_photo()
     big = cv2.resize(photo, (1960, 1120), interpolation=cv2.INTER_CUBIC)  # 2.2 MP: every box 1.4 times
