@@ -269,7 +269,11 @@ def _kill_and_resume(w: Workers) -> dict:
     before = _wait(mid_epoch, 240, "the job to be part-way through epoch 2", interval=0.05)
     first.send_signal(signal.SIGKILL)
     first.wait()
-    after_kill, status_after_kill = jobs.get_job(job_id), jobs.worker_status()
+    # The job process gets SIGKILL as its worker dies (PR_SET_PDEATHSIG), but a process holding TensorFlow takes
+    # a moment to exit; until it has, someone does run the job. A busy 2-core CI machine showed that moment.
+    after_kill = _wait(lambda: (j := jobs.get_job(job_id))["state"] != "running" and j, 30,
+                       "the job to read as no longer running")
+    status_after_kill = jobs.worker_status()
 
     replacement = jobs.ensure_worker(idle_exit_s=1)
     second_call = jobs.ensure_worker(idle_exit_s=1)
