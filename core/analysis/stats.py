@@ -195,21 +195,31 @@ def curve_band(curves: Sequence[pd.DataFrame], metric: str, x: str = "epoch", sm
     if x not in ("epoch", "time"):
         raise ValueError(f"x: expected 'epoch' or 'time'. Received: x={x!r}")
     columns = ["x", "mean", "low", "high", "n"]
-    frames = []
-    for i, h in enumerate(curves):
+    # Plain arrays rather than a pivot of a long frame: Compare asks for a few hundred bands per
+    # selection, and pandas' reshaping cost more than the statistics.
+    series = []
+    for h in curves:
         if metric not in h or not len(h):
             continue
-        h = h.sort_values("epoch")
-        y = h[metric].astype(float)
+        order = np.argsort(h["epoch"].to_numpy(), kind="stable")
+        y = h[metric].to_numpy(dtype=np.float64)[order]
         if smoothing:
-            y = y.ewm(alpha=1 - smoothing, adjust=True).mean()
-        frames.append(pd.DataFrame({"epoch": h["epoch"].to_numpy(), "seed": i, "y": y.to_numpy(),
-                                    "t": h["epoch_time"].astype(float).cumsum().to_numpy()}))
-    if not frames:
+            y = pd.Series(y).ewm(alpha=1 - smoothing, adjust=True).mean().to_numpy()
+        series.append((h["epoch"].to_numpy()[order], y, h["epoch_time"].to_numpy(dtype=np.float64)[order].cumsum()))
+    if not series:
         return pd.DataFrame(columns=columns)
-    long = pd.concat(frames)
-    wide = long.pivot(index="epoch", columns="seed", values="y").sort_index()
-    ci = mean_ci(wide.to_numpy().T, confidence)
-    xs = wide.index.to_numpy() if x == "epoch" else long.groupby("epoch")["t"].mean().loc[wide.index].to_numpy()
+    epochs = np.unique(np.concatenate([e for e, _, _ in series]))
+    ys = np.full((len(series), len(epochs)), np.nan)
+    ts = np.full_like(ys, np.nan)
+    for i, (e, y, t) in enumerate(series):
+        at = np.searchsorted(epochs, e)
+        ys[i, at], ts[i, at] = y, t
+    ci = mean_ci(ys, confidence)
+    if x == "epoch":
+        xs = epochs
+    else:
+        with warnings.catch_warnings():  # no NaN expected; a seed without times must not warn per epoch
+            warnings.simplefilter("ignore", RuntimeWarning)
+            xs = np.nanmean(ts, axis=0)
     return pd.DataFrame({"x": xs, "mean": ci["mean"], "low": ci["low"], "high": ci["high"], "n": ci["n"]},
                         columns=columns)

@@ -5,12 +5,16 @@ local SQLite store for a team server (``MLFLOW_TRACKING_URI``) changes nothing e
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import json
 import os
 import platform
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -207,8 +211,9 @@ class RunStore:
         runs, token = [], None
         while max_results is None or len(runs) < max_results:
             want = SEARCH_PAGE if max_results is None else min(SEARCH_PAGE, max_results - len(runs))
-            page = self.client.search_runs([self.experiment_id], where, max_results=want,
-                                           order_by=["attributes.start_time DESC"], page_token=token)
+            with gc_paused():
+                page = self.client.search_runs([self.experiment_id], where, max_results=want,
+                                               order_by=["attributes.start_time DESC"], page_token=token)
             runs += list(page)
             self._roots.update((r.info.run_id, r.info.artifact_uri) for r in page)
             token = page.token
@@ -291,6 +296,35 @@ class RunStore:
         if path is None:
             raise RunNotFound(f"Run {run_id!r} has no saved model (not finished, or failed)")
         return _load_keras(str(path), path.stat().st_mtime)
+
+
+_gc_lock = threading.Lock()
+_gc_pausers = 0
+_gc_was_enabled = True
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while the block runs (process-wide; nests across threads).
+
+    An MLflow search builds one SQLAlchemy object per tag, param and metric of every run (about 80
+    per run here), and each allocation burst sets off collections that walk the whole heap of a
+    dashboard server: for a big store, most of the read's time. Nothing built here is cyclic garbage,
+    so collecting is merely postponed to the end of the block.
+    """
+    global _gc_pausers, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pausers == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pausers += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and _gc_was_enabled:
+                gc.enable()
 
 
 def run_row(r) -> dict[str, Any]:

@@ -120,6 +120,41 @@ def test_list_runs_reads_every_page_and_keeps_the_newest_when_capped(store, monk
     assert store.list_runs(max_results=3).run_id.tolist() == ids[:1:-1]
 
 
+def test_a_search_pauses_garbage_collection_only_while_it_reads(store, monkeypatch):
+    # A big store's read was mostly collector passes over the server's heap; left off, the server's
+    # memory would grow for good, so it must come back on after every read, failed ones included.
+    import gc
+
+    from core.store import tracking
+
+    _run(store, "FINISHED")
+    seen = []
+    real = store.client.search_runs
+
+    def spy(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store.client, "search_runs", spy)
+    assert len(store.search()) == 1 and seen == [False] and gc.isenabled()
+    monkeypatch.setattr(store.client, "search_runs", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        store.search()
+    assert gc.isenabled()
+    with tracking.gc_paused():  # nested (two sessions' threads reading at once): on only after the outer one
+        with tracking.gc_paused():
+            pass
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()  # a process that turned it off itself keeps it off
+    try:
+        with tracking.gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_run_table_follows_the_store_reading_only_what_can_change(store, monkeypatch):
     from core.store import RunTable
 
