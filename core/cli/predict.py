@@ -68,11 +68,11 @@ def register(add: AddParser) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Every selected model's emotion for every face in each photo, folder and video
-    (1: some file unreadable; 2: bad setup)."""
+    (1: some file unreadable, or some model could not be loaded and the others scored; 2: bad setup)."""
     from core import inference
     from core.inference.faces import ImageError, load_image
     from core.inference.video import VIDEO_SUFFIXES, VideoError
-    from core.store import RunNotFound
+    from core.store import RunNotFound, StoreUnreachable
 
     refs_only = bool(args.runs) and all(token.startswith(inference.REFERENCE_PREFIX) for token in args.runs)
     predictors = inference.list_predictors(runs=not refs_only)
@@ -89,19 +89,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for p in predictors:
         if p["id"] in ids and p["note"]:
             print(f"note: {p['label']}: {p['note']}")
-    status, rows = 0, []
+    status, rows, skipped = 0, [], {}
     for path in args.images:
         try:
             if Path(path).is_dir():
-                status = max(status, predict_folder(path, ids, labels, args, rows))
+                status = max(status, predict_folder(path, ids, labels, args, rows, skipped))
             elif Path(path).suffix.lower() in VIDEO_SUFFIXES:
-                predict_video(path, ids, labels, args, rows)
+                predict_video(path, ids, labels, args, rows, skipped)
             else:
                 rgb = load_image(path)
                 result = inference.predict_faces(rgb, ids, detector=args.detector, margin=args.margin,
                                                  gradcam=bool(args.gradcam_dir), yunet_model=args.yunet_model,
                                                  align=args.align)
                 rows += inference.prediction_rows(Path(path).name, result, labels)
+                skipped.update(result["skipped"])
                 print_faces(path, result, ids, labels, args)
         except (ImageError, VideoError) as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -109,6 +110,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         except (ValueError, FileNotFoundError) as exc:  # detector problems, e.g. a missing YuNet file
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        except (RunNotFound, StoreUnreachable) as exc:  # not one chosen model could be loaded
+            print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+            return 2
+    for pid, why in skipped.items():
+        print(f"warning: not scored by {labels.get(pid, pid)}: {why}", file=sys.stderr)
+        status = max(status, 1)
     if args.out:
         import pandas as pd
 
@@ -120,7 +127,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def predict_folder(folder: str, ids: list[str], labels: dict[str, str], args: argparse.Namespace,
-                   rows: list[dict]) -> int:
+                   rows: list[dict], skipped: dict[str, str]) -> int:
     """Score every image in a folder with a progress bar; unreadable files are listed (status 1), not fatal."""
     from tqdm import tqdm
 
@@ -137,6 +144,7 @@ def predict_folder(folder: str, ids: list[str], labels: dict[str, str], args: ar
         row["model"] = labels.get(row["model id"], row["model"])
         row["file"] = f"{Path(folder).name}/{row['file']}"
     rows += got["rows"]
+    skipped.update(got["skipped"])
     faces = len({(r["file"], r["face"]) for r in got["rows"]})
     print(f"{folder}: {got['scored']} of {got['files']} file(s) scored, {faces} face(s) ({args.detector} detector), "
           f"{len(got['no_face'])} without a face" + ("" if args.out else "; --out FILE.csv saves every prediction"))
@@ -148,7 +156,7 @@ def predict_folder(folder: str, ids: list[str], labels: dict[str, str], args: ar
 
 
 def predict_video(path: str, ids: list[str], labels: dict[str, str], args: argparse.Namespace,
-                  rows: list[dict]) -> None:
+                  rows: list[dict], skipped: dict[str, str]) -> None:
     """Track the faces of a video and print, per face and model, the dominant emotion and its changes."""
     from tqdm import tqdm
 
@@ -166,6 +174,7 @@ def predict_video(path: str, ids: list[str], labels: dict[str, str], args: argpa
     for row in got["rows"]:
         row["model"] = labels.get(row["model id"], row["model"])
     rows += [{"file": name, **row} for row in got["rows"]]
+    skipped.update(got["skipped"])
     info = got["info"]
     print(f"{name}: {info['duration_s']:.1f} s at {info['fps']:.0f} fps, {info['analysed']} frames analysed "
           f"({info['sample_fps']:g} per second), {len(got['tracks'])} face(s) tracked ({got['detector']} detector), "

@@ -18,7 +18,7 @@ import numpy as np
 from core.inference.align import aligned_crop
 from core.inference.faces import DEFAULT_DETECTOR, DETECTORS, Face, ImageError, detect_faces, load_image, to_gray
 from core.inference.gradcam import normalise, overlay_heatmap, traced_grad_cam
-from core.inference.predictors import LoadedPredictor, Predictor, load
+from core.inference.predictors import LoadedPredictor, Predictor, load, load_available
 from core.inference.references import scale
 from core.inference.verdict import Verdict, decide, headline
 from core.store import RunStore
@@ -129,7 +129,9 @@ def predict_faces(rgb: np.ndarray, predictor_ids: Sequence[str], detector: str =
                gradcam_ms]}}, total_ms}
       message: None, or why there is nothing to show (no face found)
       detector, aligned (whether crops were eye-levelled), margins {predictor_id: margin}, image_shape (H, W)
-    Grayscale (H, W) photos are accepted too. Unknown ids raise RunNotFound / ReferenceModelError.
+      skipped: {predictor_id: why it could not be loaded} (``predictors.load_available``); the others score
+    Grayscale (H, W) photos are accepted too. When no chosen model can be loaded, the first one's error is
+    raised (RunNotFound, ReferenceModelError, ...).
     """
     t_start = time.perf_counter()
     ids = list(dict.fromkeys(predictor_ids))
@@ -137,15 +139,13 @@ def predict_faces(rgb: np.ndarray, predictor_ids: Sequence[str], detector: str =
         raise ValueError("predictor_ids: choose at least one trained run or reference model")
     if detector not in DETECTORS:
         raise ValueError(f"Unknown detector {detector!r}; expected one of {', '.join(DETECTORS)}")
-    store = store or RunStore()
-    loaded = {}
-    timings: dict[str, Any] = {"models": {}}
-    for pid in ids:
-        if preloaded and pid in preloaded:
-            loaded[pid], fresh = preloaded[pid], False
-        else:
-            loaded[pid], fresh = load(pid, store)
-        timings["models"][pid] = {"load_ms": loaded[pid].load_ms if fresh else 0.0}
+    preloaded = preloaded or {}
+    found, skipped = load_available([pid for pid in ids if pid not in preloaded], store)
+    found.update({pid: (preloaded[pid], False) for pid in ids if pid in preloaded})
+    ids = [pid for pid in ids if pid in found]
+    loaded = {pid: found[pid][0] for pid in ids}
+    timings: dict[str, Any] = {"models": {pid: {"load_ms": found[pid][0].load_ms if found[pid][1] else 0.0}
+                                          for pid in ids}}
 
     t0 = time.perf_counter()
     faces = detect_faces(rgb, detector, min_size=min_size, yunet_model=yunet_model)
@@ -153,7 +153,7 @@ def predict_faces(rgb: np.ndarray, predictor_ids: Sequence[str], detector: str =
     margins = {pid: entry.predictor.margin if margin is None else float(margin) for pid, entry in loaded.items()}
     result = {"faces": [], "predictors": [loaded[p].predictor.to_dict() for p in ids], "timings": timings,
               "message": None, "detector": detector, "aligned": align, "margins": margins,
-              "image_shape": tuple(rgb.shape[:2])}
+              "image_shape": tuple(rgb.shape[:2]), "skipped": skipped}
     if not faces:
         result["message"] = NO_FACE_MESSAGE
         timings["total_ms"] = (time.perf_counter() - t_start) * 1000
@@ -251,15 +251,18 @@ def predict_folder(folder: str | Path, predictor_ids: Sequence[str], detector: s
     """Score every image in a folder (see ``folder_files``) with every predictor; no Grad-CAM.
 
     Returns {rows (``prediction_rows`` of every image, file names relative to the folder),
-    files (how many were tried), scored, no_face [names], unreadable [(name, message)]}.
+    files (how many were tried), scored, no_face [names], unreadable [(name, message)],
+    skipped {predictor_id: why it could not be loaded}}.
     A file that is not a usable image is listed in ``unreadable`` and the rest go on.
     ``progress(done, total, name)`` is called after each file.
     """
     root = Path(folder)
     files = folder_files(root)
     store = store or RunStore()
-    models = {pid: load(pid, store)[0] for pid in dict.fromkeys(predictor_ids)}
-    out: dict[str, Any] = {"rows": [], "files": len(files), "scored": 0, "no_face": [], "unreadable": []}
+    found, skipped = load_available(predictor_ids, store)
+    models = {pid: entry for pid, (entry, _) in found.items()}
+    out: dict[str, Any] = {"rows": [], "files": len(files), "scored": 0, "no_face": [], "unreadable": [],
+                           "skipped": skipped}
     for i, path in enumerate(files):
         name = path.relative_to(root).as_posix()
         try:
@@ -267,7 +270,7 @@ def predict_folder(folder: str | Path, predictor_ids: Sequence[str], detector: s
         except ImageError as exc:
             out["unreadable"].append((name, str(exc)))
         else:
-            result = predict_faces(rgb, predictor_ids, detector, margin, gradcam=False, yunet_model=yunet_model,
+            result = predict_faces(rgb, list(models), detector, margin, gradcam=False, yunet_model=yunet_model,
                                    min_size=min_size, store=store, preloaded=models, align=align)
             out["scored"] += 1
             if not result["faces"]:

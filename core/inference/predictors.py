@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import threading
 import time
+import zipfile
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.configs import ConfigError
 from core.configs.choices import FER_LABELS
 from core.data.loaders import SYNTHETIC_SIZES
 from core.inference.onnx_model import OnnxModel
@@ -228,6 +230,35 @@ def load(predictor_id: str, store: RunStore | None = None) -> tuple[LoadedPredic
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
     return loaded, True
+
+
+# What loading a model that is gone or unreadable raises: a run whose file was deleted (RunNotFound), a
+# reference whose file moved (ReferenceModelError), a store that does not answer (StoreUnreachable, a
+# RuntimeError), a damaged file (Keras and ONNX Runtime: ValueError, OSError, RuntimeError, BadZipFile).
+UNLOADABLE = (RunNotFound, ConfigError, ValueError, OSError, RuntimeError, zipfile.BadZipFile)
+
+
+def load_available(predictor_ids: Sequence[str], store: RunStore | None = None
+                   ) -> tuple[dict[str, tuple[LoadedPredictor, bool]], dict[str, str]]:
+    """Every predictor that can be loaded (``load``'s pair, in the order given), and why each other one
+    could not (id -> message): one model whose file is gone must not stop the others from scoring.
+
+    When none can be loaded, the first one's error is raised: there is nothing to score with.
+    """
+    store = store or RunStore()
+    loaded: dict[str, tuple[LoadedPredictor, bool]] = {}
+    skipped: dict[str, str] = {}
+    first: Exception | None = None
+    for pid in dict.fromkeys(predictor_ids):
+        try:
+            loaded[pid] = load(pid, store)
+        except UNLOADABLE as exc:
+            first = first or exc
+            # RunNotFound is a KeyError, whose str() adds quotes.
+            skipped[pid] = str(exc.args[0]) if isinstance(exc, RunNotFound) and exc.args else str(exc)
+    if not loaded and first is not None:
+        raise first
+    return loaded, skipped
 
 
 def _load_run(run_id: str, store: RunStore) -> LoadedPredictor:

@@ -21,7 +21,7 @@ import numpy as np
 
 from core.inference.faces import DEFAULT_DETECTOR, DETECTORS, Face, detect_faces
 from core.inference.predict import crops_for, prepare, probabilities
-from core.inference.predictors import LoadedPredictor, load
+from core.inference.predictors import LoadedPredictor, load_available
 from core.inference.verdict import decide
 from core.store import RunStore
 
@@ -202,7 +202,7 @@ def analyse_video(path: str | Path, predictor_ids: Sequence[str | LoadedPredicto
     class_names, dominant, dominant_share, top, changes, mean}}, verdict (``verdict.Verdict`` over
     the models' dominant emotions)}], rows (per-frame predictions:
     time, frame, face, box, model, top label, probability, p(class)...), annotated (None or
-    {path, codec, browser}), cancelled, seconds}.
+    {path, codec, browser}), cancelled, seconds, skipped {predictor_id: why it could not be loaded}}.
     """
     t_start = time.perf_counter()
     if not predictor_ids:
@@ -212,10 +212,12 @@ def analyse_video(path: str | Path, predictor_ids: Sequence[str | LoadedPredicto
     name = name or Path(path).name
     info = probe(path, name)
     picked = sample_indices(info["frames"], info["fps"], sample_fps)
+    found, skipped = load_available([p for p in predictor_ids if not isinstance(p, LoadedPredictor)], store)
     loaded = {}
     for p in predictor_ids:
-        entry = p if isinstance(p, LoadedPredictor) else load(p, store)[0]
-        loaded.setdefault(entry.predictor.id, entry)
+        entry = p if isinstance(p, LoadedPredictor) else found[p][0] if p in found else None
+        if entry is not None:
+            loaded.setdefault(entry.predictor.id, entry)
     ids = list(loaded)
     margins = {pid: entry.predictor.margin if margin is None else float(margin) for pid, entry in loaded.items()}
     described = {pid: entry.predictor.to_dict() for pid, entry in loaded.items()}
@@ -281,7 +283,8 @@ def analyse_video(path: str | Path, predictor_ids: Sequence[str | LoadedPredicto
                                    "analysed": len(times)},
             "predictors": [loaded[p].predictor.to_dict() for p in ids], "times": times, "tracks": tracks,
             "rows": [{"detector": detector, **row} for row in rows], "cancelled": stopped, "seconds": time.perf_counter() - t_start,
-            "annotated": None if out_file is None else {"path": str(out_file), "codec": codec, "browser": browser}}
+            "annotated": None if out_file is None else {"path": str(out_file), "codec": codec, "browser": browser},
+            "skipped": skipped}
 
 
 def _score_frame(rgb: np.ndarray, found: list[Face], numbers: list[int], loaded: dict, margins: dict[str, float],

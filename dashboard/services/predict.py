@@ -261,7 +261,7 @@ def analyse_video(data: bytes, name: str, predictor_ids: list[str], sample_fps: 
     """
     from core.configs import ConfigError
     from core.inference import video
-    from core.store import RunNotFound
+    from core.store import RunNotFound, StoreUnreachable
 
     if len(data) > video.MAX_VIDEO_BYTES:
         return {"error": f"{name}: file is {len(data) / 2**20:.0f} MB; the limit is {video.MAX_VIDEO_BYTES // 2**20} MB",
@@ -279,7 +279,7 @@ def analyse_video(data: bytes, name: str, predictor_ids: list[str], sample_fps: 
                                    "file_name": f"{Path(name).stem}-annotated{file.suffix}"}
         result["table"] = pd.DataFrame(result.pop("rows"))
         return result
-    except (video.VideoError, RunNotFound, ConfigError, ValueError, OSError) as exc:
+    except (video.VideoError, RunNotFound, StoreUnreachable, ConfigError, ValueError, OSError) as exc:
         return _error_result(exc, name)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -70,10 +70,19 @@ def video_panel() -> None:
     show_video(result)
 
 
+def warn_skipped(skipped: dict[str, str]) -> None:
+    """Chosen models that could not be loaded (a deleted or damaged file): the others' answers are shown."""
+    if skipped:
+        st.warning("Not scored by " + ui.plural(len(skipped), "chosen model") + ":  \n" + "  \n".join(
+            f"**{ui.md(labels.get(pid, pid))}**: {ui.md(why)}" for pid, why in skipped.items()),
+            icon=":material/error:")
+
+
 def show_video(result: dict) -> None:
     if "error" in result:
         st.error(ui.md(result["error"]), icon=":material/broken_image:")
         return
+    warn_skipped(result["skipped"])
     info, tracks = result["info"], result["tracks"]
     st.markdown(f"**{ui.md(result['name'])}: {ui.plural(len(tracks), 'face')} tracked** "
                 f"({services.detector_label(result['detector'])}) in {info['analysed']} frames "
@@ -216,9 +225,12 @@ if progress:
 
 done = [r for r in results if "error" not in r]
 n_faces = sum(len(r["faces"]) for r in done)
+skipped = {pid: why for r in done for pid, why in r["skipped"].items()}
 st.markdown(f"**{ui.plural(len(uploads), 'photo')}, {ui.plural(n_faces, 'face')} found**, each scored by "
-            f"{ui.plural(len(chosen), 'model')}." + (f" {ui.plural(len(results) - len(done), 'file')} could not be "
-                                                   "analysed." if len(done) < len(results) else ""))
+            f"{ui.plural(len(chosen) - len(skipped), 'model')}."
+            + (f" {ui.plural(len(results) - len(done), 'file')} could not be analysed." if len(done) < len(results)
+               else ""))
+warn_skipped(skipped)
 if len(uploads) > 1:
     show_table(done)
 for n, ((upload, _), result) in enumerate(zip(uploads, results)):

@@ -145,6 +145,35 @@ def test_photo_without_a_face_offers_the_whole_image(lab):
     assert (table[["x", "y", "width", "height"]].to_numpy() == [0, 0, 600, 400]).all()
 
 
+def test_a_chosen_model_whose_file_is_gone_is_named_and_the_others_still_score(lab, tmp_path):
+    import keras
+
+    from core import inference
+    from core.inference.references import registry_path
+
+    saved = registry_path().read_bytes() if registry_path().is_file() else None
+    gone = tmp_path / "gone.keras"
+    keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Flatten(), keras.layers.Dense(7, activation="softmax")]
+                     ).save(gone)
+    inference.register_reference("gone", gone, "angry,disgust,fear,happy,sad,surprise,neutral", input_size=32)
+    gone.unlink()
+    try:
+        at = run_page()
+        at.multiselect(key="predict_models").set_value(["ref:gone", *lab]).run()
+        upload(at, ("astronaut.png", png(skdata.astronaut())))
+        assert not at.error
+        assert at.markdown[0].value.startswith("**1 photo, 1 face found**, each scored by 2 models.")
+        (warning,) = [w.value for w in at.warning if w.value.startswith("Not scored by")]
+        assert warning.startswith("Not scored by 1 chosen model:") and "**reference/gone**: " in warning
+        assert "no longer exists; re-register it" in warning
+        assert set(predictions_table(at)["model id"]) == set(lab)
+    finally:
+        if saved is None:
+            registry_path().unlink()
+        else:
+            registry_path().write_bytes(saved)
+
+
 def test_yunet_is_offered_only_when_configured_and_a_bad_model_file_is_an_error(lab, tmp_path, monkeypatch):
     onnx = tmp_path / "face_detection_yunet.onnx"
     onnx.write_bytes(b"not an onnx model")

@@ -324,3 +324,36 @@ def test_cli_and_dashboard_read_the_same_yunet_setting(reference, tmp_path, monk
     assert services.yunet_model() == str(bogus)
     page = services.analyse_photo(photo.read_bytes(), "astronaut.png", [reference.id], "yunet")
     assert f"{bogus.resolve()} is not a valid YuNet ONNX model" in page["error"]
+
+
+def test_a_model_whose_file_is_gone_is_skipped_and_the_others_still_score(lab, reference, tmp_path, capsys):
+    import pandas as pd
+
+    from core.inference.references import registry_path
+
+    saved = registry_path().read_bytes()
+    gone = tmp_path / "gone.keras"
+    _small_cnn().save(gone)
+    inference.register_reference("gone", gone, ",".join(FER), input_size=64, channels=1, scaling="0-1")
+    gone.unlink()  # the operator tidied a folder
+    try:
+        photo = skdata.astronaut()
+        result = inference.predict_faces(photo, ["ref:gone", reference.id], gradcam=False)
+        assert list(result["skipped"]) == ["ref:gone"] and "no longer exists" in result["skipped"]["ref:gone"]
+        assert [p["id"] for p in result["predictors"]] == [reference.id]
+        assert list(result["faces"][0]["predictions"]) == [reference.id]
+        with pytest.raises(ReferenceModelError, match="no longer exists"):
+            inference.predict_faces(photo, ["ref:gone"])  # nothing left to score with
+
+        path, csv = tmp_path / "astronaut.png", tmp_path / "predictions.csv"
+        Image.fromarray(photo).save(path)
+        rc = main(["predict", str(path), "--runs", reference.id, "ref:gone", "--out", str(csv)])
+        out, err = capsys.readouterr()
+        assert rc == 1 and "astronaut.png: 1 face(s)" in out
+        assert "warning: not scored by reference/gone: reference model 'gone': " in err and "Traceback" not in err
+        assert set(pd.read_csv(csv)["model id"]) == {reference.id}
+        rc = main(["predict", str(path), "--runs", "ref:gone"])
+        err = capsys.readouterr().err
+        assert rc == 2 and "error: reference model 'gone': " in err and "Traceback" not in err
+    finally:
+        registry_path().write_bytes(saved)
