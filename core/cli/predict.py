@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.cli.common import AddParser
+from core.cli.common import AddParser, error_text
 
 
 def register(add: AddParser) -> None:
@@ -111,7 +111,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         except (RunNotFound, StoreUnreachable) as exc:  # not one chosen model could be loaded
-            print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+            print(f"error: {error_text(exc)}", file=sys.stderr)
             return 2
     for pid, why in skipped.items():
         print(f"warning: not scored by {labels.get(pid, pid)}: {why}", file=sys.stderr)
